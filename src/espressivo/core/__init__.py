@@ -1,0 +1,27 @@
+"""The data model every part of espressivo uses: Performance, Score, Alignment."""
+
+from espressivo.core.alignment import Alignment
+from espressivo.core.performance import (
+    CONTROL_DTYPE,
+    NOTE_DTYPE,
+    PIANO_MAX_PITCH,
+    PIANO_MIN_PITCH,
+    SOFT,
+    SOSTENUTO,
+    SUSTAIN,
+    Performance,
+)
+from espressivo.core.score import Score
+
+__all__ = [
+    "Alignment",
+    "CONTROL_DTYPE",
+    "NOTE_DTYPE",
+    "PIANO_MAX_PITCH",
+    "PIANO_MIN_PITCH",
+    "Performance",
+    "SOFT",
+    "SOSTENUTO",
+    "SUSTAIN",
+    "Score",
+]

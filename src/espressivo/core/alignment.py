@@ -1,0 +1,78 @@
+"""`Alignment`: which performed note plays which written note.
+
+Three arrays, in the (n)ASAP / parangonar vocabulary:
+
+``matches``     (``score_id`` unicode, ``performance_id`` int32) — a written note and the key press that played it
+``deletions``   score ids the pianist did not play (or the aligner could not find)
+``insertions``  performance ids that correspond to no written note (wrong notes, added ornaments, ...)
+
+Performance ids are :attr:`Performance.notes` ``id`` values (partitura's ``n<id>`` numbering without
+the ``n``); score ids are :attr:`Score.notes` ``id`` values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from espressivo.core.performance import Performance
+from espressivo.core.score import Score
+from espressivo.errors import EspressivoError
+
+
+def match_dtype(id_length: int = 16) -> np.dtype:
+    return np.dtype([("score_id", f"U{max(1, id_length)}"), ("performance_id", "i4")])
+
+
+@dataclass(frozen=True, eq=False)
+class Alignment:
+    matches: np.ndarray
+    deletions: np.ndarray
+    insertions: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("matches", "deletions", "insertions"):
+            array = np.ascontiguousarray(getattr(self, name))
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+
+    @classmethod
+    def from_pairs(cls, score_ids, performance_ids, deletions=(), insertions=()) -> Alignment:
+        score_ids = np.asarray(score_ids, dtype=str)
+        length = max([1] + [len(s) for s in score_ids] + [len(str(s)) for s in deletions])
+        matches = np.zeros(len(score_ids), match_dtype(length))
+        matches["score_id"] = score_ids
+        matches["performance_id"] = np.asarray(performance_ids, dtype=np.int64)
+        return cls(matches, np.asarray(deletions, dtype=f"U{length}"), np.asarray(insertions, dtype=np.int32))
+
+    def __repr__(self) -> str:
+        return (
+            f"Alignment(matches={len(self.matches)}, deletions={len(self.deletions)}, "
+            f"insertions={len(self.insertions)})"
+        )
+
+    def indices(self, score: Score, performance: Performance) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices ``(score_rows, performance_rows)`` of the matched pairs present in both objects.
+
+        Pairs naming a note the score or the performance does not have are left out.
+        """
+        s_idx = score.index_of(self.matches["score_id"])
+        perf_ids = performance.notes["id"]
+        order = np.argsort(perf_ids, kind="stable")
+        pos = np.clip(np.searchsorted(perf_ids[order], self.matches["performance_id"]), 0, max(len(order) - 1, 0))
+        if len(order) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        found = perf_ids[order][pos] == self.matches["performance_id"]
+        p_idx = np.where(found, order[pos], -1)
+        ok = (s_idx >= 0) & (p_idx >= 0)
+        return s_idx[ok], p_idx[ok]
+
+
+def parse_performance_id(values: np.ndarray) -> np.ndarray:
+    """``"n12"`` → 12 (partitura's performance note ids)."""
+    values = np.char.lstrip(np.asarray(values, dtype=str), "n")
+    try:
+        return values.astype(np.int64)
+    except ValueError:
+        raise EspressivoError("performance note ids must look like n<integer>") from None

@@ -1,0 +1,155 @@
+"""`Score`: what the composer wrote, as structured numpy arrays in beats and quarters.
+
+``notes`` (built by :func:`score_note_dtype`), one row per written note::
+
+    id                unicode  note id from the source (MusicXML ``n12``; ``n12-2`` = 2nd pass after unfolding)
+    onset_beat        float64  onset in beats of the time signature in force (6/8: an eighth is one beat)
+    duration_beat     float64
+    onset_quarter     float64  onset in quarter notes from the start
+    duration_quarter  float64
+    pitch             int16    MIDI pitch
+    voice, staff      int16    as written (0 where the source has none)
+    part              int16    index of the part (instrument) in the source
+    is_grace          bool     grace note (written duration 0)
+
+Markings, each a small structured array sorted by ``onset_quarter``: ``time_signatures``
+(``beats``, ``beat_type``), ``key_signatures`` (``fifths``, ``mode``), ``tempo_markings``
+(``qpm`` quarter notes per minute, ``text``), ``dynamics`` (``text``: pp, f, cresc., ...) and
+``measures`` (``number``).  ``beat_from_quarter`` / ``quarter_from_beat`` map between the two
+score time units (piecewise linear, one piece per time signature).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from espressivo.core.performance import NOTE_DTYPE, Performance
+from espressivo.errors import EspressivoError
+
+TIME_SIGNATURE_DTYPE = np.dtype([("onset_quarter", "f8"), ("onset_beat", "f8"), ("beats", "i2"), ("beat_type", "i2")])
+KEY_SIGNATURE_DTYPE = np.dtype([("onset_quarter", "f8"), ("fifths", "i2"), ("mode", "U5")])
+TEMPO_DTYPE = np.dtype([("onset_quarter", "f8"), ("qpm", "f8"), ("text", "U32")])
+DYNAMICS_DTYPE = np.dtype([("onset_quarter", "f8"), ("text", "U32")])
+MEASURE_DTYPE = np.dtype([("onset_quarter", "f8"), ("number", "i4")])
+
+DEFAULT_QPM = 120.0
+GRACE_NOTE_SEC = 0.07
+
+
+def score_note_dtype(id_length: int = 16) -> np.dtype:
+    return np.dtype(
+        [
+            ("id", f"U{max(1, id_length)}"),
+            ("onset_beat", "f8"),
+            ("duration_beat", "f8"),
+            ("onset_quarter", "f8"),
+            ("duration_quarter", "f8"),
+            ("pitch", "i2"),
+            ("voice", "i2"),
+            ("staff", "i2"),
+            ("part", "i2"),
+            ("is_grace", "?"),
+        ]
+    )
+
+
+def _empty(dtype: np.dtype):
+    return field(default_factory=lambda: np.zeros(0, dtype))
+
+
+@dataclass(frozen=True, eq=False)
+class Score:
+    """A written score (see the module docstring for the arrays and their units)."""
+
+    notes: np.ndarray
+    time_signatures: np.ndarray = _empty(TIME_SIGNATURE_DTYPE)
+    key_signatures: np.ndarray = _empty(KEY_SIGNATURE_DTYPE)
+    tempo_markings: np.ndarray = _empty(TEMPO_DTYPE)
+    dynamics: np.ndarray = _empty(DYNAMICS_DTYPE)
+    measures: np.ndarray = _empty(MEASURE_DTYPE)
+    title: str = ""
+    unfolded: bool = False
+
+    def __post_init__(self) -> None:
+        if self.notes.ndim != 1 or self.notes.dtype.names != score_note_dtype().names:
+            raise EspressivoError("Score.notes must be a 1-D array built with score_note_dtype()")
+        for name in ("notes", "time_signatures", "key_signatures", "tempo_markings", "dynamics", "measures"):
+            array = np.ascontiguousarray(getattr(self, name))
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+
+    def __len__(self) -> int:
+        return len(self.notes)
+
+    def __repr__(self) -> str:
+        return (
+            f"Score(title={self.title!r}, notes={len(self.notes)}, measures={len(self.measures)}, "
+            f"time_signatures={len(self.time_signatures)}, unfolded={self.unfolded})"
+        )
+
+    # ------------------------------------------------------------------ beat <-> quarter map
+    def _map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = self.time_signatures
+        if len(ts) == 0:
+            return np.zeros(1), np.zeros(1), np.ones(1)
+        return ts["onset_quarter"], ts["onset_beat"], ts["beat_type"] / 4.0
+
+    def beat_from_quarter(self, quarter: np.ndarray | float) -> np.ndarray:
+        """Score position in beats (of the time signature in force) for positions in quarter notes."""
+        q0, b0, rate = self._map()
+        q = np.asarray(quarter, dtype=np.float64)
+        k = np.clip(np.searchsorted(q0, q, side="right") - 1, 0, len(q0) - 1)
+        return b0[k] + (q - q0[k]) * rate[k]
+
+    def quarter_from_beat(self, beat: np.ndarray | float) -> np.ndarray:
+        """Inverse of :meth:`beat_from_quarter`."""
+        q0, b0, rate = self._map()
+        b = np.asarray(beat, dtype=np.float64)
+        k = np.clip(np.searchsorted(b0, b, side="right") - 1, 0, len(b0) - 1)
+        return q0[k] + (b - b0[k]) / rate[k]
+
+    # ------------------------------------------------------------------ written tempo
+    def seconds_from_quarter(self, quarter: np.ndarray | float, qpm: float | None = None) -> np.ndarray:
+        """Clock time at the written tempo (tempo markings; ``qpm`` overrides them; 120 if none)."""
+        q = np.asarray(quarter, dtype=np.float64)
+        if qpm is not None or len(self.tempo_markings) == 0:
+            rate = qpm if qpm is not None else DEFAULT_QPM
+            if not (np.isfinite(rate) and rate > 0):
+                raise EspressivoError(f"tempo must be a positive number of quarters per minute, got {rate}")
+            return q * 60.0 / rate
+        marks = self.tempo_markings
+        starts = np.concatenate([[0.0], marks["onset_quarter"][marks["onset_quarter"] > 0]])
+        rates = np.concatenate([[marks["qpm"][0]], marks["qpm"][marks["onset_quarter"] > 0]])
+        seconds_at_start = np.concatenate([[0.0], np.cumsum(np.diff(starts) * 60.0 / rates[:-1])])
+        k = np.clip(np.searchsorted(starts, q, side="right") - 1, 0, len(starts) - 1)
+        return seconds_at_start[k] + (q - starts[k]) * 60.0 / rates[k]
+
+    def to_performance(self, qpm: float | None = None, velocity: int = 64) -> Performance:
+        """The deadpan performance: every note as written, at the written tempo, one velocity.
+
+        Grace notes take :data:`GRACE_NOTE_SEC` just before their main note.
+        """
+        n = self.notes
+        onset = self.seconds_from_quarter(n["onset_quarter"], qpm)
+        offset = self.seconds_from_quarter(n["onset_quarter"] + n["duration_quarter"], qpm)
+        grace = n["is_grace"]
+        onset = np.where(grace, np.maximum(onset - GRACE_NOTE_SEC, 0.0), onset)
+        offset = np.where(grace, onset + GRACE_NOTE_SEC, offset)
+        notes = np.zeros(len(n), NOTE_DTYPE)
+        notes["onset_sec"], notes["duration_sec"] = onset, np.maximum(offset - onset, 0.0)
+        notes["pitch"], notes["velocity"], notes["track"] = n["pitch"], velocity, n["part"]
+        notes["id"] = np.arange(len(n))  # index into Score.notes, not re-sorted
+        return Performance(notes)
+
+    def index_of(self, ids: np.ndarray | list[str]) -> np.ndarray:
+        """Row index in ``notes`` of each id; -1 where an id is not in the score."""
+        ids = np.asarray(ids, dtype=str)
+        order = np.argsort(self.notes["id"], kind="stable")
+        sorted_ids = self.notes["id"][order]
+        pos = np.clip(np.searchsorted(sorted_ids, ids), 0, max(len(order) - 1, 0))
+        if len(order) == 0:
+            return np.full(len(ids), -1)
+        found = sorted_ids[pos] == ids
+        return np.where(found, order[pos], -1)

@@ -1,0 +1,138 @@
+"""Performance MIDI ↔ :class:`Performance`, with symusic (C++; ~100x faster than pure-Python parsers).
+
+Reading works in ticks and converts to seconds in float64 through the file's tempo map, so times are
+exact (symusic's own second mode rounds to float32).  All tracks are merged into one performance
+(``track`` records where each note came from); the sustain, sostenuto and soft pedals are kept.
+Writing uses 960 ticks per quarter at 120 quarters per minute: 1/1920 s per tick, so a round trip
+moves no event by more than 0.27 ms.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from espressivo.core.performance import CONTROL_DTYPE, NOTE_DTYPE, PEDAL_CONTROLLERS, Performance
+from espressivo.errors import EspressivoError
+from espressivo.io.safety import MAX_MIDI_BYTES, read_bytes
+
+WRITE_TPQ = 960
+WRITE_QPM = 120.0
+TICKS_PER_SEC = WRITE_TPQ * WRITE_QPM / 60.0
+
+
+def _symusic():
+    import symusic
+
+    return symusic
+
+
+def ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, mspq: np.ndarray, tpq: int) -> np.ndarray:
+    """Convert tick positions to seconds through a tempo map (microseconds per quarter from each tick on)."""
+    if len(tempo_ticks) == 0 or tempo_ticks[0] > 0:
+        tempo_ticks = np.concatenate([[0], tempo_ticks])
+        mspq = np.concatenate([[500_000], mspq])
+    # several tempo events on one tick: the last one wins
+    last = np.concatenate([tempo_ticks[1:] != tempo_ticks[:-1], [True]])
+    tempo_ticks, mspq = tempo_ticks[last].astype(np.float64), mspq[last].astype(np.float64)
+    mspq = np.where(mspq > 0, mspq, 500_000.0)
+    sec_per_tick = mspq / (1e6 * tpq)
+    seconds_at = np.concatenate([[0.0], np.cumsum(np.diff(tempo_ticks) * sec_per_tick[:-1])])
+    k = np.searchsorted(tempo_ticks, ticks, side="right") - 1
+    return seconds_at[k] + (ticks - tempo_ticks[k]) * sec_per_tick[k]
+
+
+def parse_midi(data: bytes, name: str = "<bytes>") -> Performance:
+    """Parse MIDI file contents into a :class:`Performance` (raises :class:`EspressivoError`)."""
+    if len(data) == 0:
+        raise EspressivoError(f"{name}: file is empty")
+    if data[:4] != b"MThd":
+        raise EspressivoError(f"{name}: not a MIDI file (no MThd header)")
+    symusic = _symusic()
+    try:
+        midi = symusic.Score.from_midi(data)
+    except Exception as err:  # symusic raises RuntimeError/ValueError with its own text
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise EspressivoError(f"{name}: malformed MIDI file ({message})") from None
+    tpq = int(midi.ticks_per_quarter)
+    if tpq <= 0:
+        raise EspressivoError(f"{name}: malformed MIDI file (SMPTE time division is not supported)")
+    tempos = midi.tempos.numpy()
+    on_ticks, off_ticks, pitch, velocity, track = [], [], [], [], []
+    c_ticks, c_number, c_value = [], [], []
+    for index, trk in enumerate(midi.tracks):
+        n = trk.notes.numpy()
+        on_ticks.append(n["time"].astype(np.int64))
+        off_ticks.append(n["time"].astype(np.int64) + n["duration"].astype(np.int64))
+        pitch.append(n["pitch"].astype(np.int16))
+        velocity.append(n["velocity"].astype(np.int16))
+        track.append(np.full(len(n["time"]), index, np.int16))
+        c = trk.controls.numpy()
+        keep = np.isin(c["number"], PEDAL_CONTROLLERS)
+        c_ticks.append(c["time"][keep].astype(np.int64))
+        c_number.append(c["number"][keep].astype(np.int16))
+        c_value.append(c["value"][keep].astype(np.int16))
+    if not on_ticks:
+        return Performance.empty()
+    on, off = np.concatenate(on_ticks), np.concatenate(off_ticks)
+    pitch, velocity, track = np.concatenate(pitch), np.concatenate(velocity), np.concatenate(track)
+    # partitura numbers performed notes by (onset, pitch, offset, track); (n)ASAP ids follow that order
+    order = np.lexsort((track, off, pitch, on))
+    ok = velocity[order] > 0
+    order = order[ok]
+    notes = np.zeros(len(order), NOTE_DTYPE)
+    tempo_ticks, mspq = tempos["time"].astype(np.int64), tempos["mspq"].astype(np.int64)
+    onset_sec = ticks_to_seconds(on[order], tempo_ticks, mspq, tpq)
+    notes["onset_sec"] = onset_sec
+    notes["duration_sec"] = np.maximum(ticks_to_seconds(off[order], tempo_ticks, mspq, tpq) - onset_sec, 0.0)
+    notes["pitch"], notes["velocity"], notes["track"] = pitch[order], velocity[order], track[order]
+    notes["id"] = np.arange(len(order))
+    ct = np.concatenate(c_ticks)
+    c_order = np.argsort(ct, kind="stable")
+    controls = np.zeros(len(ct), CONTROL_DTYPE)
+    controls["time_sec"] = ticks_to_seconds(ct[c_order], tempo_ticks, mspq, tpq)
+    controls["controller"] = np.concatenate(c_number)[c_order]
+    controls["value"] = np.concatenate(c_value)[c_order]
+    return Performance(notes, controls)
+
+
+def read_midi(path: str | os.PathLike) -> Performance:
+    """Read a performance MIDI file (any number of tracks) into one :class:`Performance`."""
+    return parse_midi(read_bytes(path, MAX_MIDI_BYTES), name=str(path))
+
+
+def midi_bytes(performance: Performance) -> bytes:
+    """Standard MIDI file (format 1, one piano track) holding the performance, pedals included."""
+    symusic = _symusic()
+    notes = performance.notes
+    on = np.rint(notes["onset_sec"] * TICKS_PER_SEC).astype(np.int64)
+    off = np.rint((notes["onset_sec"] + notes["duration_sec"]) * TICKS_PER_SEC).astype(np.int64)
+    if len(on) and off.max() >= 2**31:
+        raise EspressivoError("performance is too long to write as MIDI (over 12 days)")
+    score = symusic.Score(WRITE_TPQ)
+    score.tempos.append(symusic.Tempo(0, qpm=WRITE_QPM))
+    track = symusic.Track("Piano", 0, False)
+    track.notes = symusic.Note.from_numpy(
+        on.astype(np.int32),
+        (off - on).astype(np.int32),
+        notes["pitch"].astype(np.int8),
+        notes["velocity"].astype(np.int8),
+        "tick",
+    )
+    controls = performance.controls
+    track.controls = symusic.ControlChange.from_numpy(
+        np.rint(controls["time_sec"] * TICKS_PER_SEC).astype(np.int32),
+        controls["controller"].astype(np.uint8),
+        controls["value"].astype(np.uint8),
+        "tick",
+    )
+    score.tracks.append(track)
+    return bytes(score.dumps_midi())
+
+
+def write_midi(performance: Performance, path: str | os.PathLike) -> None:
+    """Write ``performance`` as a MIDI file, atomically (temporary file, then rename)."""
+    from espressivo.io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, midi_bytes(performance))

@@ -1,0 +1,184 @@
+"""Scores (MusicXML, compressed .mxl, MEI, Humdrum kern, MIDI) → :class:`Score`, through partitura.
+
+Hostile input is stopped before partitura parses it: only existing local files are read (partitura
+itself would fetch URLs), XML that declares entities is refused (XXE, entity bombs), ``.mxl``
+archives are decompressed with a hard size cap (zip bombs), and partitura is imported so that it
+cannot download its soundfont (it does so at import time when pyfluidsynth is installed).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from espressivo.core.score import (
+    DYNAMICS_DTYPE,
+    KEY_SIGNATURE_DTYPE,
+    MEASURE_DTYPE,
+    TEMPO_DTYPE,
+    TIME_SIGNATURE_DTYPE,
+    Score,
+    score_note_dtype,
+)
+from espressivo.errors import EspressivoError
+from espressivo.io.safety import MAX_MIDI_BYTES, MAX_SCORE_BYTES, check_file, extract_musicxml, read_bytes, reject_entities
+
+SCORE_SUFFIXES = {
+    ".musicxml": "musicxml",
+    ".xml": "musicxml",
+    ".mxl": "mxl",
+    ".mei": "mei",
+    ".krn": "kern",
+    ".kern": "kern",
+    ".mid": "midi",
+    ".midi": "midi",
+}
+
+
+def import_partitura():
+    """Import partitura with its import-time soundfont download made impossible."""
+    if "partitura" in sys.modules:
+        return sys.modules["partitura"]
+    blocked = "fluidsynth" not in sys.modules
+    if blocked:
+        sys.modules["fluidsynth"] = None  # makes `import fluidsynth` fail inside partitura
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import partitura
+    finally:
+        if blocked and sys.modules.get("fluidsynth", 0) is None:
+            del sys.modules["fluidsynth"]
+    return partitura
+
+
+def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
+    """Load a score file; ``unfold=True`` expands repeats maximally (ids get ``-1``, ``-2`` pass suffixes,
+    as in the (n)ASAP alignments)."""
+    path = check_file(path, MAX_SCORE_BYTES)
+    kind = SCORE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise EspressivoError(f"{path}: unknown score format {path.suffix!r} (expected one of {', '.join(SCORE_SUFFIXES)})")
+    pt = import_partitura()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "mxl" or (kind == "musicxml" and read_bytes(path, 4)[:2] == b"PK"):
+                document = pt.load_musicxml(io.BytesIO(extract_musicxml(path)), quiet=True)
+            elif kind == "musicxml":
+                data = read_bytes(path, MAX_SCORE_BYTES)
+                reject_entities(data, path.name)
+                document = pt.load_musicxml(io.BytesIO(data), quiet=True)
+            elif kind == "mei":
+                reject_entities(read_bytes(path, MAX_SCORE_BYTES), path.name)
+                document = pt.load_mei(str(path), quiet=True)
+            elif kind == "kern":
+                document = pt.load_kern(str(path), quiet=True)
+            else:
+                data = read_bytes(path, MAX_MIDI_BYTES)
+                if data[:4] != b"MThd":
+                    raise EspressivoError(f"{path}: not a MIDI file (no MThd header)")
+                document = pt.load_score_midi(str(path), quiet=True)
+            parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
+            if unfold:
+                parts = [_unfold(pt, part) for part in parts]
+            return _to_score(pt, parts, title=_title(document, path), unfolded=unfold)
+    except EspressivoError:
+        raise
+    except RecursionError:
+        raise EspressivoError(f"{path}: score structure too deeply nested to read") from None
+    except Exception as err:  # partitura raises many types on malformed files
+        message = str(err).splitlines()[0][:200] if str(err) else ""
+        raise EspressivoError(f"{path}: cannot read {kind} score ({type(err).__name__}: {message})") from None
+
+
+def _unfold(pt, part):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))  # partitura deep-copies the linked timeline
+    try:
+        return pt.score.unfold_part_maximal(part, update_ids=True)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _title(document, path: Path) -> str:
+    for attribute in ("title", "work_title", "movement_title"):
+        value = getattr(document, attribute, None)
+        if value:
+            return str(value)
+    return path.stem
+
+
+def _to_score(pt, parts: list, title: str, unfolded: bool) -> Score:
+    if not parts:
+        raise EspressivoError("score has no parts")
+    arrays = []
+    for index, part in enumerate(parts):
+        na = part.note_array(include_staff=True, include_grace_notes=True)
+        arrays.append((index, na))
+    total = sum(len(na) for _, na in arrays)
+    id_length = max([1] + [int(np.char.str_len(na["id"].astype(str)).max()) for _, na in arrays if len(na)])
+    notes = np.zeros(total, score_note_dtype(id_length))
+    start = 0
+    for index, na in arrays:
+        rows = slice(start, start + len(na))
+        for name in ("onset_beat", "duration_beat", "onset_quarter", "duration_quarter", "pitch", "voice"):
+            notes[name][rows] = na[name]
+        notes["id"][rows] = na["id"].astype(str)
+        notes["staff"][rows] = na["staff"] if "staff" in na.dtype.names else 0
+        notes["is_grace"][rows] = na["is_grace"] if "is_grace" in na.dtype.names else False
+        notes["part"][rows] = index
+        start += len(na)
+    notes = notes[np.lexsort((notes["pitch"], notes["onset_quarter"]))]
+    first = parts[0]
+    q = first.quarter_map
+    b = first.beat_map
+
+    def rows(objects, dtype, fill):
+        out = np.zeros(len(objects), dtype)
+        for i, obj in enumerate(objects):
+            out[i] = fill(obj)
+        return out[np.argsort(out["onset_quarter"], kind="stable")]
+
+    time_sigs = rows(
+        list(first.iter_all(pt.score.TimeSignature)),
+        TIME_SIGNATURE_DTYPE,
+        lambda ts: (float(q(ts.start.t)), float(b(ts.start.t)), ts.beats, ts.beat_type),
+    )
+    key_sigs = rows(
+        list(first.iter_all(pt.score.KeySignature)),
+        KEY_SIGNATURE_DTYPE,
+        lambda ks: (float(q(ks.start.t)), ks.fifths, ks.mode or ""),
+    )
+    tempos = [
+        (float(q(t.start.t)), 6e7 / t.microseconds_per_quarter, "")
+        for t in first.iter_all(pt.score.Tempo)
+        if t.microseconds_per_quarter
+    ]
+    tempos += [
+        (float(q(d.start.t)), np.nan, str(d.text)[:32])
+        for d in first.iter_all(pt.score.TempoDirection, include_subclasses=True)
+        if getattr(d, "text", None)
+    ]
+    tempo_marks = rows(tempos, TEMPO_DTYPE, lambda row: row)
+    dynamics = rows(
+        [
+            (float(q(d.start.t)), str(d.text)[:32])
+            for part in parts
+            for d in part.iter_all(pt.score.LoudnessDirection, include_subclasses=True)
+            if getattr(d, "text", None)
+        ],
+        DYNAMICS_DTYPE,
+        lambda row: row,
+    )
+    measures = rows(
+        list(first.iter_all(pt.score.Measure)),
+        MEASURE_DTYPE,
+        lambda m: (float(q(m.start.t)), m.number if m.number is not None else -1),
+    )
+    return Score(notes, time_sigs, key_sigs, tempo_marks, dynamics, measures, title=title, unfolded=unfolded)
