@@ -114,12 +114,14 @@ class Score:
     def seconds_from_quarter(self, quarter: np.ndarray | float, qpm: float | None = None) -> np.ndarray:
         """Clock time at the written tempo (tempo markings; ``qpm`` overrides them; 120 if none)."""
         q = np.asarray(quarter, dtype=np.float64)
-        if qpm is not None or len(self.tempo_markings) == 0:
-            rate = qpm if qpm is not None else DEFAULT_QPM
+        if qpm is not None:
+            rate = float(qpm)
             if not (np.isfinite(rate) and rate > 0):
                 raise EspressivoError(f"tempo must be a positive number of quarters per minute, got {rate}")
             return q * 60.0 / rate
-        marks = self.tempo_markings
+        marks = self.tempo_markings[np.isfinite(self.tempo_markings["qpm"]) & (self.tempo_markings["qpm"] > 0)]
+        if len(marks) == 0:
+            return q * 60.0 / DEFAULT_QPM
         starts = np.concatenate([[0.0], marks["onset_quarter"][marks["onset_quarter"] > 0]])
         rates = np.concatenate([[marks["qpm"][0]], marks["qpm"][marks["onset_quarter"] > 0]])
         seconds_at_start = np.concatenate([[0.0], np.cumsum(np.diff(starts) * 60.0 / rates[:-1])])

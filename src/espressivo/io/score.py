@@ -68,10 +68,12 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if kind == "mxl" or (kind == "musicxml" and read_bytes(path, 4)[:2] == b"PK"):
-                document = pt.load_musicxml(io.BytesIO(extract_musicxml(path)), quiet=True)
-            elif kind == "musicxml":
+            if kind in ("mxl", "musicxml"):
                 data = read_bytes(path, MAX_SCORE_BYTES)
+                if data[:2] == b"PK":  # compressed, whatever the suffix says
+                    data = extract_musicxml(path)
+                elif kind == "mxl":
+                    raise EspressivoError(f"{path}: not a compressed MusicXML file (not a zip archive)")
                 reject_entities(data, path.name)
                 document = pt.load_musicxml(io.BytesIO(data), quiet=True)
             elif kind == "mei":
@@ -156,7 +158,7 @@ def _to_score(pt, parts: list, title: str, unfolded: bool) -> Score:
         lambda ks: (float(q(ks.start.t)), ks.fifths, ks.mode or ""),
     )
     tempos = [
-        (float(q(t.start.t)), 6e7 / t.microseconds_per_quarter, "")
+        (float(q(t.start.t)), round(6e7 / t.microseconds_per_quarter, 3), "")
         for t in first.iter_all(pt.score.Tempo)
         if t.microseconds_per_quarter
     ]

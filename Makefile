@@ -1,0 +1,45 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system
+
+.PHONY: setup system demo test bench lint clean
+
+setup: $(STAMP) $(SYSTEM_STAMP)
+
+# FluidSynth + the FluidR3 General MIDI soundfont (acoustic grand, MIT licence) for `espressivo synth`.
+$(SYSTEM_STAMP):
+	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			fluidsynth fluid-soundfont-gm >/dev/null) || { echo "apt-get install fluidsynth fluid-soundfont-gm failed"; exit 1; }; \
+	elif command -v sudo >/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			fluidsynth fluid-soundfont-gm >/dev/null; \
+	else echo "please install fluidsynth and fluid-soundfont-gm (Debian/Ubuntu packages)"; exit 1; fi
+	@mkdir -p $(VENV) && touch $@
+
+# torch 2.13.0 first: the local CPU build; a bare `torch` would pull gigabytes of CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/espressivo demo --out out
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/io.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks tools
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

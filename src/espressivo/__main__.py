@@ -1,0 +1,5 @@
+import sys
+
+from espressivo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""A small CLI builder: each command is a typed Python function; argparse is derived from its signature.
+
+Parameters without a default become positional arguments, the others ``--options`` (``snake_case``
+→ ``--kebab-case``).  Supported annotations: ``str``, ``int``, ``float``, ``bool`` (``--flag`` /
+``--no-flag``), ``Path``, ``Literal[...]`` (choices) and ``X | None``.  The first docstring line is
+the command's help; lines ``name: text`` under ``Args:`` describe the parameters.
+
+Errors are one line on stderr and exit status 2: :class:`EspressivoError` from the command, and
+argparse's own usage errors.  Set ``ESPRESSIVO_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+
+from espressivo.errors import EspressivoError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _param_docs(func: Callable) -> dict[str, str]:
+    docs, active = {}, False
+    for line in (inspect.getdoc(func) or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Args:":
+            active = True
+        elif active and ":" in stripped:
+            name, text = stripped.split(":", 1)
+            docs[name.strip()] = text.strip()
+    return docs
+
+
+def _unwrap_optional(annotation):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _positive(kind):
+    def convert(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
+    hints = typing.get_type_hints(func)
+    docs = _param_docs(func)
+    for name, param in inspect.signature(func).parameters.items():
+        annotation = _unwrap_optional(hints.get(name, str))
+        help_text = docs.get(name, "")
+        flag = "--" + name.replace("_", "-")
+        kwargs: dict = {"help": help_text}
+        if annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=param.default, help=help_text)
+            continue
+        if typing.get_origin(annotation) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(annotation))
+        elif annotation in (int, float):
+            kwargs["type"] = _positive(annotation)
+        elif annotation is Path:
+            kwargs["type"] = Path
+        if param.default is inspect.Parameter.empty:
+            parser.add_argument(name, metavar=name.upper(), **kwargs)
+        else:
+            if param.default is not None:
+                kwargs["help"] = f"{help_text} (default: {param.default})".strip()
+            short = getattr(func, "_short_flags", {}).get(name)
+            names = [short, flag] if short else [flag]
+            parser.add_argument(*names, dest=name, default=param.default, **kwargs)
+
+
+class App:
+    def __init__(self, prog: str, description: str):
+        self.prog, self.description = prog, description
+        self.commands: dict[tuple[str, ...], Callable] = {}
+
+    def command(self, name: str, short_flags: dict[str, str] | None = None):
+        """Register ``func`` as ``prog NAME`` (NAME may be two words: ``"data scan"``)."""
+
+        def register(func: Callable) -> Callable:
+            func._short_flags = short_flags or {}  # type: ignore[attr-defined]
+            self.commands[tuple(name.split())] = func
+            return func
+
+        return register
+
+    def parser(self) -> argparse.ArgumentParser:
+        root = OneLineParser(prog=self.prog, description=self.description)
+        from espressivo import __version__
+
+        root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): root.add_subparsers(dest="command", metavar="COMMAND")}
+        parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+        for path, func in sorted(self.commands.items()):
+            for depth in range(1, len(path)):
+                prefix = path[:depth]
+                if prefix not in groups:
+                    sub = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{prefix[-1]} commands")
+                    parsers[prefix] = sub
+                    groups[prefix] = sub.add_subparsers(dest="_".join(prefix), metavar="COMMAND")
+            summary = (inspect.getdoc(func) or "").split("\n\n")[0].replace("\n", " ")
+            doc = (inspect.getdoc(func) or "").split("Args:")[0].strip()
+            sub = groups[path[:-1]].add_parser(
+                path[-1], help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+            )
+            sub.set_defaults(_func=func)
+            _add_arguments(sub, func)
+        return root
+
+    def main(self, argv: list[str] | None = None) -> int:
+        parser = self.parser()
+        args = parser.parse_args(argv)
+        func = getattr(args, "_func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return 2
+        kwargs = {k: v for k, v in vars(args).items() if not k.startswith("_") and k in inspect.signature(func).parameters}
+        try:
+            result = func(**kwargs)
+        except EspressivoError as err:
+            print(f"{self.prog}: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{self.prog}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # a bug, not bad input: still one line unless debugging
+            if os.environ.get("ESPRESSIVO_DEBUG"):
+                raise
+            print(f"{self.prog}: internal error: {type(err).__name__}: {err} (ESPRESSIVO_DEBUG=1 shows details)", file=sys.stderr)
+            return 1
+        return int(result or 0)

@@ -1,0 +1,251 @@
+"""The ``espressivo`` command: ``info``, ``synth``, ``plot``, ``data scan``, ``demo``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from espressivo.cli.app import App
+from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
+from espressivo.errors import EspressivoError
+from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
+
+app = App("espressivo", "Expressive piano performance: look at, listen to and (soon) render performances.")
+NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+KEYS = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
+
+
+def note_name(pitch: int) -> str:
+    return f"{NAMES[int(pitch) % 12]}{int(pitch) // 12 - 1}"
+
+
+def _is_score(path: Path, as_score: bool) -> bool:
+    suffix = path.suffix.lower()
+    if suffix not in SCORE_SUFFIXES:
+        raise EspressivoError(f"{path}: unknown file type {suffix!r} (MIDI, MusicXML, .mxl, MEI or kern expected)")
+    return as_score or suffix not in (".mid", ".midi")
+
+
+def load_input(path: Path, as_score: bool = False) -> tuple[Performance, Score | None]:
+    """A performance to play or draw: the file itself, or a score played deadpan at its written tempo."""
+    if _is_score(path, as_score):
+        score = read_score(path)
+        return score.to_performance(), score
+    return read_midi(path), None
+
+
+def performance_summary(perf: Performance) -> dict:
+    notes = perf.notes
+    summary: dict = {"notes": len(perf), "duration_sec": round(perf.end_sec, 3)}
+    if len(perf):
+        summary["pitch_range"] = f"{note_name(notes['pitch'].min())}..{note_name(notes['pitch'].max())}"
+        summary["mean_velocity"] = round(float(notes["velocity"].mean()), 1)
+        summary["velocity_range"] = [int(notes["velocity"].min()), int(notes["velocity"].max())]
+        summary["tracks"] = int(np.unique(notes["track"]).size)
+    pedals = {}
+    for controller, label in ((SUSTAIN, "sustain"), (SOSTENUTO, "sostenuto"), (SOFT, "soft")):
+        down, up = perf.pedal_intervals(controller)
+        if len(down):
+            held = float(np.sum(up - down))
+            pedals[label] = {"presses": len(down), "held_percent": round(100 * held / max(perf.end_sec, 1e-9), 1)}
+    summary["pedals"] = pedals
+    return summary
+
+
+def score_summary(score: Score) -> dict:
+    n = score.notes
+    summary: dict = {
+        "title": score.title,
+        "notes": len(score),
+        "measures": len(score.measures),
+        "time_signatures": [f"{ts['beats']}/{ts['beat_type']} @q{ts['onset_quarter']:g}" for ts in score.time_signatures],
+        "key_signatures": [
+            f"{KEYS[int(ks['fifths']) + 7] if -7 <= ks['fifths'] <= 7 else ks['fifths']} {ks['mode']}".strip()
+            + f" @q{ks['onset_quarter']:g}"
+            for ks in score.key_signatures
+        ],
+        "tempo_markings": [
+            (f"q={m['qpm']:g}" if np.isfinite(m["qpm"]) else m["text"]) + f" @q{m['onset_quarter']:g}" for m in score.tempo_markings
+        ],
+        "dynamics": [f"{d['text']} @q{d['onset_quarter']:g}" for d in score.dynamics],
+    }
+    if len(n):
+        summary["pitch_range"] = f"{note_name(n['pitch'].min())}..{note_name(n['pitch'].max())}"
+        summary["length_quarters"] = float((n["onset_quarter"] + n["duration_quarter"]).max())
+        summary["duration_at_written_tempo_sec"] = round(score.to_performance().end_sec, 2)
+        summary["grace_notes"] = int(n["is_grace"].sum())
+    return summary
+
+
+def _print(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    for key, value in summary.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) if value else "-"
+        elif isinstance(value, dict):
+            value = "; ".join(f"{k}: {v}" for k, v in value.items()) if value else "-"
+        print(f"{key.replace('_', ' '):>30}: {value}")
+
+
+@app.command("info")
+def info(file: Path, score: bool = False, json: bool = False) -> None:
+    """Summarise a performance MIDI file or a score: notes, duration, pitch range, pedals, velocity; for
+    scores also measures, time and key signatures, tempo and dynamics markings.
+
+    Args:
+        file: a performance MIDI file, or a score (.musicxml, .xml, .mxl, .mei, .krn, or .mid with --score)
+        score: read a MIDI file as a score rather than a performance
+        json: print JSON
+    """
+    if _is_score(file, score):
+        _print(score_summary(read_score(file)), json)
+    else:
+        _print(performance_summary(read_midi(file)), json)
+
+
+@app.command("synth", short_flags={"output": "-o"})
+def synth(
+    file: Path,
+    output: Path | None = None,
+    soundfont: Path | None = None,
+    sample_rate: int = 44100,
+    gain: float = 1.0,
+    fold_pedal: bool = False,
+    score: bool = False,
+) -> None:
+    """Render a performance (or a score, played deadpan at its written tempo) to a WAV file with a
+    piano soundfont; the sustain pedal is heard.
+
+    Args:
+        file: performance MIDI or score
+        output: WAV file to write (required)
+        soundfont: .sf2/.sf3 file (default: $ESPRESSIVO_SOUNDFONT or the system FluidR3_GM)
+        sample_rate: samples per second
+        gain: FluidSynth master gain (0..5)
+        fold_pedal: fold the sustain pedal into note durations before synthesis
+        score: read a MIDI file as a score
+    """
+    from espressivo.audio import synthesize, wav_stats
+
+    if output is None:
+        raise EspressivoError("give the WAV file to write with -o OUT.wav")
+    perf, _ = load_input(file, score)
+    synthesize(perf, output, soundfont=soundfont, sample_rate=sample_rate, gain=gain, fold_pedal=fold_pedal)
+    stats = wav_stats(output)
+    print(f"wrote {output}: {stats['duration_sec']:.1f} s, RMS {stats['rms_dbfs']:.1f} dBFS, peak {stats['peak_dbfs']:.1f} dBFS")
+
+
+@app.command("plot", short_flags={"output": "-o"})
+def plot(file: Path, output: Path | None = None, with_score: Path | None = None, alignment: Path | None = None,
+         score: bool = False, title: str = "") -> None:
+    """Draw a piano roll coloured by velocity with a pedal lane; given a score and an alignment for a
+    performance, also its tempo curve (beats/min over score time) and velocity curve.
+
+    Args:
+        file: performance MIDI or score
+        output: PNG file to write (required)
+        with_score: the score the performance plays (needs --alignment)
+        alignment: (n)ASAP note_alignment.tsv[.gz] between --with-score and FILE
+        score: read a MIDI FILE as a score
+        title: figure title
+    """
+    from espressivo.viz import plot_pair, plot_performance
+
+    if output is None:
+        raise EspressivoError("give the PNG file to write with -o OUT.png")
+    if (with_score is None) != (alignment is None):
+        raise EspressivoError("--with-score and --alignment go together")
+    perf, _ = load_input(file, score)
+    if with_score is not None and alignment is not None:
+        unfold = with_score.suffix.lower() in (".mxl", ".musicxml", ".xml")
+        the_score = read_score(with_score, unfold=unfold)
+        aligned = read_alignment(alignment)
+        if len(aligned.indices(the_score, perf)[0]) == 0 and unfold:
+            the_score = read_score(with_score)
+        plot_pair(the_score, perf, aligned, output, title=title)
+    else:
+        plot_performance(perf, output, title=title or file.name)
+    print(f"wrote {output}")
+
+
+@app.command("data scan")
+def data_scan(source: str = "asap", root: Path | None = None, split: Literal["train", "validation", "test"] | None = None,
+              json: bool = False) -> None:
+    """Read every performance of a corpus (with a progress bar) and report files, notes, hours and problems.
+
+    Args:
+        source: asap, supra, or a folder of MIDI files
+        root: dataset folder (default: $ESPRESSIVO_DATA/<source> or ../shared/data/<source>)
+        split: only this (n)ASAP split
+        json: print JSON
+    """
+    import warnings
+
+    from tqdm import tqdm
+
+    from espressivo.data import AsapDataset, MidiFolder, supra
+
+    if source == "asap":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = AsapDataset(root)
+        items, skipped = dataset.performances(split), [f"{row}: {why}" for row, why in dataset.skipped]
+        repaired = len(dataset.repaired)
+    else:
+        if split is not None:
+            raise EspressivoError("--split applies to --source asap only")
+        folder = supra(root) if source == "supra" else MidiFolder(root or Path(source))
+        items, skipped, repaired = folder.items, [], 0
+    notes, seconds, failed = 0, 0.0, []
+    for item in tqdm(items, desc=f"scanning {source}", unit="file", file=sys.stderr, disable=None):
+        try:
+            perf = item.load_performance()
+        except EspressivoError as err:
+            failed.append(str(err))
+            continue
+        notes += len(perf)
+        seconds += perf.end_sec
+    summary = {"source": source, "files": len(items) - len(failed), "notes": notes, "hours": round(seconds / 3600, 2),
+               "skipped_rows": skipped, "repaired_rows": repaired, "unreadable": failed}
+    _print(summary, json)
+
+
+@app.command("demo")
+def demo(out: Path = Path("out")) -> None:
+    """Run the main job on the bundled example: load the etude's score and a performance of it, print a
+    summary, write the audio (WAV) and a piano roll with tempo and velocity curves (PNG).
+
+    Args:
+        out: folder for the results
+    """
+    from espressivo.audio import synthesize, wav_stats
+    from espressivo.viz import plot_pair
+
+    examples = resources.files("espressivo") / "examples"
+    with resources.as_file(examples) as folder:
+        score = read_score(folder / "etude.musicxml")
+        perf = read_midi(folder / "etude_performance.mid")
+        alignment = read_alignment(folder / "etude_alignment.tsv.gz")
+    print(f"score: {score.title} ({len(score)} notes, {len(score.measures)} measures)")
+    _print(performance_summary(perf), False)
+    print(f"alignment: {alignment}")
+    out.mkdir(parents=True, exist_ok=True)
+    wav = synthesize(perf, out / "etude_performance.wav")
+    stats = wav_stats(wav)
+    png = plot_pair(score, perf, alignment, out / "etude_performance.png")
+    print(f"wrote {wav} ({stats['duration_sec']:.1f} s, RMS {stats['rms_dbfs']:.1f} dBFS) and {png}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return app.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
