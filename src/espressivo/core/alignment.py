@@ -68,6 +68,14 @@ class Alignment:
         ok = (s_idx >= 0) & (p_idx >= 0)
         return s_idx[ok], p_idx[ok]
 
+    def pitch_agreement(self, score: Score, performance: Performance) -> float:
+        """Share of matched pairs (present in both) whose written and played pitches agree: 1.0 for a
+        trustworthy alignment; much lower means the files are not the ones the alignment was made on."""
+        s_idx, p_idx = self.indices(score, performance)
+        if len(s_idx) == 0:
+            return 0.0
+        return float(np.mean(score.notes["pitch"][s_idx] == performance.notes["pitch"][p_idx]))
+
 
 def parse_performance_id(values: np.ndarray) -> np.ndarray:
     """``"n12"`` → 12 (partitura's performance note ids)."""

@@ -8,7 +8,9 @@ A performance is two arrays:
     duration_sec  float64  key held (sound-off minus onset), seconds; >= 0
     pitch         int16    MIDI pitch 0..127 (the piano's keys are 21..108)
     velocity      int16    MIDI velocity 1..127
-    track         int16    source track (after merging several tracks into one performance)
+    track         int16    source track (after merging several tracks into one performance; MIDI
+                           files: symusic's numbering of the tracks that hold notes, or the file's
+                           own track number with ``pairing="partitura"``)
     id            int32    note id; for MIDI files this is partitura's ``n<id>`` numbering, which is
                            what the (n)ASAP alignment files refer to
 
@@ -288,14 +290,16 @@ class Performance:
         if len(self.notes) < 2:
             return self
         notes = self.notes
-        order = np.lexsort((-notes["duration_sec"], -notes["velocity"], notes["onset_sec"], notes["pitch"]))
-        s = notes[order].copy()
-        same_pitch = s["pitch"][1:] == s["pitch"][:-1]
-        dup = np.concatenate([[False], same_pitch & (np.diff(s["onset_sec"]) <= tolerance_sec)])
-        # chains of near-simultaneous presses: compare with the first press of the chain
-        first = np.maximum.accumulate(np.where(~dup, np.arange(len(s)), 0))
-        dup &= (s["onset_sec"] - s["onset_sec"][first]) <= tolerance_sec
-        s = s[~dup]
+        by_key = notes[np.lexsort((notes["onset_sec"], notes["pitch"]))]
+        # presses of one key closer than the tolerance (chained) form one group
+        new_group = np.concatenate(
+            [[True], (by_key["pitch"][1:] != by_key["pitch"][:-1]) | (np.diff(by_key["onset_sec"]) > tolerance_sec)]
+        )
+        group = np.cumsum(new_group)
+        # keep the loudest, then longest, then earliest press of each group
+        pick = np.lexsort((by_key["onset_sec"], -by_key["duration_sec"], -by_key["velocity"], group))
+        first = np.concatenate([[True], group[pick][1:] != group[pick][:-1]])
+        s = by_key[np.sort(pick[first])].copy()
         nxt_same = np.concatenate([s["pitch"][1:] == s["pitch"][:-1], [False]])
         nxt_onset = np.concatenate([s["onset_sec"][1:], [np.inf]])
         offset = s["onset_sec"] + s["duration_sec"]

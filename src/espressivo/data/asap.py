@@ -54,7 +54,8 @@ class AsapPerformance:
         return f"{self.folder}/{self.performer}"
 
     def load_performance(self) -> Performance:
-        return read_midi(self.performance_path)
+        """The performance, its notes numbered as the alignment file numbers them (partitura pairing)."""
+        return read_midi(self.performance_path, pairing="partitura")
 
     def load_score(self, unfold: bool = True) -> Score:
         """The score, by default unfolded as the alignment ids expect (``n12-2`` = second pass)."""

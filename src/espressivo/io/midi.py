@@ -10,6 +10,7 @@ moves no event by more than 0.27 ms.
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from espressivo.core.performance import CONTROL_DTYPE, NOTE_DTYPE, PEDAL_CONTROL
 from espressivo.errors import EspressivoError
 from espressivo.io.safety import MAX_MIDI_BYTES, read_bytes
 
+Pairing = Literal["fifo", "partitura"]
 WRITE_TPQ = 960
 WRITE_QPM = 120.0
 TICKS_PER_SEC = WRITE_TPQ * WRITE_QPM / 60.0
@@ -43,8 +45,17 @@ def ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, mspq: np.ndarra
     return seconds_at[k] + (ticks - tempo_ticks[k]) * sec_per_tick[k]
 
 
-def parse_midi(data: bytes, name: str = "<bytes>") -> Performance:
-    """Parse MIDI file contents into a :class:`Performance` (raises :class:`EspressivoError`)."""
+def parse_midi(data: bytes, name: str = "<bytes>", *, allow_empty: bool = False, pairing: Pairing = "fifo") -> Performance:
+    """Parse MIDI file contents into a :class:`Performance` (raises :class:`EspressivoError`).
+
+    A file without a single note is an error unless ``allow_empty``.  ``pairing`` says how note-ons
+    and note-offs of one key become notes when a key is struck again before its note-off:
+
+    - ``"fifo"`` (default, loses nothing): each note-off ends the oldest sounding note of its key;
+      the resulting overlap can be resolved with :meth:`Performance.deduplicate`.
+    - ``"partitura"``: a second note-on replaces the sounding one (which is dropped) and stray
+      note-offs are ignored — partitura's rule, so note ids match (n)ASAP alignment files.
+    """
     if len(data) == 0:
         raise EspressivoError(f"{name}: file is empty")
     if data[:4] != b"MThd":
@@ -73,10 +84,21 @@ def parse_midi(data: bytes, name: str = "<bytes>") -> Performance:
         c_ticks.append(c["time"][keep].astype(np.int64))
         c_number.append(c["number"][keep].astype(np.int16))
         c_value.append(c["value"][keep].astype(np.int16))
+    if sum(len(t) for t in on_ticks) == 0 and not allow_empty:
+        raise EspressivoError(f"{name}: MIDI file contains no notes")
     if not on_ticks:
         return Performance.empty()
     on, off = np.concatenate(on_ticks), np.concatenate(off_ticks)
     pitch, velocity, track = np.concatenate(pitch), np.concatenate(velocity), np.concatenate(track)
+    if pairing not in ("fifo", "partitura"):
+        raise EspressivoError(f"unknown note pairing {pairing!r} (fifo or partitura)")
+    if pairing == "partitura":
+        try:
+            on, off, pitch, velocity, track = _partitura_notes(data)
+        except Exception as err:  # mido is stricter than symusic on some damaged files
+            raise EspressivoError(f"{name}: malformed MIDI file ({type(err).__name__}: {err})") from None
+    elif pairing != "fifo":
+        raise EspressivoError(f"unknown note pairing {pairing!r} (fifo or partitura)")
     # partitura numbers performed notes by (onset, pitch, offset, track); (n)ASAP ids follow that order
     order = np.lexsort((track, off, pitch, on))
     ok = velocity[order] > 0
@@ -88,18 +110,72 @@ def parse_midi(data: bytes, name: str = "<bytes>") -> Performance:
     notes["duration_sec"] = np.maximum(ticks_to_seconds(off[order], tempo_ticks, mspq, tpq) - onset_sec, 0.0)
     notes["pitch"], notes["velocity"], notes["track"] = pitch[order], velocity[order], track[order]
     notes["id"] = np.arange(len(order))
-    ct = np.concatenate(c_ticks)
+    ct, c_num, c_val = np.concatenate(c_ticks), np.concatenate(c_number), np.concatenate(c_value)
+    if len(ct) == 0:
+        # symusic drops tracks and channels that hold no notes, with their pedal events: look again
+        ct, c_num, c_val = _pedal_events(data)
     c_order = np.argsort(ct, kind="stable")
     controls = np.zeros(len(ct), CONTROL_DTYPE)
     controls["time_sec"] = ticks_to_seconds(ct[c_order], tempo_ticks, mspq, tpq)
-    controls["controller"] = np.concatenate(c_number)[c_order]
-    controls["value"] = np.concatenate(c_value)[c_order]
+    controls["controller"] = c_num[c_order]
+    controls["value"] = c_val[c_order]
     return Performance(notes, controls)
 
 
-def read_midi(path: str | os.PathLike) -> Performance:
-    """Read a performance MIDI file (any number of tracks) into one :class:`Performance`."""
-    return parse_midi(read_bytes(path, MAX_MIDI_BYTES), name=str(path))
+def read_midi(path: str | os.PathLike, *, allow_empty: bool = False, pairing: Pairing = "fifo") -> Performance:
+    """Read a performance MIDI file (any number of tracks) into one :class:`Performance`.
+
+    A file without notes is an error unless ``allow_empty``; see :func:`parse_midi` for ``pairing``.
+    """
+    return parse_midi(read_bytes(path, MAX_MIDI_BYTES), name=str(path), allow_empty=allow_empty, pairing=pairing)
+
+
+def _partitura_notes(data: bytes) -> tuple[np.ndarray, ...]:
+    """Note events paired exactly as partitura pairs them (file order matters, so this reads the
+    messages with mido): a note-on replaces a sounding note of the same channel and key, which is
+    dropped; a note-off with nothing sounding is ignored.  Returns on/off ticks, pitch, velocity, track."""
+    import io
+
+    import mido
+
+    midi = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    rows: list[tuple[int, int, int, int, int]] = []
+    for number, track in enumerate(midi.tracks):
+        tick, sounding = 0, {}
+        for message in track:
+            tick += message.time
+            kind = message.type
+            if kind != "note_on" and kind != "note_off":
+                continue
+            key = (message.channel, message.note)
+            if kind == "note_on" and message.velocity > 0:
+                sounding[key] = (tick, message.velocity)
+            elif key in sounding:
+                start, velocity = sounding.pop(key)
+                rows.append((start, tick, message.note, velocity, number))
+    table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    return table[:, 0], table[:, 1], table[:, 2].astype(np.int16), table[:, 3].astype(np.int16), table[:, 4].astype(np.int16)
+
+
+def _pedal_events(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pedal control changes from every track and channel (with mido; used when symusic found none)."""
+    import io
+
+    import mido
+
+    rows = []
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data), clip=True)
+        for track in midi.tracks:
+            tick = 0
+            for message in track:
+                tick += message.time
+                if message.type == "control_change" and message.control in PEDAL_CONTROLLERS:
+                    rows.append((tick, message.control, message.value))
+    except Exception:  # symusic read the notes; a file mido cannot parse simply has no pedal to add
+        rows = []
+    table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return table[:, 0], table[:, 1].astype(np.int16), table[:, 2].astype(np.int16)
 
 
 def midi_bytes(performance: Performance) -> bytes:
