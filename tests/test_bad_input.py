@@ -1,0 +1,205 @@
+"""Malformed, empty, huge and hostile input: always EspressivoError (CLI: one line, exit 2), never a crash."""
+
+import io
+import zipfile
+
+import mido
+import numpy as np
+import pytest
+
+from espressivo import EspressivoError, read_alignment, read_midi, read_score
+from espressivo.cli import main
+from espressivo.io.midi import parse_midi
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE score-partwise [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<score-partwise version="3.1"><work><work-title>&secret;</work-title></work>
+<part-list><score-part id="P1"><part-name>P</part-name></score-part></part-list>
+<part id="P1"><measure number="1"><attributes><divisions>1</divisions></attributes>
+<note><pitch><step>C</step><octave>4</octave></pitch><duration>1</duration></note></measure></part>
+</score-partwise>"""
+
+LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<score-partwise>&lol2;</score-partwise>"""
+
+
+def no_notes_midi() -> bytes:
+    mid = mido.MidiFile()
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000), mido.Message("control_change", control=64, value=127)]))
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    return buffer.getvalue()
+
+
+def zip_bomb(path, member_mb: int = 80) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/container.xml", '<container><rootfiles><rootfile full-path="s.xml"/></rootfiles></container>')
+        with archive.open("s.xml", "w", force_zip64=True) as handle:
+            chunk = b"\0" * 2**20
+            for _ in range(member_mb):
+                handle.write(chunk)
+
+
+@pytest.fixture
+def bad_files(tmp_path, asap_root):
+    real = (asap_root / "Bach/Fugue/bwv_846/Shi05M.mid").read_bytes()
+    files = {
+        "missing.mid": None,
+        "empty.mid": b"",
+        "truncated.mid": real[: len(real) // 2],
+        "header_only.mid": real[:14],
+        "random.mid": np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "text.mid": b"this is not a MIDI file\n" * 10,
+        "no_notes.mid": no_notes_midi(),
+        "xxe.musicxml": XXE,
+        "laughs.musicxml": LAUGHS,
+        "random.musicxml": b"<score-partwise><part",
+        "notzip.mxl": b"PK\x03\x04 not really a zip",
+        "text.mxl": b"hello",
+        "empty.mei": b"",
+        "garbage.krn": b"\x00\x01\x02 not kern",
+        "score.txt": b"hello",
+        "alignment.tsv": b"nonsense",
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / name
+        if data is not None:
+            paths[name].write_bytes(data)
+    zip_bomb(tmp_path / "bomb.mxl")
+    paths["bomb.mxl"] = tmp_path / "bomb.mxl"
+    paths["directory.mid"] = tmp_path / "adir.mid"
+    paths["directory.mid"].mkdir()
+    return paths
+
+
+def reader_for(name: str):
+    if name.startswith("alignment"):
+        return read_alignment
+    return read_midi if name.endswith(".mid") else read_score
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["missing.mid", "empty.mid", "truncated.mid", "header_only.mid", "random.mid", "text.mid", "no_notes.mid",
+     "xxe.musicxml", "laughs.musicxml", "random.musicxml", "notzip.mxl", "text.mxl", "empty.mei", "garbage.krn",
+     "score.txt", "alignment.tsv", "bomb.mxl", "directory.mid"],
+)
+def test_readers_raise_one_clear_error(bad_files, name):
+    with pytest.raises(EspressivoError) as info:
+        reader_for(name)(bad_files[name])
+    message = str(info.value)
+    assert message and "\n" not in message and len(message) < 400
+
+
+def test_xxe_is_never_resolved(bad_files):
+    with pytest.raises(EspressivoError, match="entity"):
+        read_score(bad_files["xxe.musicxml"])
+
+
+def test_zip_bomb_is_stopped(bad_files):
+    with pytest.raises(EspressivoError, match="zip bomb"):
+        read_score(bad_files["bomb.mxl"])
+
+
+def test_huge_file_is_refused_before_reading(tmp_path):
+    huge = tmp_path / "huge.mid"
+    with open(huge, "wb") as handle:
+        handle.truncate(65 * 2**20)  # sparse: no disk used
+    with pytest.raises(EspressivoError, match="limit"):
+        read_midi(huge)
+
+
+def test_empty_allowed_on_request(bad_files):
+    assert len(read_midi(bad_files["no_notes.mid"], allow_empty=True)) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["info", "{missing.mid}"],
+        ["info", "{random.mid}"],
+        ["info", "{xxe.musicxml}"],
+        ["info", "{bomb.mxl}"],
+        ["info", "{score.txt}"],
+        ["synth", "{truncated.mid}", "-o", "{out}/x.wav"],
+        ["synth", "{no_notes.mid}", "-o", "{out}/x.wav"],
+        ["plot", "{text.mid}", "-o", "{out}/x.png"],
+        ["synth", "{no_notes.mid}", "-o", "{out}/x.wav", "--sample-rate", "abc"],
+        ["synth", "{no_notes.mid}", "-o", "{out}/x.wav", "--gain", "-3"],
+        ["data", "scan", "--source", "{missing.mid}"],
+        ["info"],
+        ["nonsense-command"],
+    ],
+)
+def test_cli_errors_are_one_line_with_exit_2(bad_files, tmp_path, capsys, argv):
+    names = {k.replace(".", "_"): str(v) for k, v in bad_files.items()}
+    argv = [a.replace("{out}", str(tmp_path)) for a in argv]
+    argv = [str(bad_files[a[1:-1]]) if a.startswith("{") and a.endswith("}") else a for a in argv]
+    with pytest.raises(SystemExit) if argv in (["info"], ["nonsense-command"]) or "abc" in argv else _nothing():
+        code = main(argv)
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert names  # the fixture built every file
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["info"])
+    assert info.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_fuzzed_asap_midi_never_crashes(asap_midi_files):
+    """2,000 randomly mutated or truncated real performances through the reader: only EspressivoError."""
+    rng = np.random.default_rng(2026)
+    sources = [asap_midi_files[k].read_bytes() for k in rng.choice(len(asap_midi_files), 40, replace=False)]
+    outcomes = {"read": 0, "refused": 0}
+    for trial in range(2000):
+        data = bytearray(sources[trial % len(sources)])
+        operation = rng.integers(5)
+        if operation == 0:  # truncate
+            data = data[: rng.integers(0, len(data))]
+        elif operation == 1:  # flip bytes
+            for position in rng.integers(0, len(data), rng.integers(1, 30)):
+                data[position] = rng.integers(0, 256)
+        elif operation == 2:  # insert junk
+            at = rng.integers(0, len(data))
+            data = data[:at] + rng.integers(0, 256, rng.integers(1, 200), dtype=np.uint8).tobytes() + data[at:]
+        elif operation == 3:  # corrupt the header / chunk lengths
+            for position in rng.integers(0, min(len(data), 40), 3):
+                data[position] = rng.integers(0, 256)
+        else:  # delete a span
+            at = rng.integers(0, len(data))
+            data = data[:at] + data[at + rng.integers(1, 500):]
+        try:
+            perf = parse_midi(bytes(data), name=f"fuzz{trial}", allow_empty=bool(trial % 2))
+            assert np.isfinite(perf.notes["onset_sec"]).all()
+            outcomes["read"] += 1
+        except EspressivoError:
+            outcomes["refused"] += 1
+    assert outcomes["read"] + outcomes["refused"] == 2000
+    assert outcomes["read"] > 20 and outcomes["refused"] > 1000  # both paths exercised; symusic is strict
+
+
+def test_fuzzed_midi_with_partitura_pairing(asap_midi_files):
+    rng = np.random.default_rng(7)
+    source = asap_midi_files[0].read_bytes()
+    for _ in range(200):
+        data = bytearray(source)
+        for position in rng.integers(0, len(data), rng.integers(1, 20)):
+            data[position] = rng.integers(0, 256)
+        try:
+            parse_midi(bytes(data[: rng.integers(14, len(data) + 1)]), pairing="partitura")
+        except EspressivoError:
+            pass

@@ -1,0 +1,75 @@
+"""The command line on real files: every command, with --help."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from espressivo.cli import main
+from tests.conftest import EXAMPLES
+
+PERF = str(EXAMPLES / "etude_performance.mid")
+SCORE = str(EXAMPLES / "etude.musicxml")
+ALIGN = str(EXAMPLES / "etude_alignment.tsv.gz")
+
+
+@pytest.mark.parametrize("command", [[], ["info"], ["synth"], ["plot"], ["data", "scan"], ["demo"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    assert "usage: espressivo" in capsys.readouterr().out
+
+
+def test_info_performance_and_score(capsys):
+    assert main(["info", PERF, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["notes"] == 84 and summary["pedals"]["sustain"]["presses"] == 8
+    assert main(["info", SCORE, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["measures"] == 8 and summary["time_signatures"] == ["4/4 @q0"]
+    assert summary["key_signatures"] == ["C major @q0"] and summary["dynamics"] == ["p @q0", "mf @q16"]
+    assert main(["info", PERF]) == 0 and "pitch range" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
+def test_synth_performance_and_score(tmp_path, capsys):
+    assert main(["synth", PERF, "-o", str(tmp_path / "p.wav")]) == 0
+    assert main(["synth", SCORE, "-o", str(tmp_path / "s.wav")]) == 0
+    assert (tmp_path / "p.wav").stat().st_size > 100_000 and (tmp_path / "s.wav").stat().st_size > 100_000
+
+
+def test_plot_roll_and_pair(tmp_path):
+    assert main(["plot", PERF, "-o", str(tmp_path / "roll.png")]) == 0
+    assert main(["plot", PERF, "-o", str(tmp_path / "pair.png"), "--with-score", SCORE, "--alignment", ALIGN]) == 0
+    assert main(["plot", SCORE, "-o", str(tmp_path / "score.png")]) == 0
+    assert all((tmp_path / n).stat().st_size > 20_000 for n in ("roll.png", "pair.png", "score.png"))
+
+
+def test_data_scan_folder(tmp_path, capsys):
+    (tmp_path / "a.mid").write_bytes(open(PERF, "rb").read())
+    (tmp_path / "b.mid").write_bytes(b"broken")
+    assert main(["data", "scan", "--source", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == 1 and summary["notes"] == 84 and len(summary["unreadable"]) == 1
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
+def test_demo_as_a_user_runs_it(tmp_path):
+    """The real console entry point, in a separate process, as `make demo` runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "espressivo", "demo", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "etude_performance.wav").stat().st_size > 1_000_000
+    assert (tmp_path / "out" / "etude_performance.png").stat().st_size > 20_000
+    assert "Espressivo Etude No. 1" in result.stdout
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
+    (tmp_path / "x.mid").write_text("not midi")
+    result = subprocess.run([sys.executable, "-m", "espressivo", "info", str(tmp_path / "x.mid")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"espressivo: error: {tmp_path / 'x.mid'}: not a MIDI file (no MThd header)"

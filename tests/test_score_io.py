@@ -1,0 +1,100 @@
+"""Score reading: the bundled etude, small MEI and kern files built inline, and real (n)ASAP scores."""
+
+import numpy as np
+import pytest
+
+from espressivo import read_alignment, read_midi, read_score
+from tests.conftest import EXAMPLES
+
+MEI = """<?xml version="1.0" encoding="UTF-8"?>
+<mei xmlns="http://www.music-encoding.org/ns/mei" meiversion="4.0.0">
+ <meiHead><fileDesc><titleStmt><title>tiny</title></titleStmt><pubStmt/></fileDesc></meiHead>
+ <music><body><mdiv><score>
+  <scoreDef meter.count="3" meter.unit="4" key.sig="1s">
+   <staffGrp><staffDef n="1" lines="5" clef.shape="G" clef.line="2"/></staffGrp>
+  </scoreDef>
+  <section><measure n="1"><staff n="1"><layer n="1">
+   <note xml:id="a1" pname="g" oct="4" dur="4"/><note xml:id="a2" pname="b" oct="4" dur="4"/>
+   <note xml:id="a3" pname="d" oct="5" dur="4"/>
+  </layer></staff></measure></section>
+ </score></mdiv></body></music>
+</mei>
+"""
+
+KERN = """**kern
+*M2/4
+*k[]
+=1
+4c
+8e
+8g
+=2
+2cc
+==
+*-
+"""
+
+
+def test_bundled_musicxml():
+    score = read_score(EXAMPLES / "etude.musicxml")
+    assert score.title == "Espressivo Etude No. 1"
+    assert len(score) == 84 and len(score.measures) == 8
+    assert score.time_signatures[["beats", "beat_type"]].tolist() == [(4, 4)]
+    assert score.key_signatures["fifths"].tolist() == [0]
+    assert [m for m in score.tempo_markings["qpm"] if np.isfinite(m)] == [72.0]
+    assert score.dynamics["text"].tolist() == ["p", "mf"]
+    assert set(score.notes["staff"].tolist()) == {1, 2}
+    # written tempo: 32 quarters at 72 per minute
+    assert score.to_performance().end_sec == pytest.approx(32 * 60 / 72)
+
+
+def test_beat_quarter_map_in_compound_time():
+    from espressivo.core.score import TIME_SIGNATURE_DTYPE, Score, score_note_dtype
+
+    ts = np.array([(0.0, 0.0, 4, 4), (4.0, 4.0, 6, 8)], TIME_SIGNATURE_DTYPE)
+    score = Score(np.zeros(0, score_note_dtype()), time_signatures=ts)
+    # in 6/8 an eighth is a beat: 1 quarter = 2 beats
+    assert score.beat_from_quarter([0, 2, 4, 5, 7]).tolist() == [0, 2, 4, 6, 10]
+    assert score.quarter_from_beat([0, 2, 4, 6, 10]).tolist() == [0, 2, 4, 5, 7]
+
+
+def test_mei_and_kern(tmp_path):
+    (tmp_path / "t.mei").write_text(MEI)
+    mei = read_score(tmp_path / "t.mei")
+    assert mei.notes["pitch"].tolist() == [67, 71, 74]
+    assert mei.notes["onset_quarter"].tolist() == [0, 1, 2]
+    assert mei.time_signatures[["beats", "beat_type"]].tolist() == [(3, 4)]
+    (tmp_path / "t.krn").write_text(KERN)
+    kern = read_score(tmp_path / "t.krn")
+    assert kern.notes["pitch"].tolist() == [60, 64, 67, 72]
+    assert kern.notes["duration_quarter"].tolist() == [1, 0.5, 0.5, 2]
+
+
+def test_midi_score(asap_root):
+    score = read_score(asap_root / "Bach/Fugue/bwv_846/midi_score.mid")
+    assert len(score) > 700
+    assert np.all(np.diff(score.notes["onset_quarter"]) >= 0)
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_asap_scores_carry_the_alignment_ids(asap, seed):
+    """Unfolded MusicXML scores name every matched note of the alignment files, with the same pitch."""
+    rng = np.random.default_rng(seed)
+    musicxml = [i for i in asap if i.score_format == "musicxml"]
+    picks = [musicxml[k] for k in rng.choice(len(musicxml), 6, replace=False)]
+    for item in picks:
+        score, alignment = item.load_score(), item.load_alignment()
+        perf = item.load_performance()
+        present = np.isin(alignment.matches["score_id"], score.notes["id"])
+        assert present.mean() >= 0.995, item.name
+        assert alignment.pitch_agreement(score, perf) >= 0.99, item.name
+        assert score.unfolded
+
+
+def test_bundled_alignment_is_complete():
+    score = read_score(EXAMPLES / "etude.musicxml")
+    perf = read_midi(EXAMPLES / "etude_performance.mid")
+    alignment = read_alignment(EXAMPLES / "etude_alignment.tsv.gz")
+    s_idx, p_idx = alignment.indices(score, perf)
+    assert len(s_idx) == len(score) == len(perf)
+    assert alignment.pitch_agreement(score, perf) == 1.0
