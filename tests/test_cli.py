@@ -49,7 +49,7 @@ def test_plot_roll_and_pair(tmp_path):
 
 
 def test_data_scan_folder(tmp_path, capsys):
-    (tmp_path / "a.mid").write_bytes(open(PERF, "rb").read())
+    (tmp_path / "a.mid").write_bytes((EXAMPLES / "etude_performance.mid").read_bytes())
     (tmp_path / "b.mid").write_bytes(b"broken")
     assert main(["data", "scan", "--source", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -60,7 +60,11 @@ def test_data_scan_folder(tmp_path, capsys):
 def test_demo_as_a_user_runs_it(tmp_path):
     """The real console entry point, in a separate process, as `make demo` runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "espressivo", "demo", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "espressivo", "demo", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "etude_performance.wav").stat().st_size > 1_000_000
@@ -70,6 +74,11 @@ def test_demo_as_a_user_runs_it(tmp_path):
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     (tmp_path / "x.mid").write_text("not midi")
-    result = subprocess.run([sys.executable, "-m", "espressivo", "info", str(tmp_path / "x.mid")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "espressivo", "info", str(tmp_path / "x.mid")],
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"espressivo: error: {tmp_path / 'x.mid'}: not a MIDI file (no MThd header)"

@@ -51,7 +51,7 @@ def test_lazy_loading_and_metadata(asap):
 def test_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(EspressivoError, match="not found"):
         AsapDataset(tmp_path / "nowhere")
-    with pytest.raises(EspressivoError, match="metadata.csv"):
+    with pytest.raises(EspressivoError, match=r"metadata\.csv"):
         AsapDataset(tmp_path)
 
 
@@ -71,3 +71,9 @@ def test_midi_folder_skips_and_counts_bad_files(tmp_path, asap_root):
     assert [i.name for i in folder] == ["bad.mid", "sub/good.mid"]
     loaded = list(folder.iter_performances())
     assert len(loaded) == 1 and len(folder.failed) == 1
+
+
+def test_pieces_without_musicxml_are_flagged(asap):
+    no_xml = [i for i in asap if not i.alignment_fits_score]
+    assert {i.folder for i in no_xml} == {"Liszt/Mephisto_Waltz", "Liszt/Sonata", "Schubert/Wanderer_fantasie"}
+    assert all(i.score_path.name == "midi_score.mid" for i in no_xml)

@@ -36,7 +36,9 @@ def test_example_wav_is_music_of_the_right_length(tmp_path):
 @needs_fluidsynth
 def test_sustain_pedal_is_audible(tmp_path):
     note = dict(onset_sec=[0.0], duration_sec=[0.2], pitch=[60], velocity=[80])
-    pedal = synthesize(Performance.from_arrays(**note, controls=[(0.0, SUSTAIN, 127), (3.0, SUSTAIN, 0)]), tmp_path / "p.wav")
+    pedal = synthesize(
+        Performance.from_arrays(**note, controls=[(0.0, SUSTAIN, 127), (3.0, SUSTAIN, 0)]), tmp_path / "p.wav"
+    )
     dry = synthesize(Performance.from_arrays(**note, controls=[(3.0, SUSTAIN, 0)]), tmp_path / "d.wav")
     assert level_dbfs(pedal, 1.0, 2.5) > level_dbfs(dry, 1.0, 2.5) + 20
 
@@ -69,5 +71,8 @@ def test_plots_are_written(tmp_path):
     score = read_score(EXAMPLES / "etude.musicxml")
     perf = read_midi(EXAMPLES / "etude_performance.mid")
     alignment = read_alignment(EXAMPLES / "etude_alignment.tsv.gz")
-    for path in (plot_performance(perf, tmp_path / "roll.png"), plot_pair(score, perf, alignment, tmp_path / "pair.png")):
+    for path in (
+        plot_performance(perf, tmp_path / "roll.png"),
+        plot_pair(score, perf, alignment, tmp_path / "pair.png"),
+    ):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000

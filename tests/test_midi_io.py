@@ -54,7 +54,10 @@ def _mido_file(tracks, tpq=480):
 
 def test_tempo_map_and_multitrack_merge(tmp_path):
     # track 0: tempo 120 bpm, after one quarter (0.5 s) 60 bpm; track 1: right hand; track 2: left hand + pedal
-    meta = [mido.MetaMessage("set_tempo", tempo=500_000, time=0), mido.MetaMessage("set_tempo", tempo=1_000_000, time=480)]
+    meta = [
+        mido.MetaMessage("set_tempo", tempo=500_000, time=0),
+        mido.MetaMessage("set_tempo", tempo=1_000_000, time=480),
+    ]
     right = [
         mido.Message("note_on", note=72, velocity=80, time=0),
         mido.Message("note_on", note=72, velocity=0, time=960),  # velocity-0 note-on ends the note
@@ -101,7 +104,8 @@ def test_alignment_file_pitches_and_onsets_match_our_notes(asap):
 
     for item in asap.performances("test")[:10]:
         perf = item.load_performance()
-        rows = [line.split("\t") for line in gzip.open(item.alignment_path, "rt").read().splitlines()[1:]]
+        with gzip.open(item.alignment_path, "rt") as handle:
+            rows = [line.split("\t") for line in handle.read().splitlines()[1:]]
         rows = [r for r in rows if r[1] != "deletion" and len(r) >= 6]
         ids = np.array([int(r[1][1:]) for r in rows])
         assert np.array_equal(perf.notes["pitch"][ids], [int(r[4]) for r in rows])

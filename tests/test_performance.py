@@ -8,7 +8,7 @@ from espressivo.core import SUSTAIN
 
 
 def perf(notes, controls=()):
-    onset, duration, pitch, velocity = zip(*notes) if notes else ((), (), (), ())
+    onset, duration, pitch, velocity = zip(*notes, strict=True) if notes else ((), (), (), ())
     return Performance.from_arrays(onset, duration, pitch, velocity, controls=controls)
 
 
@@ -71,7 +71,9 @@ def test_sustain_pedal_never_released_holds_to_the_end():
 
 def test_sustain_threshold_and_half_pedal_values():
     # value 63 is "up", 64 is "down"
-    p = perf([(0.0, 0.2, 60, 80), (1.0, 0.2, 62, 80)], controls=[(0.1, SUSTAIN, 63), (0.9, SUSTAIN, 64), (1.5, SUSTAIN, 0)])
+    p = perf(
+        [(0.0, 0.2, 60, 80), (1.0, 0.2, 62, 80)], controls=[(0.1, SUSTAIN, 63), (0.9, SUSTAIN, 64), (1.5, SUSTAIN, 0)]
+    )
     assert p.apply_sustain().offset_sec.tolist() == [0.2, 1.5]
 
 

@@ -96,5 +96,5 @@ def test_bundled_alignment_is_complete():
     perf = read_midi(EXAMPLES / "etude_performance.mid")
     alignment = read_alignment(EXAMPLES / "etude_alignment.tsv.gz")
     s_idx, p_idx = alignment.indices(score, perf)
-    assert len(s_idx) == len(score) == len(perf)
+    assert len(s_idx) == len(p_idx) == len(score) == len(perf)
     assert alignment.pitch_agreement(score, perf) == 1.0

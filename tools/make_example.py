@@ -26,8 +26,14 @@ MELODY = [
     [("C5", 4)],
 ]
 BASS = [
-    ["C3", "G3", "E4", "G3"], ["A2", "E3", "C4", "E3"], ["F2", "C3", "A3", "C3"], ["G2", "D3", "B3", "D3"],
-    ["C3", "G3", "E4", "G3"], ["F2", "C3", "A3", "C3"], ["G2", "F3", "B3", "F3"], None,
+    ["C3", "G3", "E4", "G3"],
+    ["A2", "E3", "C4", "E3"],
+    ["F2", "C3", "A3", "C3"],
+    ["G2", "D3", "B3", "D3"],
+    ["C3", "G3", "E4", "G3"],
+    ["F2", "C3", "A3", "C3"],
+    ["G2", "F3", "B3", "F3"],
+    None,
 ]
 DYNAMICS = {0: "p", 4: "mf"}
 
@@ -42,40 +48,54 @@ def notes_of_piece():
     for bar in range(8):
         t = bar * 4.0
         for name, dur in MELODY[bar]:
-            rows.append((f"n{n}", 1, 1, t, dur, name)); n += 1; t += dur
+            rows.append((f"n{n}", 1, 1, t, dur, name))
+            n += 1
+            t += dur
         if BASS[bar] is None:
             for name in ("C3", "G3", "C4"):
-                rows.append((f"n{n}", 2, 5, bar * 4.0, 4.0, name)); n += 1
+                rows.append((f"n{n}", 2, 5, bar * 4.0, 4.0, name))
+                n += 1
         else:
             for k, name in enumerate(BASS[bar] * 2):
-                rows.append((f"n{n}", 2, 5, bar * 4.0 + k * 0.5, 0.5, name)); n += 1
+                rows.append((f"n{n}", 2, 5, bar * 4.0 + k * 0.5, 0.5, name))
+                n += 1
     return rows
 
 
 def musicxml(rows) -> str:
     types = {0.5: "eighth", 1: "quarter", 2: "half", 3: "half", 4: "whole"}
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<score-partwise version="3.1">',
-           '<work><work-title>Espressivo Etude No. 1</work-title></work>',
-           '<identification><creator type="composer">espressivo project</creator>'
-           '<rights>CC0 1.0: dedicated to the public domain</rights></identification>',
-           '<part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>',
-           '<part id="P1">']
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<score-partwise version="3.1">',
+        "<work><work-title>Espressivo Etude No. 1</work-title></work>",
+        '<identification><creator type="composer">espressivo project</creator>'
+        "<rights>CC0 1.0: dedicated to the public domain</rights></identification>",
+        '<part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>',
+        '<part id="P1">',
+    ]
     for bar in range(8):
         out.append(f'<measure number="{bar + 1}">')
         if bar == 0:
-            out.append("<attributes><divisions>2</divisions><key><fifths>0</fifths><mode>major</mode></key>"
-                       "<time><beats>4</beats><beat-type>4</beat-type></time><staves>2</staves>"
-                       "<clef number=\"1\"><sign>G</sign><line>2</line></clef>"
-                       "<clef number=\"2\"><sign>F</sign><line>4</line></clef></attributes>")
-            out.append('<direction placement="above"><direction-type><words>Andante cantabile</words></direction-type>'
-                       '<staff>1</staff></direction>')
-            out.append('<direction placement="above"><direction-type><metronome><beat-unit>quarter</beat-unit>'
-                       f'<per-minute>{QPM}</per-minute></metronome></direction-type><staff>1</staff>'
-                       f'<sound tempo="{QPM}"/></direction>')
+            out.append(
+                "<attributes><divisions>2</divisions><key><fifths>0</fifths><mode>major</mode></key>"
+                "<time><beats>4</beats><beat-type>4</beat-type></time><staves>2</staves>"
+                '<clef number="1"><sign>G</sign><line>2</line></clef>'
+                '<clef number="2"><sign>F</sign><line>4</line></clef></attributes>'
+            )
+            out.append(
+                '<direction placement="above"><direction-type><words>Andante cantabile</words></direction-type>'
+                "<staff>1</staff></direction>"
+            )
+            out.append(
+                '<direction placement="above"><direction-type><metronome><beat-unit>quarter</beat-unit>'
+                f"<per-minute>{QPM}</per-minute></metronome></direction-type><staff>1</staff>"
+                f'<sound tempo="{QPM}"/></direction>'
+            )
         if bar in DYNAMICS:
-            out.append(f'<direction placement="below"><direction-type><dynamics><{DYNAMICS[bar]}/></dynamics>'
-                       '</direction-type><staff>1</staff></direction>')
+            out.append(
+                f'<direction placement="below"><direction-type><dynamics><{DYNAMICS[bar]}/></dynamics>'
+                "</direction-type><staff>1</staff></direction>"
+            )
         for staff in (1, 2):
             if staff == 2:
                 out.append("<backup><duration>8</duration></backup>")
@@ -85,9 +105,11 @@ def musicxml(rows) -> str:
                 chord = "<chord/>" if onset == previous_onset else ""
                 previous_onset = onset
                 dot = "<dot/>" if dur == 3 else ""
-                out.append(f'<note id="{note_id}">{chord}<pitch><step>{name[0]}</step><octave>{name[1:]}</octave>'
-                           f'</pitch><duration>{int(dur * 2)}</duration><voice>{voice}</voice>'
-                           f'<type>{types[dur]}</type>{dot}<staff>{staff}</staff></note>')
+                out.append(
+                    f'<note id="{note_id}">{chord}<pitch><step>{name[0]}</step><octave>{name[1:]}</octave>'
+                    f"</pitch><duration>{int(dur * 2)}</duration><voice>{voice}</voice>"
+                    f"<type>{types[dur]}</type>{dot}<staff>{staff}</staff></note>"
+                )
         if bar == 7:
             out.append('<barline location="right"><bar-style>light-heavy</bar-style></barline>')
         out.append("</measure>")

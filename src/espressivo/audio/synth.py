@@ -78,11 +78,31 @@ def synthesize(
         midi = Path(tmp) / "in.mid"
         midi.write_bytes(midi_bytes(performance))
         out = wav_path.parent / f".{wav_path.name}.{os.getpid()}.tmp.wav"
-        command = [executable, "-ni", "-q", "-T", "wav", "-O", "s16", "-r", str(int(sample_rate)), "-g", str(gain),
-                   "-F", str(out), str(font), str(midi)]
+        command = [
+            executable,
+            "-ni",
+            "-q",
+            "-T",
+            "wav",
+            "-O",
+            "s16",
+            "-r",
+            str(int(sample_rate)),
+            "-g",
+            str(gain),
+            "-F",
+            str(out),
+            str(font),
+            str(midi),
+        ]
         try:
             result = subprocess.run(
-                command, capture_output=True, text=True, timeout=120 + 2 * performance.end_sec, stdin=subprocess.DEVNULL
+                command,
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=120 + 2 * performance.end_sec,
+                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
             out.unlink(missing_ok=True)
@@ -90,7 +110,9 @@ def synthesize(
         if result.returncode != 0 or not out.is_file():
             out.unlink(missing_ok=True)
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise EspressivoError(f"fluidsynth failed: {detail[-1] if detail else 'exit code ' + str(result.returncode)}")
+            raise EspressivoError(
+                f"fluidsynth failed: {detail[-1] if detail else 'exit code ' + str(result.returncode)}"
+            )
         os.replace(out, wav_path)
     return wav_path
 

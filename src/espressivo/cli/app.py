@@ -106,7 +106,9 @@ class App:
         from espressivo import __version__
 
         root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-        groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): root.add_subparsers(dest="command", metavar="COMMAND")}
+        groups: dict[tuple[str, ...], argparse._SubParsersAction] = {
+            (): root.add_subparsers(dest="command", metavar="COMMAND")
+        }
         parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
         for path, func in sorted(self.commands.items()):
             for depth in range(1, len(path)):
@@ -131,7 +133,9 @@ class App:
         if func is None:
             parser.print_help(sys.stderr)
             return 2
-        kwargs = {k: v for k, v in vars(args).items() if not k.startswith("_") and k in inspect.signature(func).parameters}
+        kwargs = {
+            k: v for k, v in vars(args).items() if not k.startswith("_") and k in inspect.signature(func).parameters
+        }
         try:
             result = func(**kwargs)
         except EspressivoError as err:
@@ -143,6 +147,9 @@ class App:
         except Exception as err:  # a bug, not bad input: still one line unless debugging
             if os.environ.get("ESPRESSIVO_DEBUG"):
                 raise
-            print(f"{self.prog}: internal error: {type(err).__name__}: {err} (ESPRESSIVO_DEBUG=1 shows details)", file=sys.stderr)
+            print(
+                f"{self.prog}: internal error: {type(err).__name__}: {err} (ESPRESSIVO_DEBUG=1 shows details)",
+                file=sys.stderr,
+            )
             return 1
         return int(result or 0)

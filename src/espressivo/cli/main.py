@@ -63,14 +63,17 @@ def score_summary(score: Score) -> dict:
         "title": score.title,
         "notes": len(score),
         "measures": len(score.measures),
-        "time_signatures": [f"{ts['beats']}/{ts['beat_type']} @q{ts['onset_quarter']:g}" for ts in score.time_signatures],
+        "time_signatures": [
+            f"{ts['beats']}/{ts['beat_type']} @q{ts['onset_quarter']:g}" for ts in score.time_signatures
+        ],
         "key_signatures": [
             f"{KEYS[int(ks['fifths']) + 7] if -7 <= ks['fifths'] <= 7 else ks['fifths']} {ks['mode']}".strip()
             + f" @q{ks['onset_quarter']:g}"
             for ks in score.key_signatures
         ],
         "tempo_markings": [
-            (f"q={m['qpm']:g}" if np.isfinite(m["qpm"]) else m["text"]) + f" @q{m['onset_quarter']:g}" for m in score.tempo_markings
+            (f"q={m['qpm']:g}" if np.isfinite(m["qpm"]) else m["text"]) + f" @q{m['onset_quarter']:g}"
+            for m in score.tempo_markings
         ],
         "dynamics": [f"{d['text']} @q{d['onset_quarter']:g}" for d in score.dynamics],
     }
@@ -139,12 +142,19 @@ def synth(
     perf, _ = load_input(file, score)
     synthesize(perf, output, soundfont=soundfont, sample_rate=sample_rate, gain=gain, fold_pedal=fold_pedal)
     stats = wav_stats(output)
-    print(f"wrote {output}: {stats['duration_sec']:.1f} s, RMS {stats['rms_dbfs']:.1f} dBFS, peak {stats['peak_dbfs']:.1f} dBFS")
+    level = f"RMS {stats['rms_dbfs']:.1f} dBFS, peak {stats['peak_dbfs']:.1f} dBFS"
+    print(f"wrote {output}: {stats['duration_sec']:.1f} s, {level}")
 
 
 @app.command("plot", short_flags={"output": "-o"})
-def plot(file: Path, output: Path | None = None, with_score: Path | None = None, alignment: Path | None = None,
-         score: bool = False, title: str = "") -> None:
+def plot(
+    file: Path,
+    output: Path | None = None,
+    with_score: Path | None = None,
+    alignment: Path | None = None,
+    score: bool = False,
+    title: str = "",
+) -> None:
     """Draw a piano roll coloured by velocity with a pedal lane; given a score and an alignment for a
     performance, also its tempo curve (beats/min over score time) and velocity curve.
 
@@ -176,8 +186,12 @@ def plot(file: Path, output: Path | None = None, with_score: Path | None = None,
 
 
 @app.command("data scan")
-def data_scan(source: str = "asap", root: Path | None = None, split: Literal["train", "validation", "test"] | None = None,
-              json: bool = False) -> None:
+def data_scan(
+    source: str = "asap",
+    root: Path | None = None,
+    split: Literal["train", "validation", "test"] | None = None,
+    json: bool = False,
+) -> None:
     """Read every performance of a corpus (with a progress bar) and report files, notes, hours and problems.
 
     Args:
@@ -212,8 +226,15 @@ def data_scan(source: str = "asap", root: Path | None = None, split: Literal["tr
             continue
         notes += len(perf)
         seconds += perf.end_sec
-    summary = {"source": source, "files": len(items) - len(failed), "notes": notes, "hours": round(seconds / 3600, 2),
-               "skipped_rows": skipped, "repaired_rows": repaired, "unreadable": failed}
+    summary = {
+        "source": source,
+        "files": len(items) - len(failed),
+        "notes": notes,
+        "hours": round(seconds / 3600, 2),
+        "skipped_rows": skipped,
+        "repaired_rows": repaired,
+        "unreadable": failed,
+    }
     _print(summary, json)
 
 

@@ -14,14 +14,14 @@ from espressivo.core.performance import (
 from espressivo.core.score import Score
 
 __all__ = [
-    "Alignment",
     "CONTROL_DTYPE",
     "NOTE_DTYPE",
     "PIANO_MAX_PITCH",
     "PIANO_MIN_PITCH",
-    "Performance",
     "SOFT",
     "SOSTENUTO",
     "SUSTAIN",
+    "Alignment",
+    "Performance",
     "Score",
 ]

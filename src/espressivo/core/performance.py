@@ -254,7 +254,9 @@ class Performance:
         controls["time_sec"] += seconds
         return Performance(notes, controls)
 
-    def slice(self, start_sec: float, end_sec: float | None = None, *, clip: bool = True, rebase: bool = True) -> Performance:
+    def slice(
+        self, start_sec: float, end_sec: float | None = None, *, clip: bool = True, rebase: bool = True
+    ) -> Performance:
         """The notes with onsets in ``[start_sec, end_sec)``.
 
         ``clip`` cuts notes sounding past ``end_sec``; ``rebase`` moves ``start_sec`` to time 0.

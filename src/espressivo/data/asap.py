@@ -10,7 +10,8 @@ at alignment files that do not exist, 29 of them through a malformed ``Schubert/
 path.  Where the alignment sits at its conventional place, ``<folder>/<performer>_note_alignments/``
 (28 of the 31), the row is repaired and kept, and listed in ``asap.repaired``; pass
 ``repair=False`` to skip such rows as the metadata says.
-Three pieces have no MusicXML: their score is read from ``midi_score.mid`` (``score_format``).
+Three pieces have no MusicXML: their score is read from ``midi_score.mid`` (``score_format``), and
+their alignments, made against a MusicXML that is not shipped, do not fit it (``alignment_fits_score``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class AsapPerformance:
         return "musicxml" if self.score_path.suffix == ".mxl" else "midi"
 
     @property
+    def alignment_fits_score(self) -> bool:
+        """False for the three pieces without MusicXML: their alignment files name the notes of a
+        MusicXML score that is not shipped, so they cannot be matched against ``midi_score.mid``."""
+        return self.score_format == "musicxml"
+
+    @property
     def name(self) -> str:
         return f"{self.folder}/{self.performer}"
 
@@ -76,7 +83,9 @@ class AsapDataset:
         self.items, self.skipped = self._scan()
         if self.skipped and not quiet:
             listing = "; ".join(f"{row} ({reason})" for row, reason in self.skipped)
-            warnings.warn(f"(n)ASAP: skipped {len(self.skipped)} metadata rows with missing files: {listing}", stacklevel=2)
+            warnings.warn(
+                f"(n)ASAP: skipped {len(self.skipped)} metadata rows with missing files: {listing}", stacklevel=2
+            )
         if self.repaired and not quiet:
             warnings.warn(
                 f"(n)ASAP: {len(self.repaired)} metadata rows name a missing alignment file; "

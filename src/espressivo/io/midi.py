@@ -45,7 +45,9 @@ def ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, mspq: np.ndarra
     return seconds_at[k] + (ticks - tempo_ticks[k]) * sec_per_tick[k]
 
 
-def parse_midi(data: bytes, name: str = "<bytes>", *, allow_empty: bool = False, pairing: Pairing = "fifo") -> Performance:
+def parse_midi(
+    data: bytes, name: str = "<bytes>", *, allow_empty: bool = False, pairing: Pairing = "fifo"
+) -> Performance:
     """Parse MIDI file contents into a :class:`Performance` (raises :class:`EspressivoError`).
 
     A file without a single note is an error unless ``allow_empty``.  ``pairing`` says how note-ons
@@ -154,7 +156,13 @@ def _partitura_notes(data: bytes) -> tuple[np.ndarray, ...]:
                 start, velocity = sounding.pop(key)
                 rows.append((start, tick, message.note, velocity, number))
     table = np.array(rows, dtype=np.int64).reshape(-1, 5)
-    return table[:, 0], table[:, 1], table[:, 2].astype(np.int16), table[:, 3].astype(np.int16), table[:, 4].astype(np.int16)
+    return (
+        table[:, 0],
+        table[:, 1],
+        table[:, 2].astype(np.int16),
+        table[:, 3].astype(np.int16),
+        table[:, 4].astype(np.int16),
+    )
 
 
 def _pedal_events(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

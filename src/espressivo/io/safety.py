@@ -28,7 +28,9 @@ def check_file(path: str | os.PathLike, max_bytes: int) -> Path:
     if size == 0:
         raise EspressivoError(f"{path}: file is empty")
     if size > max_bytes:
-        raise EspressivoError(f"{path}: file is {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.0f} MiB limit")
+        raise EspressivoError(
+            f"{path}: file is {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.0f} MiB limit"
+        )
     if not os.access(path, os.R_OK):
         raise EspressivoError(f"{path}: permission denied")
     return path
@@ -90,7 +92,9 @@ def extract_musicxml(path: Path) -> bytes:
             except etree.XMLSyntaxError as err:
                 raise EspressivoError(f"{name}: corrupt META-INF/container.xml ({err})") from None
         if rootfile is None:
-            candidates = [m for m in members if m.lower().endswith((".xml", ".musicxml")) and not m.startswith("META-INF")]
+            candidates = [
+                m for m in members if m.lower().endswith((".xml", ".musicxml")) and not m.startswith("META-INF")
+            ]
             if not candidates:
                 raise EspressivoError(f"{name}: archive holds no MusicXML document")
             rootfile = candidates[0]

@@ -26,7 +26,14 @@ from espressivo.core.score import (
     score_note_dtype,
 )
 from espressivo.errors import EspressivoError
-from espressivo.io.safety import MAX_MIDI_BYTES, MAX_SCORE_BYTES, check_file, extract_musicxml, read_bytes, reject_entities
+from espressivo.io.safety import (
+    MAX_MIDI_BYTES,
+    MAX_SCORE_BYTES,
+    check_file,
+    extract_musicxml,
+    read_bytes,
+    reject_entities,
+)
 
 SCORE_SUFFIXES = {
     ".musicxml": "musicxml",
@@ -63,7 +70,9 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
     path = check_file(path, MAX_SCORE_BYTES)
     kind = SCORE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise EspressivoError(f"{path}: unknown score format {path.suffix!r} (expected one of {', '.join(SCORE_SUFFIXES)})")
+        raise EspressivoError(
+            f"{path}: unknown score format {path.suffix!r} (expected one of {', '.join(SCORE_SUFFIXES)})"
+        )
     pt = import_partitura()
     try:
         with warnings.catch_warnings():

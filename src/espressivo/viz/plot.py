@@ -84,7 +84,9 @@ def plot_performance(performance: Performance, path: str | os.PathLike, title: s
     return _save(fig, path)
 
 
-def plot_pair(score: Score, performance: Performance, alignment: Alignment, path: str | os.PathLike, title: str = "") -> Path:
+def plot_pair(
+    score: Score, performance: Performance, alignment: Alignment, path: str | os.PathLike, title: str = ""
+) -> Path:
     """Piano roll and pedal lane of the performance, plus its tempo and velocity curves over score time."""
     curves = expression_curves(score, performance, alignment)
     plt = _pyplot()
