@@ -225,3 +225,10 @@ def test_fuzzed_midi_with_partitura_pairing(asap_midi_files):
             data[position] = rng.integers(0, 256)
         with contextlib.suppress(EspressivoError):
             parse_midi(bytes(data[: rng.integers(14, len(data) + 1)]), pairing="partitura")
+
+
+def test_bad_tempo_for_a_score(tmp_path, capsys):
+    from tests.conftest import EXAMPLES
+
+    assert main(["synth", str(EXAMPLES / "etude.musicxml"), "-o", str(tmp_path / "x.wav"), "--qpm", "0"]) == 2
+    assert "tempo" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def test_info_performance_and_score(capsys):
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
 def test_synth_performance_and_score(tmp_path, capsys):
     assert main(["synth", PERF, "-o", str(tmp_path / "p.wav")]) == 0
-    assert main(["synth", SCORE, "-o", str(tmp_path / "s.wav")]) == 0
+    assert main(["synth", SCORE, "-o", str(tmp_path / "s.wav"), "--qpm", "144"]) == 0
     assert (tmp_path / "p.wav").stat().st_size > 100_000 and (tmp_path / "s.wav").stat().st_size > 100_000
 
 

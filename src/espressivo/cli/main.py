@@ -31,11 +31,12 @@ def _is_score(path: Path, as_score: bool) -> bool:
     return as_score or suffix not in (".mid", ".midi")
 
 
-def load_input(path: Path, as_score: bool = False) -> tuple[Performance, Score | None]:
-    """A performance to play or draw: the file itself, or a score played deadpan at its written tempo."""
+def load_input(path: Path, as_score: bool = False, qpm: float | None = None) -> tuple[Performance, Score | None]:
+    """A performance to play or draw: the file itself, or a score played deadpan at its written tempo
+    (or at ``qpm`` quarter notes per minute)."""
     if _is_score(path, as_score):
         score = read_score(path)
-        return score.to_performance(), score
+        return score.to_performance(qpm=qpm), score
     return read_midi(path), None
 
 
@@ -122,6 +123,7 @@ def synth(
     gain: float = 1.0,
     fold_pedal: bool = False,
     score: bool = False,
+    qpm: float | None = None,
 ) -> None:
     """Render a performance (or a score, played deadpan at its written tempo) to a WAV file with a
     piano soundfont; the sustain pedal is heard.
@@ -134,12 +136,13 @@ def synth(
         gain: FluidSynth master gain (0..5)
         fold_pedal: fold the sustain pedal into note durations before synthesis
         score: read a MIDI file as a score
+        qpm: tempo for a score, in quarter notes per minute (default: its tempo marking, else 120)
     """
     from espressivo.audio import synthesize, wav_stats
 
     if output is None:
         raise EspressivoError("give the WAV file to write with -o OUT.wav")
-    perf, _ = load_input(file, score)
+    perf, _ = load_input(file, score, qpm)
     synthesize(perf, output, soundfont=soundfont, sample_rate=sample_rate, gain=gain, fold_pedal=fold_pedal)
     stats = wav_stats(output)
     level = f"RMS {stats['rms_dbfs']:.1f} dBFS, peak {stats['peak_dbfs']:.1f} dBFS"

@@ -40,7 +40,8 @@ class Alignment:
     @classmethod
     def from_pairs(cls, score_ids, performance_ids, deletions=(), insertions=()) -> Alignment:
         score_ids = np.asarray(score_ids, dtype=str)
-        length = max([1] + [len(s) for s in score_ids] + [len(str(s)) for s in deletions])
+        deletions = np.asarray(deletions, dtype=str)
+        length = max(1, score_ids.dtype.itemsize // 4, deletions.dtype.itemsize // 4)
         matches = np.zeros(len(score_ids), match_dtype(length))
         matches["score_id"] = score_ids
         matches["performance_id"] = np.asarray(performance_ids, dtype=np.int64)

@@ -27,7 +27,8 @@ def _roll(ax, performance: Performance, colorbar: bool = True):
     from matplotlib.collections import PolyCollection
 
     n = performance.notes
-    x0, x1 = n["onset_sec"], n["onset_sec"] + np.maximum(n["duration_sec"], 0.01)
+    min_width = max(performance.end_sec / 1500, 0.01)  # keep short notes of long pieces visible
+    x0, x1 = n["onset_sec"], n["onset_sec"] + np.maximum(n["duration_sec"], min_width)
     y0, y1 = n["pitch"] - 0.4, n["pitch"] + 0.4
     boxes = np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1), np.stack([x0, y1], 1)], 1)
     coll = PolyCollection(boxes, array=n["velocity"].astype(float), cmap="viridis", clim=(1, 127), edgecolors="none")
