@@ -110,3 +110,30 @@ def test_alignment_file_pitches_and_onsets_match_our_notes(asap):
         ids = np.array([int(r[1][1:]) for r in rows])
         assert np.array_equal(perf.notes["pitch"][ids], [int(r[4]) for r in rows])
         assert np.abs(perf.notes["onset_sec"][ids] - np.array([float(r[5]) for r in rows])).max() < 1e-4
+
+
+def test_fast_note_scanner_agrees_with_mido(asap_midi_files, tmp_path):
+    """The byte scanner behind pairing="partitura" must read exactly what mido reads."""
+    from espressivo.io.midi import _mido_note_events, _scan_note_events
+
+    rng = np.random.default_rng(3)
+    for k in rng.choice(len(asap_midi_files), 25, replace=False):
+        data = asap_midi_files[k].read_bytes()
+        assert _scan_note_events(data) == _mido_note_events(data)
+    # running status, sysex, meta events, program changes, re-struck keys, stray note-offs, two channels
+    track = [
+        mido.Message("program_change", program=0, time=0),
+        mido.Message("sysex", data=[1, 2, 3], time=0),
+        mido.Message("note_on", note=60, velocity=50, time=10),
+        mido.Message("note_on", note=60, velocity=70, time=10),  # replaces the sounding C4
+        mido.MetaMessage("text", text="x", time=0),
+        mido.Message("note_on", note=60, velocity=0, time=10),
+        mido.Message("note_off", note=60, time=5),  # stray: ignored
+        mido.Message("note_on", note=60, velocity=40, channel=3, time=0),
+        mido.Message("pitchwheel", pitch=100, time=3),
+        mido.Message("note_off", note=60, channel=3, time=2),
+    ]
+    path = tmp_path / "edge.mid"
+    _mido_file([track]).save(path)
+    data = path.read_bytes()
+    assert _scan_note_events(data) == _mido_note_events(data) == [(20, 30, 60, 70, 0), (35, 40, 60, 40, 0)]

@@ -132,16 +132,88 @@ def read_midi(path: str | os.PathLike, *, allow_empty: bool = False, pairing: Pa
     return parse_midi(read_bytes(path, MAX_MIDI_BYTES), name=str(path), allow_empty=allow_empty, pairing=pairing)
 
 
-def _partitura_notes(data: bytes) -> tuple[np.ndarray, ...]:
-    """Note events paired exactly as partitura pairs them (file order matters, so this reads the
-    messages with mido): a note-on replaces a sounding note of the same channel and key, which is
-    dropped; a note-off with nothing sounding is ignored.  Returns on/off ticks, pitch, velocity, track."""
+class _Unusual(Exception):
+    """The fast scanner met something it leaves to mido (odd chunks, system messages, damage)."""
+
+
+def _vlq(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    value = byte & 0x7F
+    pos += 1
+    while byte & 0x80:
+        byte = data[pos]
+        value = (value << 7) | (byte & 0x7F)
+        pos += 1
+    return value, pos
+
+
+def _scan_note_events(data: bytes) -> list[tuple[int, int, int, int, int]]:
+    """Note rows ``(on_tick, off_tick, pitch, velocity, track)`` paired as partitura pairs them, read
+    straight from the bytes (message order, running status) — about 10x faster than mido, whose
+    reading (``clip=True``) it mirrors; anything unusual raises :class:`_Unusual`."""
+    header = int.from_bytes(data[4:8], "big")
+    if header < 6 or len(data) < 8 + header:
+        raise _Unusual
+    tracks = int.from_bytes(data[10:12], "big")
+    pos, rows = 8 + header, []
+    try:
+        for number in range(tracks):
+            if data[pos : pos + 4] != b"MTrk":
+                raise _Unusual
+            end = pos + 8 + int.from_bytes(data[pos + 4 : pos + 8], "big")
+            pos += 8
+            if end > len(data):
+                raise _Unusual
+            tick, last, sounding = 0, -1, {}
+            while pos < end:
+                delta, pos = _vlq(data, pos)
+                tick += delta
+                status = data[pos]
+                if status < 0x80:
+                    if last < 0 or last >= 0xF0:
+                        raise _Unusual
+                    status = last
+                else:
+                    pos += 1
+                    if status != 0xFF:
+                        last = status
+                kind = status & 0xF0
+                if kind == 0x90 or kind == 0x80:
+                    note, velocity = min(data[pos], 127), min(data[pos + 1], 127)
+                    pos += 2
+                    key = ((status & 0x0F) << 7) | note
+                    if kind == 0x90 and velocity > 0:
+                        sounding[key] = (tick, velocity)
+                    elif key in sounding:
+                        start, on_velocity = sounding.pop(key)
+                        rows.append((start, tick, note, on_velocity, number))
+                elif kind == 0xC0 or kind == 0xD0:
+                    pos += 1
+                elif status < 0xF0:
+                    pos += 2
+                elif status == 0xFF:
+                    length, pos = _vlq(data, pos + 1)
+                    pos += length
+                elif status == 0xF0 or status == 0xF7:
+                    length, pos = _vlq(data, pos)
+                    pos += length
+                else:
+                    raise _Unusual
+            if pos != end:
+                raise _Unusual
+    except IndexError:
+        raise _Unusual from None
+    return rows
+
+
+def _mido_note_events(data: bytes) -> list[tuple[int, int, int, int, int]]:
+    """The same rows through mido (slow, but the reference the scanner mirrors)."""
     import io
 
     import mido
 
     midi = mido.MidiFile(file=io.BytesIO(data), clip=True)
-    rows: list[tuple[int, int, int, int, int]] = []
+    rows = []
     for number, track in enumerate(midi.tracks):
         tick, sounding = 0, {}
         for message in track:
@@ -155,6 +227,17 @@ def _partitura_notes(data: bytes) -> tuple[np.ndarray, ...]:
             elif key in sounding:
                 start, velocity = sounding.pop(key)
                 rows.append((start, tick, message.note, velocity, number))
+    return rows
+
+
+def _partitura_notes(data: bytes) -> tuple[np.ndarray, ...]:
+    """Note events paired exactly as partitura pairs them: a note-on replaces a sounding note of the
+    same channel and key (which is dropped); a note-off with nothing sounding is ignored.  File order
+    matters, so this reads messages, not symusic's notes.  Returns on/off ticks, pitch, velocity, track."""
+    try:
+        rows = _scan_note_events(data)
+    except _Unusual:
+        rows = _mido_note_events(data)
     table = np.array(rows, dtype=np.int64).reshape(-1, 5)
     return (
         table[:, 0],
