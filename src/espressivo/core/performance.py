@@ -197,6 +197,8 @@ class Performance:
         if len(notes) == 0:
             return self
         down, up = pedal_intervals(self.controls, SUSTAIN, end_sec=self.end_sec, threshold=threshold)
+        if len(down) == 0:
+            return self
         onset, offset = notes["onset_sec"], self.offset_sec
         k = np.searchsorted(down, offset, side="right") - 1
         held = (k >= 0) & (offset < up[np.maximum(k, 0)])
