@@ -78,7 +78,7 @@ class NoteTokenizer(Tokenizer):
         return Vocabulary(ranges + [(name, 1, 0) for name in SPECIALS])
 
     def _steps(self, ms: float) -> int:
-        return int(round(ms / self.config.time_step_ms))
+        return round(ms / self.config.time_step_ms)
 
     @property
     def block(self) -> int:
