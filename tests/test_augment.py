@@ -18,7 +18,7 @@ def test_augmentation_is_seeded_and_keeps_the_keyboard():
         seen.add(shift)
         assert len(out) == 2 and out.notes["pitch"].min() >= 21 and out.notes["pitch"].max() <= 108
         assert 0.9 - 1e-9 <= out.notes["onset_sec"][1] <= 1.1 + 1e-9
-        assert 1 <= out.notes["velocity"].min() and out.notes["velocity"].max() <= 127
+        assert out.notes["velocity"].min() >= 1 and out.notes["velocity"].max() <= 127
     assert seen == set(range(-1, 7))  # down by at most 1 (A#0 -> A0), up to 6 (E7 + 6 = A#7)
 
 

@@ -4,9 +4,9 @@ Per score note (``Score.notes`` row order), :func:`encode_expression` gives:
 
 ===================  =====================================================================================
 ``beat_period``      local tempo as seconds per beat (``60 / beat_period`` = beats per minute), one value per
-                     score onset: (next mean onset − this mean onset) / score beats between them
+                     score onset: (next mean onset - this mean onset) / score beats between them
 ``timing``           onset deviation in seconds from the onset the tempo curve predicts; positive = early
-``articulation_log`` log2(performed duration / (beat_period × written duration)); grace notes count as
+``articulation_log`` log2(performed duration / (beat_period x written duration)); grace notes count as
                      one beat long (partitura sets them to 0, which loses their duration)
 ``velocity``         MIDI velocity / 127
 ``pedal``            sustain pedal value (0..127) at the performed onset
@@ -58,7 +58,7 @@ class Expression:
 
 
 def onset_groups(score_onset_beat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group notes by score onset as partitura does (onsets ×1e4 truncated to integers).
+    """Group notes by score onset as partitura does (onsets x1e4 truncated to integers).
 
     Returns ``(group, starts)``: the group index of each note (notes must be sorted by onset) and the
     first note of each group.

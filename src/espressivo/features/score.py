@@ -16,7 +16,7 @@
 ``chord_rank``         0 = lowest note of its chord ... chord_size - 1 = highest
 ``is_top``             highest note of its onset (often the melody)
 ``is_grace``           grace note
-``dynamic``            dynamics marking in force, −4 (pppp) .. +4 (ffff), 0 where none; mp = −0.5, mf = +0.5
+``dynamic``            dynamics marking in force, -4 (pppp) .. +4 (ffff), 0 where none; mp = -0.5, mf = +0.5
 ``written_qpm``        metronome marking in force (quarters per minute), NaN where none
 =====================  ==========================================================================
 """
