@@ -241,6 +241,63 @@ def data_scan(
     _print(summary, json)
 
 
+@app.command("data prepare")
+def data_prepare(
+    source: str = "asap",
+    tokenizer: str = "performance-rnn",
+    out: Path | None = None,
+    root: Path | None = None,
+    workers: int = 2,
+    tokenizer_config: str = "",
+    json: bool = False,
+) -> None:
+    """Tokenise a corpus into sharded token files plus an index (split, composer, performer, duration per file),
+    in parallel; a re-run skips the finished shards.
+
+    Args:
+        source: asap, supra, a folder of MIDI files, or several joined by commas (asap,supra)
+        tokenizer: tokenizer name (performance-rnn, note)
+        out: output folder (required)
+        root: the shared data folder holding asap/ and supra/ (default: $ESPRESSIVO_DATA or ../shared/data)
+        workers: processes
+        tokenizer_config: tokenizer settings as key=value pairs joined by commas (e.g. sustain=true)
+        json: print the summary as JSON
+    """
+    from espressivo.data.prepare import list_sources, prepare
+    from espressivo.tokenizers import from_name
+
+    if out is None:
+        raise EspressivoError("give the output folder with --out DIR")
+    if not 1 <= workers <= 64:
+        raise EspressivoError("--workers must lie in 1..64")
+    tok = from_name(tokenizer, **_parse_settings(tokenizer_config))
+    index = prepare(list_sources(source, root), tok, out, workers=workers)
+    summary = {k: index[k] for k in ("files", "notes", "tokens", "shards", "shards_reused")}
+    summary["failed"] = len(index["failed"])
+    summary["splits"] = {s: sum(e["split"] == s for e in index["entries"]) for s in ("train", "validation", "test")}
+    _print(summary, json)
+
+
+def _parse_settings(text: str) -> dict:
+    settings = {}
+    for item in [t for t in text.split(",") if t.strip()]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EspressivoError(f"tokenizer setting {item!r} is not key=value")
+        value = value.strip()
+        if value.lower() in ("true", "false"):
+            settings[key.strip()] = value.lower() == "true"
+        else:
+            try:
+                settings[key.strip()] = int(value)
+            except ValueError:
+                try:
+                    settings[key.strip()] = float(value)
+                except ValueError:
+                    raise EspressivoError(f"tokenizer setting {key.strip()} needs a number or true/false") from None
+    return settings
+
+
 @app.command("demo")
 def demo(out: Path = Path("out")) -> None:
     """Run the main job on the bundled example: load the etude's score and a performance of it, print a
