@@ -278,6 +278,43 @@ def data_prepare(
     _print(summary, json)
 
 
+@app.command("data pairs")
+def data_pairs(
+    out: Path | None = None,
+    root: Path | None = None,
+    split: Literal["train", "validation", "test"] | None = None,
+    workers: int = 2,
+    limit: int = 0,
+    json: bool = False,
+) -> None:
+    """Build aligned score/performance pairs from (n)ASAP for renderers: per score note, score features and
+    expression targets (tempo, timing, articulation, velocity, pedal), one file per performance.
+
+    Args:
+        out: output folder (required)
+        root: the shared data folder holding asap/
+        split: only this split
+        workers: processes
+        limit: only the first N performances (0: all)
+        json: print the summary as JSON
+    """
+    from espressivo.data.pairs import build_pairs
+
+    if out is None:
+        raise EspressivoError("give the output folder with --out DIR")
+    if not 1 <= workers <= 64 or limit < 0:
+        raise EspressivoError("--workers must lie in 1..64 and --limit be >= 0")
+    summary = build_pairs(out, root=root, split=split, workers=workers, limit=limit)
+    reasons: dict[str, int] = {}
+    for entry in summary["dropped_entries"]:
+        reason = entry["reason"].split(" 0.")[0] if entry["reason"].startswith("pitch") else entry["reason"]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    result = {k: summary[k] for k in ("performances", "kept", "dropped")}
+    result["notes"] = sum(e.get("notes", 0) for e in summary["entries"])
+    result["drop_reasons"] = reasons
+    _print(result, json)
+
+
 def _parse_settings(text: str) -> dict:
     settings = {}
     for item in [t for t in text.split(",") if t.strip()]:

@@ -10,6 +10,7 @@ moves no event by more than 0.27 ms.
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 import numpy as np
@@ -113,8 +114,9 @@ def parse_midi(
     notes["pitch"], notes["velocity"], notes["track"] = pitch[order], velocity[order], track[order]
     notes["id"] = np.arange(len(order))
     ct, c_num, c_val = np.concatenate(c_ticks), np.concatenate(c_number), np.concatenate(c_value)
-    if len(ct) == 0:
+    if len(ct) == 0 and re.search(rb"[\xb0-\xbf]", data):
         # symusic drops tracks and channels that hold no notes, with their pedal events: look again
+        # (only where some control-change status byte could exist at all)
         ct, c_num, c_val = _pedal_events(data)
     c_order = np.argsort(ct, kind="stable")
     controls = np.zeros(len(ct), CONTROL_DTYPE)
