@@ -36,7 +36,9 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
+	$(BIN)/pip install -q -e ".[dev,bench]"
 	$(BIN)/python benchmarks/io.py
+	$(BIN)/python benchmarks/tokenize.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

@@ -99,36 +99,35 @@ def test_random_id_sequences_never_raise(tok):
 
 
 def test_round_trip_on_real_performances(asap):
+    """Same notes; onsets and offsets within 4 ms; velocity in its bin.  Exceptions, by design: a note whose
+    key is struck again before its release ends at the re-strike, a note shorter than one step lasts one
+    step, and two presses of one key on one 8 ms step become one (the louder)."""
     rng = np.random.default_rng(1)
     items = [asap.items[k] for k in rng.choice(len(asap), 12, replace=False)]
     for variant in ({}, {"sustain": True}):
         tok = from_name("performance-rnn", **variant)
         for item in items:
             perf = item.load_performance()
-            reference = tok.grid_notes(perf)  # the notes after the documented grid clean-up
-            back, dropped = tok.decode_checked(tok.encode(perf))
-            assert dropped == 0 and len(back) == len(reference)
             source = perf.apply_sustain() if variant else perf
-            # every original note is reproduced within 4 ms (those the clean-up kept)
-            order = np.lexsort((back.notes["onset_sec"], back.notes["pitch"]))
-            b = back.notes[order]
-            assert np.array_equal(b["pitch"], reference[:, 2])
-            assert np.abs(b["onset_sec"] - reference[:, 0] * 0.008).max() < 1e-9
-            key = np.lexsort((source.notes["onset_sec"], source.notes["pitch"]))
-            s = source.notes[key]
-            kept = np.isin(
-                np.rint(s["onset_sec"] / 0.008).astype(int) * 1000 + s["pitch"],
-                reference[:, 0] * 1000 + reference[:, 2],
+            back, dropped = tok.decode_checked(tok.encode(perf))
+            assert dropped == 0
+            s = source.notes[np.lexsort((-source.notes["velocity"], source.notes["onset_sec"], source.notes["pitch"]))]
+            b = back.notes[np.lexsort((back.notes["onset_sec"], back.notes["pitch"]))]
+            on_step = np.rint(s["onset_sec"] / 0.008).astype(int)
+            same_step = np.concatenate([[False], (s["pitch"][1:] == s["pitch"][:-1]) & (on_step[1:] == on_step[:-1])])
+            s = s[~same_step]
+            assert same_step.mean() < 0.002 and len(s) == len(b)
+            assert np.array_equal(s["pitch"], b["pitch"])
+            assert np.abs(s["onset_sec"] - b["onset_sec"]).max() <= 0.004 + 1e-9
+            assert np.array_equal((s["velocity"] - 1) // 4, (b["velocity"] - 1) // 4)
+            next_onset = np.where(
+                np.concatenate([s["pitch"][1:] == s["pitch"][:-1], [False]]), np.roll(s["onset_sec"], -1), np.inf
             )
-            assert kept.mean() > 0.995
-            matched = s[kept][
-                np.unique(
-                    np.rint(s[kept]["onset_sec"] / 0.008).astype(int) * 1000 + s[kept]["pitch"], return_index=True
-                )[1]
-            ]
-            m_order = np.lexsort((matched["onset_sec"], matched["pitch"]))
-            assert np.abs(b["onset_sec"] - matched[m_order]["onset_sec"]).max() <= 0.004 + 1e-9
-            assert np.all((b["velocity"] - 1) // 4 == (matched[m_order]["velocity"] - 1) // 4)
+            offset = s["onset_sec"] + s["duration_sec"]
+            # released before its key is struck again, and longer than the one-step minimum
+            free = (offset <= next_onset + 1e-9) & (s["duration_sec"] >= 0.012)
+            assert free.mean() > 0.98
+            assert np.abs(offset[free] - (b["onset_sec"] + b["duration_sec"])[free]).max() <= 0.004 + 1e-9
 
 
 def test_save_and_load(tmp_path):
