@@ -84,3 +84,19 @@ def test_cli_prepare_folder(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["files"] == 1 and summary["failed"] == 1 and summary["notes"] == 84
     assert main([*argv, "--tokenizer-config", "nonsense"]) == 2
+
+
+def test_bad_output_and_corpus_folders(tmp_path, capsys):
+    from espressivo import EspressivoError
+
+    (tmp_path / "file").write_text("x")
+    assert main(["data", "prepare", "--source", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
+    assert main(["data", "pairs", "--out", str(tmp_path / "file")]) == 2
+    assert main(["data", "prepare", "--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["data", "prepare", "--tokenizer", "nope", "--out", str(tmp_path / "o")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("espressivo: error:") for line in errors)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "index.json").write_text("{broken")
+    with pytest.raises(EspressivoError):
+        TokenCorpus(tmp_path / "corpus")

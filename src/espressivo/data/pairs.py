@@ -85,7 +85,10 @@ def build_pairs(
     from espressivo.data.asap import AsapDataset
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EspressivoError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
     asap = AsapDataset(Path(root) / "asap" if root else None, quiet=True)
     items = asap.performances(split)
     if limit:

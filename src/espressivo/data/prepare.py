@@ -126,7 +126,10 @@ def prepare(
     out = Path(out)
     spec = tokenizer.to_dict()
     key = _settings_key(spec, sources)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "shards").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EspressivoError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
     jobs, reused = [], 0
     for number in range(0, (len(sources) + files_per_shard - 1) // files_per_shard):
         chunk = sources[number * files_per_shard : (number + 1) * files_per_shard]

@@ -30,9 +30,13 @@ class TokenCorpus:
         index_path = self.root / "index.json"
         if not index_path.is_file():
             raise EspressivoError(f"{self.root}: no index.json; run `espressivo data prepare` first")
-        self.index = json.loads(index_path.read_text())
+        try:
+            self.index = json.loads(index_path.read_text())
+            self.entries = self.index["entries"]
+            np.dtype(self.index["dtype"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise EspressivoError(f"{index_path}: not a token corpus index ({err})") from None
         self.tokenizer: Tokenizer = load_tokenizer(self.root / "tokenizer.json")
-        self.entries = self.index["entries"]
         self._shards: dict[int, np.ndarray] = {}
 
     def _shard(self, number: int) -> np.ndarray:
