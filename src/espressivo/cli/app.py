@@ -63,6 +63,8 @@ def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
     hints = typing.get_type_hints(func)
     docs = _param_docs(func)
     for name, param in inspect.signature(func).parameters.items():
+        if name == "overrides":  # free-form --key value settings, passed through as a list
+            continue
         annotation = _unwrap_optional(hints.get(name, str))
         help_text = docs.get(name, "")
         flag = "--" + name.replace("_", "-")
@@ -128,14 +130,17 @@ class App:
 
     def main(self, argv: list[str] | None = None) -> int:
         parser = self.parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
         func = getattr(args, "_func", None)
         if func is None:
             parser.print_help(sys.stderr)
             return 2
-        kwargs = {
-            k: v for k, v in vars(args).items() if not k.startswith("_") and k in inspect.signature(func).parameters
-        }
+        parameters = inspect.signature(func).parameters
+        if extra and "overrides" not in parameters:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        kwargs = {k: v for k, v in vars(args).items() if not k.startswith("_") and k in parameters}
+        if "overrides" in parameters:
+            kwargs["overrides"] = extra
         try:
             result = func(**kwargs)
         except EspressivoError as err:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import json as json_module
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -333,6 +335,23 @@ def _parse_settings(text: str) -> dict:
                 except ValueError:
                     raise EspressivoError(f"tokenizer setting {key.strip()} needs a number or true/false") from None
     return settings
+
+
+@app.command("train")
+def train_command(config: Path, resume: bool = False, overrides: list[str] | None = None) -> None:
+    """Train a model with the shared engine: CONFIG.yaml holds the settings (see espressivo/train/engine.py),
+    any --key value after it overrides one (e.g. --max-steps 500 --lr 3e-4); --resume continues OUT/last.
+
+    Args:
+        config: YAML file of training settings
+        resume: continue the run in its output folder exactly where its last checkpoint left it
+    """
+    from espressivo.train import TrainConfig, train
+
+    settings = TrainConfig.from_file(config, overrides)
+    result = train(settings, resume=resume)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json_module.dumps(result))
 
 
 @app.command("demo")

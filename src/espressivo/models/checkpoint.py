@@ -1,0 +1,124 @@
+"""Self-contained checkpoint folders: ``model.safetensors`` + ``config.json`` (model type and config,
+tokenizer, espressivo version).  Weights are only ever read with safetensors: nothing is unpickled.
+
+>>> save_checkpoint("ckpt/", model, "transformer", tokenizer, dtype="float16")
+>>> pretrained = load_pretrained("transformer-small")   # a shipped model, or a folder path
+>>> pretrained.model, pretrained.tokenizer
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from espressivo.errors import EspressivoError
+
+DTYPES = ("float32", "float16", "bfloat16")
+MAX_CONFIG_BYTES = 2**20
+
+
+@dataclass
+class Pretrained:
+    model: object
+    tokenizer: object
+    model_type: str
+    path: Path
+    config: dict
+
+
+def save_checkpoint(path, model, model_type: str, tokenizer, *, dtype: str = "float32", extra: dict | None = None) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    from espressivo import __version__
+
+    if dtype not in DTYPES:
+        raise EspressivoError(f"dtype must be one of {', '.join(DTYPES)}")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    target = getattr(torch, dtype)
+    state = {}
+    seen = set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:  # tied weights are stored once
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor.detach().to("cpu", target if tensor.is_floating_point() else tensor.dtype).contiguous()
+    save_file(state, str(path / "model.safetensors"))
+    config = {
+        "model_type": model_type,
+        "model": asdict(model.config),
+        "tokenizer": tokenizer.to_dict(),
+        "dtype": dtype,
+        "espressivo_version": __version__,
+    } | (extra or {})
+    (path / "config.json").write_text(json.dumps(config, indent=2))
+    return path
+
+
+def shipped_models() -> list[str]:
+    root = resources.files("espressivo") / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    root = resources.files("espressivo") / "checkpoints" / str(name_or_path)
+    if (root / "config.json").is_file():
+        return Path(str(root))
+    available = ", ".join(shipped_models()) or "none"
+    raise EspressivoError(f"no model {str(name_or_path)!r}: not a checkpoint folder nor a shipped model ({available})")
+
+
+def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "cpu") -> Pretrained:
+    """A shipped model by name (``default`` = the best shipped one), or a checkpoint folder."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from espressivo.models import build_model
+    from espressivo.tokenizers import from_dict
+
+    if str(name_or_path) == "default":
+        name_or_path = default_model_name()
+    path = resolve(name_or_path)
+    from espressivo.io.safety import read_bytes
+
+    try:
+        config = json.loads(read_bytes(path / "config.json", MAX_CONFIG_BYTES))
+        model_type, model_config = config["model_type"], config["model"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise EspressivoError(f"{path}/config.json: not an espressivo checkpoint config ({err})") from None
+    tokenizer = from_dict(config.get("tokenizer"))
+    model = build_model(model_type, model_config)
+    try:
+        state = load_file(str(path / "model.safetensors"), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise EspressivoError(f"{path}/model.safetensors: cannot read the weights ({err})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"head.weight"} if model_type == "transformer" else set()
+    if set(missing) - tied or unexpected:
+        raise EspressivoError(f"{path}: weights do not fit the config (missing {sorted(missing)[:3]}, unexpected {unexpected[:3]})")
+    model.to(torch.device(device)).eval()
+    return Pretrained(model, tokenizer, model_type, path, config)
+
+
+def default_model_name() -> str:
+    """The shipped model ``espressivo generate`` uses: the one whose card reports the lowest test NLL."""
+    best, best_nll = None, float("inf")
+    for name in shipped_models():
+        config = json.loads((Path(str(resources.files("espressivo") / "checkpoints" / name)) / "config.json").read_text())
+        nll = config.get("evaluation", {}).get("test_nll_nats_per_token", float("inf"))
+        if nll < best_nll or best is None:
+            best, best_nll = name, nll
+    if best is None:
+        raise EspressivoError("no shipped model in this installation")
+    return best

@@ -1,0 +1,173 @@
+"""A decoder-only transformer: pre-norm (RMSNorm), rotary positions, SwiGLU, grouped-query attention through
+``scaled_dot_product_attention``, and a KV cache for generation.  Over any tokenizer.
+
+>>> model = Transformer(TransformerConfig.from_name("small", vocab_size=416))
+>>> logits, loss = model(ids, targets)
+>>> cache = model.new_cache(batch=1, max_len=2048); logits, cache = model.step(prompt, cache)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from espressivo.errors import EspressivoError
+
+PRESETS = {
+    "tiny": dict(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, max_seq_len=512),
+    "small": dict(n_layer=6, n_head=4, n_kv_head=4, d_model=256, d_ff=704, max_seq_len=1024),  # CPU-trainable
+    "medium": dict(n_layer=16, n_head=24, n_kv_head=24, d_model=1536, d_ff=4096, max_seq_len=8192),  # Aria-medium size; GPU
+}
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int = 416
+    n_layer: int = 6
+    n_head: int = 4
+    n_kv_head: int = 4
+    d_model: int = 256
+    d_ff: int = 704
+    max_seq_len: int = 1024
+    rope_theta: float = 10000.0
+    dropout: float = 0.0
+    pad_id: int = 413
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_head or self.n_head % self.n_kv_head:
+            raise EspressivoError("d_model must divide by n_head, and n_head by n_kv_head")
+
+    @classmethod
+    def from_name(cls, name: str, **overrides) -> TransformerConfig:
+        if name not in PRESETS:
+            raise EspressivoError(f"unknown transformer preset {name!r} (available: {', '.join(PRESETS)})")
+        return replace(cls(**PRESETS[name]), **overrides)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    freqs = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(length, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, H, T, D); cos/sin: (T, D/2).  Rotates pairs (even, odd) of each head's features."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.n_head, self.n_kv, self.head_dim = c.n_head, c.n_kv_head, c.d_model // c.n_head
+        self.q = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.kv = nn.Linear(c.d_model, 2 * self.n_kv * self.head_dim, bias=False)
+        self.out = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.dropout = c.dropout
+
+    def forward(self, x, cos, sin, cache=None, pos: int = 0):
+        b, t, _ = x.shape
+        q = self.q(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        k, v = self.kv(x).view(b, t, 2, self.n_kv, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:  # (k_cache, v_cache) preallocated (B, H_kv, max_len, D)
+            cache[0][:, :, pos : pos + t] = k
+            cache[1][:, :, pos : pos + t] = v
+            k, v = cache[0][:, :, : pos + t], cache[1][:, :, : pos + t]
+        if self.n_kv != self.n_head:
+            k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
+            v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
+        if cache is None or pos == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        else:  # new queries see every cached position and the causal part of themselves
+            mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class Block(nn.Module):
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.norm1, self.attn = RMSNorm(c.d_model), Attention(c)
+        self.norm2 = RMSNorm(c.d_model)
+        self.gate_up = nn.Linear(c.d_model, 2 * c.d_ff, bias=False)
+        self.down = nn.Linear(c.d_ff, c.d_model, bias=False)
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(self, x, cos, sin, cache=None, pos=0):
+        x = x + self.drop(self.attn(self.norm1(x), cos, sin, cache, pos))
+        gate, up = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
+        return x + self.drop(self.down(F.silu(gate) * up))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.norm = RMSNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # tied
+        cos, sin = rope_tables(c.d_model // c.n_head, c.max_seq_len, c.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith(("out.weight", "down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """``idx`` (B, T) -> ``(logits (B, T, V), loss)`` (mean cross-entropy over non-PAD targets)."""
+        logits, _ = self.step(idx, None)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.config.pad_id)
+        return logits, loss
+
+    def new_cache(self, batch: int, max_len: int | None = None):
+        """An empty KV cache: per layer (k, v) of shape (B, H_kv, max_len, D), plus the filled length."""
+        c = self.config
+        max_len = max_len or c.max_seq_len
+        shape = (batch, c.n_kv_head, max_len, c.d_model // c.n_head)
+        weight = self.embed.weight
+        return {"layers": [(weight.new_zeros(shape), weight.new_zeros(shape)) for _ in self.blocks], "pos": 0}
+
+    def step(self, idx: torch.Tensor, cache=None):
+        """Run ``idx`` (B, T) after what ``cache`` holds (None: from scratch, no cache kept)."""
+        pos = 0 if cache is None else cache["pos"]
+        t = idx.size(1)
+        if pos + t > self.config.max_seq_len:
+            raise EspressivoError(f"sequence of {pos + t} tokens exceeds the model's {self.config.max_seq_len}")
+        cos, sin = self.rope_cos[pos : pos + t], self.rope_sin[pos : pos + t]
+        x = self.embed(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, None if cache is None else cache["layers"][i], pos)
+        if cache is not None:
+            cache["pos"] = pos + t
+        return self.head(self.norm(x)), cache
+
+    @staticmethod
+    def reorder_state(cache, index: torch.Tensor):
+        if cache is None:
+            return None
+        return {"layers": [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache["layers"]], "pos": cache["pos"]}

@@ -1,0 +1,319 @@
+"""One training loop for every model: ``espressivo train CONFIG.yaml [--key value ...] [--resume]``.
+
+A run reads a prepared token corpus (``espressivo data prepare``), trains with AdamW (linear warm-up, cosine
+decay to ``min_lr``), gradient clipping and accumulation, autocast (bf16 on GPU; opt-in on CPU), validates every
+``eval_every`` steps on fixed validation windows, logs to ``OUT/log.csv`` and writes
+
+    OUT/last/   training state: model.safetensors, optimizer.pt (tensors only), state.json (step, RNG and data
+                position), config.json — replaced atomically, so a run killed at any moment resumes from it
+    OUT/best/   the inference checkpoint (``load_pretrained``) with the lowest validation loss so far
+
+``--resume`` continues exactly: model, optimiser, scheduler, torch RNG and the data sampler's position, so the
+loss curve of a killed and resumed run is the curve of an uninterrupted one.  Under ``torchrun`` it trains with
+DistributedDataParallel (gloo on CPU, NCCL on GPU); each rank draws its own windows, rank 0 logs and saves.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from espressivo.errors import EspressivoError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # a prepared token corpus
+    out: str = "runs/run"
+    model_type: str = "transformer"
+    model: str = "small"  # preset name
+    model_overrides: dict = field(default_factory=dict)
+    seq_len: int = 256
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 200
+    max_steps: int = 2000
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    eval_windows: int = 64
+    save_every: int = 100
+    log_every: int = 10
+    seed: int = 1337
+    autocast: str = "auto"  # auto: bf16 on GPU, none on CPU; or bf16 / none
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    max_minutes: float = 0.0  # stop (and save) after this much wall time; 0: no limit
+    augment_transpose: int = 3
+    augment_stretch: float = 0.05
+    augment_velocity: int = 4
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
+        values: dict = {}
+        if path is not None:
+            import yaml
+
+            try:
+                loaded = yaml.safe_load(Path(path).read_text())
+            except (OSError, yaml.YAMLError) as err:
+                raise EspressivoError(f"{path}: cannot read the training config ({err})") from None
+            if not isinstance(loaded, dict):
+                raise EspressivoError(f"{path}: the training config must be a mapping of settings")
+            values.update(loaded)
+        values.update(parse_overrides(overrides or []))
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise EspressivoError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        config = cls()
+        for key, value in values.items():
+            default = getattr(config, key)
+            try:
+                if isinstance(default, bool) or isinstance(default, dict) or isinstance(default, str):
+                    converted = value
+                elif isinstance(default, int):
+                    converted = int(value)
+                else:
+                    converted = float(value)
+            except (TypeError, ValueError):
+                raise EspressivoError(f"setting {key} needs a number, got {value!r}") from None
+            setattr(config, key, converted)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not self.data:
+            raise EspressivoError("set `data:` to a corpus made by `espressivo data prepare`")
+        checks = [
+            (self.seq_len >= 2, "seq_len must be >= 2"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
+            (self.max_steps >= 1 and self.warmup_steps >= 0, "max_steps must be >= 1, warmup_steps >= 0"),
+            (self.lr > 0 and 0 <= self.min_lr <= self.lr, "need 0 <= min_lr <= lr and lr > 0"),
+            (self.eval_every >= 1 and self.save_every >= 1 and self.log_every >= 1, "eval/save/log intervals must be >= 1"),
+            (self.autocast in ("auto", "bf16", "none"), "autocast must be auto, bf16 or none"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EspressivoError(message)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["--lr", "3e-4", "--max-steps=100"]`` -> ``{"lr": "3e-4", "max_steps": "100"}``."""
+    values, i = {}, 0
+    while i < len(items):
+        item = items[i]
+        if not item.startswith("--"):
+            raise EspressivoError(f"unexpected argument {item!r} (settings are --key value)")
+        key, eq, value = item[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(items):
+                raise EspressivoError(f"setting --{key} needs a value")
+            value, i = items[i + 1], i + 1
+        values[key.replace("-", "_")] = value
+        i += 1
+    return values
+
+
+def lr_at(step: int, c: TrainConfig) -> float:
+    if step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    progress = min(1.0, (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps))
+    return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Swap a fully written folder into place; at every moment one complete version exists."""
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig):
+        import torch
+
+        from espressivo.data.augment import Augmentation
+        from espressivo.data.tokens import RandomWindows, TokenCorpus
+        from espressivo.models import build_model
+
+        self.c = c = config
+        self.torch = torch
+        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.corpus = TokenCorpus(c.data)
+        self.tokenizer = self.corpus.tokenizer
+        augmentation = Augmentation(c.augment_transpose, c.augment_stretch, c.augment_velocity)
+        self.sampler = RandomWindows(self.corpus, "train", c.seq_len + 1, augmentation)
+        self.rng = np.random.default_rng([c.seed, self.rank])
+        pad = self.tokenizer.vocab["PAD"].start
+        self.model = build_model(c.model_type, c.model, vocab_size=len(self.tokenizer.vocab), pad_id=pad, **c.model_overrides)
+        self.model.to(self.device)
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=c.lr, betas=(0.9, 0.95), fused=False,
+        )  # fmt: skip
+        self.ddp = self.model
+        if self.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
+        use_bf16 = c.autocast == "bf16" or (c.autocast == "auto" and self.device.type == "cuda")
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+        self.step, self.best = 0, float("inf")
+        self.out = Path(c.out)
+        self.val_windows = [w[: c.seq_len + 1] for _, w in zip(range(c.eval_windows), self.corpus.windows("validation", c.seq_len + 1), strict=False)]
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "best": self.best,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": self.torch.get_rng_state().tolist(),
+        }
+
+    def save(self, kind: str = "last") -> None:
+        if self.rank != 0:
+            return
+        from espressivo.models.checkpoint import save_checkpoint
+
+        tmp = self.out / f".{kind}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_checkpoint(tmp, self.model, self.c.model_type, self.tokenizer, dtype="float32", extra={"train": dataclasses.asdict(self.c)})
+        if kind == "last":
+            self.torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps(self.state_dict()))
+        _replace_dir(tmp, self.out / kind)
+
+    def resume(self) -> None:
+        from safetensors.torch import load_file
+
+        last = self.out / "last"
+        if not (last / "state.json").is_file():
+            raise EspressivoError(f"{last}: nothing to resume from")
+        self.model.load_state_dict(load_file(last / "model.safetensors"), strict=False)
+        self.optimizer.load_state_dict(self.torch.load(last / "optimizer.pt", weights_only=True))
+        state = json.loads((last / "state.json").read_text())
+        self.step, self.best = state["step"], state["best"]
+        self.rng.bit_generator.state = state["rng"]
+        self.torch.set_rng_state(self.torch.tensor(state["torch_rng"], dtype=self.torch.uint8))
+
+    # ------------------------------------------------------------------ loop
+    def batch(self):
+        windows = np.stack([self.sampler.sample(self.rng) for _ in range(self.c.batch_size)])
+        data = self.torch.from_numpy(windows).to(self.device)
+        return data[:, :-1], data[:, 1:]
+
+    def evaluate(self) -> float:
+        torch = self.torch
+        self.model.eval()
+        total, count = 0.0, 0
+        pad = self.tokenizer.vocab["PAD"].start
+        with torch.no_grad(), self.autocast:
+            for start in range(0, len(self.val_windows), self.c.batch_size):
+                data = torch.from_numpy(np.stack(self.val_windows[start : start + self.c.batch_size])).to(self.device)
+                logits, _ = self.model(data[:, :-1])
+                targets = data[:, 1:]
+                nll = torch.nn.functional.cross_entropy(
+                    logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=pad, reduction="sum"
+                )
+                total += float(nll)
+                count += int((targets != pad).sum())
+        self.model.train()
+        return total / max(count, 1)
+
+    def train(self) -> dict:
+        from tqdm import tqdm
+
+        torch, c = self.torch, self.c
+        self.out.mkdir(parents=True, exist_ok=True)
+        log_path = self.out / "log.csv"
+        if self.rank == 0 and (self.step == 0 or not log_path.exists()):
+            log_path.write_text("step,lr,train_loss,val_loss,tokens,seconds\n")
+        elif self.rank == 0:  # resumed: drop log rows written after the checkpoint
+            rows = log_path.read_text().splitlines()
+            kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= self.step]
+            log_path.write_text("\n".join(kept) + "\n")
+        self.model.train()
+        started, tokens = time.time(), 0
+        bar = tqdm(total=c.max_steps, initial=self.step, desc="training", disable=self.rank != 0 or None)
+        running = None
+        while self.step < c.max_steps:
+            lr = lr_at(self.step, c)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(c.grad_accum):
+                x, y = self.batch()
+                sync = micro == c.grad_accum - 1 or self.world == 1
+                context = self.ddp.no_sync() if not sync and self.world > 1 else _null()
+                with context, self.autocast:
+                    _, loss = self.ddp(x, y)
+                    (loss / c.grad_accum).backward()
+                loss_sum += loss.item() / c.grad_accum
+                tokens += x.numel() * self.world
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            bar.update(1)
+            running = loss_sum if running is None else 0.9 * running + 0.1 * loss_sum
+            val = None
+            if self.step % c.eval_every == 0 or self.step == c.max_steps:
+                val = self.evaluate()
+                if val < self.best:
+                    self.best = val
+                    self.save("best")
+            if self.rank == 0 and (self.step % c.log_every == 0 or val is not None):
+                with log_path.open("a", newline="") as handle:
+                    csv.writer(handle).writerow(
+                        [self.step, f"{lr:.3e}", f"{loss_sum:.4f}", "" if val is None else f"{val:.4f}", tokens, f"{time.time() - started:.1f}"]
+                    )
+                bar.set_postfix(loss=f"{running:.3f}", val="" if val is None else f"{val:.3f}")
+            out_of_time = c.max_minutes and time.time() - started > c.max_minutes * 60
+            if self.step % c.save_every == 0 or self.step == c.max_steps or out_of_time:
+                self.save("last")
+            if out_of_time:
+                break
+        bar.close()
+        return {"step": self.step, "best_val_loss": self.best, "seconds": round(time.time() - started, 1), "tokens": tokens}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    trainer = Trainer(config)
+    if resume:
+        trainer.resume()
+    result = trainer.train()
+    if trainer.world > 1:
+        trainer.torch.distributed.barrier()
+    return result
