@@ -108,6 +108,14 @@ class Tokenizer(ABC):
     def decode(self, ids) -> Performance:
         return self.decode_checked(ids)[0]
 
+    def time_advance(self, ids) -> np.ndarray:
+        """Seconds of music each id moves time forward by (for length limits while generating)."""
+        return np.zeros(len(ids))
+
+    def start_ids(self) -> np.ndarray:
+        """A neutral opening for unconditional generation."""
+        return np.zeros(0, np.int64)
+
     def _as_ids(self, ids) -> np.ndarray:
         array = np.asarray(ids)
         if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):

@@ -162,6 +162,11 @@ class NoteTokenizer(Tokenizer):
         """A score as its deadpan performance (written tempo, one velocity, no pedal)."""
         return self.encode(score.to_performance(qpm=qpm, velocity=velocity))
 
+    def time_advance(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        r = self.vocab["IOI"]
+        return np.where((ids >= r.start) & (ids < r.stop), ids - r.start, 0) * self.config.time_step_ms / 1000.0
+
     # ------------------------------------------------------------------ decode
     def decode_checked(self, ids) -> tuple[Performance, int]:
         ids = self._as_ids(ids)

@@ -159,6 +159,18 @@ class PerformanceRNNTokenizer(Tokenizer):
             out[start[owner] + k] = vocab["TIME_SHIFT"].start + value - 1
         return out
 
+    def time_advance(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        r = self.vocab["TIME_SHIFT"]
+        steps = np.where((ids >= r.start) & (ids < r.stop), ids - r.start + 1, 0)
+        return steps * self.config.step_ms / 1000.0
+
+    def start_ids(self) -> np.ndarray:
+        """A mezzo-forte velocity event (or nothing without velocity)."""
+        if not self.config.velocity_bins:
+            return np.zeros(0, np.int64)
+        return np.array([self.vocab["VELOCITY"].start + int(velocity_to_bin(np.array([64]), self.config.velocity_bins)[0])])
+
     # ------------------------------------------------------------------ decode
     def decode_checked(self, ids) -> tuple[Performance, int]:
         ids = self._as_ids(ids)

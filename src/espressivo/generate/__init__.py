@@ -1,0 +1,5 @@
+"""Generation: sampling (temperature, top-k, top-p, min-p), beam search, priming, variations."""
+
+from espressivo.generate.sampling import SamplingConfig, generate_ids, generate_performances
+
+__all__ = ["SamplingConfig", "generate_ids", "generate_performances"]

@@ -1,0 +1,168 @@
+"""Autoregressive generation for any espressivo language model (``model.step`` + ``reorder_state``).
+
+>>> pretrained = load_pretrained("default")
+>>> perfs = generate_performances(pretrained, SamplingConfig(temperature=0.95, top_p=0.95, seed=1), seconds=30)
+
+Sampling filters apply in order: temperature, top-k, min-p (drop ids below ``min_p`` × the top probability),
+top-p (nucleus).  ``beam_size > 1`` runs beam search over the filtered log-probabilities (Oore et al. use beam
+search).  Length: ``max_tokens`` and/or ``seconds`` of music (counted from the tokenizer's time events).  A
+transformer's context is a sliding window: when it is full, the cache is rebuilt from the newest half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from espressivo.core import Performance
+from espressivo.errors import EspressivoError
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    beam_size: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.temperature <= 10) or self.top_k < 0 or not (0 < self.top_p <= 1) or not (0 <= self.min_p < 1):
+            raise EspressivoError("need 0 < temperature <= 10, top_k >= 0, 0 < top_p <= 1, 0 <= min_p < 1")
+        if not 1 <= self.beam_size <= 64:
+            raise EspressivoError("beam size must lie in 1..64")
+
+
+def filter_logits(logits, config: SamplingConfig):
+    """Log-probabilities after temperature, top-k, min-p and top-p (removed ids get -inf)."""
+    import torch
+
+    logits = logits.float() / config.temperature
+    if config.top_k:
+        kth = torch.topk(logits, min(config.top_k, logits.size(-1)), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    logp = torch.log_softmax(logits, dim=-1)
+    if config.min_p:
+        top = logp.max(dim=-1, keepdim=True).values
+        logp = logp.masked_fill(logp < top + np.log(config.min_p), float("-inf"))
+    if config.top_p < 1:
+        sorted_logp, order = torch.sort(logp, descending=True, dim=-1)
+        cumulative = sorted_logp.exp().cumsum(-1)
+        remove = cumulative - sorted_logp.exp() > config.top_p  # keep the smallest set reaching top_p
+        sorted_logp = sorted_logp.masked_fill(remove, float("-inf"))
+        logp = torch.full_like(logp, float("-inf")).scatter(-1, order, sorted_logp)
+    return torch.log_softmax(logp, dim=-1)
+
+
+class _Runner:
+    """Feeds tokens to a model, keeping its state (KV cache or LSTM state) and a sliding window."""
+
+    def __init__(self, model, batch: int):
+        self.model = model
+        self.is_transformer = hasattr(model, "new_cache")
+        self.max_len = model.config.max_seq_len if self.is_transformer else None
+        self.batch = batch
+        self.state = model.new_cache(batch, self.max_len) if self.is_transformer else None
+
+    def feed(self, ids):
+        """ids: (B, T) new tokens -> logits of the last position (B, V)."""
+        if self.is_transformer and self.state["pos"] + ids.size(1) > self.max_len:
+            raise OverflowError
+        logits, self.state = self.model.step(ids, self.state)
+        return logits[:, -1]
+
+    def refill(self, history):
+        """Rebuild a transformer's cache from the newest half of ``history`` (B, T)."""
+        keep = history[:, -self.max_len // 2 :]
+        self.state = self.model.new_cache(history.size(0), self.max_len)
+        logits, self.state = self.model.step(keep, self.state)
+        return logits[:, -1]
+
+    def reorder(self, index):
+        self.state = self.model.reorder_state(self.state, index)
+
+
+def generate_ids(
+    model,
+    tokenizer,
+    config: SamplingConfig,
+    *,
+    prompt=None,
+    max_tokens: int = 0,
+    seconds: float = 0.0,
+    variations: int = 1,
+) -> list[np.ndarray]:
+    """Continuations (without the prompt) for ``variations`` independent samples (or the best beam)."""
+    import torch
+
+    if max_tokens <= 0 and seconds <= 0:
+        raise EspressivoError("give a length: max_tokens or seconds")
+    if not 1 <= variations <= 64:
+        raise EspressivoError("variations must lie in 1..64")
+    max_tokens = max_tokens or int(seconds * 400) + 64  # a generous token cap for a time limit
+    prompt = np.asarray(tokenizer.start_ids() if prompt is None or len(prompt) == 0 else prompt, dtype=np.int64)
+    if len(prompt) == 0:
+        prompt = np.array([tokenizer.vocab["BOS"].start])
+    device = next(model.parameters()).device
+    batch = config.beam_size if config.beam_size > 1 else variations
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    model.eval()
+    history = torch.tensor(prompt, device=device).unsqueeze(0).repeat(batch, 1)
+    runner = _Runner(model, batch)
+    out = torch.zeros(batch, 0, dtype=torch.long, device=device)
+    elapsed = np.zeros(batch)
+    scores = torch.zeros(batch, device=device)
+    with torch.no_grad():
+        try:
+            logits = runner.feed(history)
+        except OverflowError:
+            logits = runner.refill(history)
+        for _ in range(max_tokens):
+            logp = filter_logits(logits, config)
+            if config.beam_size > 1:
+                vocab = logp.size(-1)
+                total = (scores[:, None] + logp).reshape(-1)
+                if out.size(1) == 0:  # all beams start equal: expand the first only
+                    total = logp[0]
+                best = torch.topk(total, config.beam_size).indices
+                beam, token = best // vocab, best % vocab
+                scores = total[best]
+                runner.reorder(beam)
+                out, history = out[beam], history[beam]
+                elapsed = elapsed[beam.cpu().numpy()]
+            else:
+                token = torch.multinomial(logp.exp().cpu(), 1, generator=generator).squeeze(1).to(device)
+            out = torch.cat([out, token[:, None]], 1)
+            history = torch.cat([history, token[:, None]], 1)
+            elapsed += tokenizer.time_advance(token.cpu().numpy())
+            if seconds and (elapsed >= seconds).all():
+                break
+            try:
+                logits = runner.feed(token[:, None])
+            except OverflowError:
+                logits = runner.refill(history)
+    results = out.cpu().numpy()
+    if config.beam_size > 1:
+        results = results[:1]
+    if seconds:  # cut each sequence where its music reaches the requested length
+        cut = []
+        for row in results:
+            t = np.cumsum(tokenizer.time_advance(row))
+            stop = int(np.searchsorted(t, seconds, side="left")) + 1
+            cut.append(row[:stop])
+        return cut
+    return list(results)
+
+
+def generate_performances(pretrained, config: SamplingConfig, *, prompt_performance: Performance | None = None,
+                          seconds: float = 30.0, max_tokens: int = 0, variations: int = 1) -> list[Performance]:  # fmt: skip
+    """Performances (the prompt included when given): always valid, invalid events are dropped by decoding."""
+    tokenizer = pretrained.tokenizer
+    prompt = tokenizer.encode(prompt_performance) if prompt_performance is not None and len(prompt_performance) else None
+    outputs = generate_ids(
+        pretrained.model, tokenizer, config, prompt=prompt, max_tokens=max_tokens, seconds=seconds, variations=variations
+    )
+    head = prompt if prompt is not None else tokenizer.start_ids()
+    return [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
