@@ -422,7 +422,9 @@ def generate(
         raise EspressivoError("--seconds must lie in (0, 3600] and --tokens be >= 0")
     config = _sampling(temperature, top_k, top_p, min_p, beam, seed)
     pretrained = load_pretrained(model)
-    perfs = generate_performances(pretrained, config, seconds=0 if tokens else seconds, max_tokens=tokens, variations=variations)
+    perfs = generate_performances(
+        pretrained, config, seconds=0 if tokens else seconds, max_tokens=tokens, variations=variations
+    )
     _write_generated(perfs, output, wav, plot)
 
 
@@ -474,6 +476,87 @@ def continue_(
     head = read_midi(prompt).slice(0, prompt_seconds)
     perfs = generate_performances(pretrained, config, prompt_performance=head, seconds=seconds, variations=variations)
     _write_generated(perfs, output, wav, plot)
+
+
+@app.command("evaluate lm")
+def evaluate_lm(
+    model: str = "default",
+    split: Literal["train", "validation", "test"] = "test",
+    window: int = 512,
+    samples: int = 4,
+    sample_seconds: float = 20.0,
+    limit: int = 0,
+    seed: int = 0,
+    json: Path | None = None,
+    plot: Path | None = None,
+    root: Path | None = None,
+) -> None:
+    """Evaluate a language model on (n)ASAP: NLL (nats per token) and bits per second of music over the split,
+    grammar-error rate of samples, and generated-vs-real feature analyses (pitch-velocity fits, melody lead,
+    density and velocity histograms).
+
+    Args:
+        model: shipped model name or checkpoint folder
+        split: (n)ASAP split to score
+        window: tokens per scoring window (each starts without context)
+        samples: performances to generate for the grammar and feature analyses
+        sample_seconds: length of each sample
+        limit: only the first N performances of the split (0: all)
+        seed: sampling seed
+        json: write the full report here
+        plot: write the feature figure (PNG) here
+        root: the shared data folder holding asap/
+    """
+    import warnings
+
+    import torch
+
+    from espressivo.data import AsapDataset
+    from espressivo.evaluate import feature_report, window_nll
+    from espressivo.evaluate.lm import plot_report
+    from espressivo.generate import SamplingConfig, generate_ids
+    from espressivo.io.files import atomic_write_bytes
+    from espressivo.models.checkpoint import load_pretrained
+
+    if window < 2 or samples < 0 or limit < 0 or not 0 < sample_seconds <= 600:
+        raise EspressivoError("need --window >= 2, --samples >= 0, --limit >= 0 and 0 < --sample-seconds <= 600")
+    pretrained = load_pretrained(model)
+    model_window = getattr(pretrained.model.config, "max_seq_len", window)
+    window = min(window, model_window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        items = AsapDataset(Path(root) / "asap" if root else None, quiet=True).performances(split)
+    if limit:
+        items = items[:limit]
+    real = [read_midi(item.performance_path) for item in items]
+    with torch.no_grad():
+        report = {"model": str(pretrained.path), "split": split, "performances": len(real)}
+        report |= window_nll(pretrained.model, pretrained.tokenizer, real, window=window)
+        generated, dropped, produced = [], 0, 0
+        if samples:
+            config = SamplingConfig(temperature=1.0, top_p=0.95, seed=seed)
+            for ids in generate_ids(
+                pretrained.model, pretrained.tokenizer, config, seconds=sample_seconds, variations=samples
+            ):
+                perf, bad = pretrained.tokenizer.decode_checked(ids)
+                generated.append(perf)
+                dropped, produced = dropped + bad, produced + len(ids)
+            report["grammar_error_rate"] = round(dropped / max(produced, 1), 5)
+            report["samples"] = {"count": samples, "seconds": sample_seconds, "tokens": produced}
+            report |= feature_report(real, generated)
+    summary = {k: report[k] for k in ("performances", "tokens_scored", "seconds_of_music")}
+    summary |= {k: round(report[k], 4) for k in ("nll_nats_per_token", "bits_per_second")}
+    if samples:
+        summary["grammar_error_rate"] = report["grammar_error_rate"]
+        summary["melody_lead_real"] = report["melody_lead"]["real"]["upper_first_share"]
+        summary["melody_lead_generated"] = report["melody_lead"]["generated"]["upper_first_share"]
+        summary["js_velocity"] = report["js_distance"]["velocity"]
+        summary["js_density"] = report["js_distance"]["density"]
+    _print(summary, False)
+    if json is not None:
+        atomic_write_bytes(json, json_module.dumps(report, indent=1).encode())
+    if plot is not None and samples:
+        plot_report(report, real, generated, plot)
 
 
 @app.command("demo")

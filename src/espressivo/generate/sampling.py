@@ -160,9 +160,17 @@ def generate_performances(pretrained, config: SamplingConfig, *, prompt_performa
                           seconds: float = 30.0, max_tokens: int = 0, variations: int = 1) -> list[Performance]:  # fmt: skip
     """Performances (the prompt included when given): always valid, invalid events are dropped by decoding."""
     tokenizer = pretrained.tokenizer
-    prompt = tokenizer.encode(prompt_performance) if prompt_performance is not None and len(prompt_performance) else None
+    prompt = (
+        tokenizer.encode(prompt_performance) if prompt_performance is not None and len(prompt_performance) else None
+    )
     outputs = generate_ids(
-        pretrained.model, tokenizer, config, prompt=prompt, max_tokens=max_tokens, seconds=seconds, variations=variations
+        pretrained.model,
+        tokenizer,
+        config,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        seconds=seconds,
+        variations=variations,
     )
     head = prompt if prompt is not None else tokenizer.start_ids()
     return [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]

@@ -31,4 +31,12 @@ def model_config_dict(model) -> dict:
     return asdict(model.config)
 
 
-__all__ = ["MODEL_TYPES", "PerfRNN", "PerfRNNConfig", "Transformer", "TransformerConfig", "build_model", "model_config_dict"]
+__all__ = [
+    "MODEL_TYPES",
+    "PerfRNN",
+    "PerfRNNConfig",
+    "Transformer",
+    "TransformerConfig",
+    "build_model",
+    "model_config_dict",
+]

@@ -29,7 +29,9 @@ class Pretrained:
     config: dict
 
 
-def save_checkpoint(path, model, model_type: str, tokenizer, *, dtype: str = "float32", extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path, model, model_type: str, tokenizer, *, dtype: str = "float32", extra: dict | None = None
+) -> Path:
     import torch
     from safetensors.torch import save_file
 
@@ -106,7 +108,9 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {"head.weight"} if model_type == "transformer" else set()
     if set(missing) - tied or unexpected:
-        raise EspressivoError(f"{path}: weights do not fit the config (missing {sorted(missing)[:3]}, unexpected {unexpected[:3]})")
+        raise EspressivoError(
+            f"{path}: weights do not fit the config (missing {sorted(missing)[:3]}, unexpected {unexpected[:3]})"
+        )
     model.to(torch.device(device)).eval()
     return Pretrained(model, tokenizer, model_type, path, config)
 
@@ -115,7 +119,9 @@ def default_model_name() -> str:
     """The shipped model ``espressivo generate`` uses: the one whose card reports the lowest test NLL."""
     best, best_nll = None, float("inf")
     for name in shipped_models():
-        config = json.loads((Path(str(resources.files("espressivo") / "checkpoints" / name)) / "config.json").read_text())
+        config = json.loads(
+            (Path(str(resources.files("espressivo") / "checkpoints" / name)) / "config.json").read_text()
+        )
         nll = config.get("evaluation", {}).get("test_nll_nats_per_token", float("inf"))
         if nll < best_nll or best is None:
             best, best_nll = name, nll

@@ -54,7 +54,9 @@ class PerfRNN(nn.Module):
         logits, _ = self.step(idx, state)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.config.pad_id)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.config.pad_id
+            )
         return logits, loss
 
     def step(self, idx: torch.Tensor, state=None):

@@ -20,7 +20,9 @@ from espressivo.errors import EspressivoError
 PRESETS = {
     "tiny": dict(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, max_seq_len=512),
     "small": dict(n_layer=6, n_head=4, n_kv_head=4, d_model=256, d_ff=704, max_seq_len=1024),  # CPU-trainable
-    "medium": dict(n_layer=16, n_head=24, n_kv_head=24, d_model=1536, d_ff=4096, max_seq_len=8192),  # Aria-medium size; GPU
+    "medium": dict(
+        n_layer=16, n_head=24, n_kv_head=24, d_model=1536, d_ff=4096, max_seq_len=8192
+    ),  # Aria-medium size; GPU
 }
 
 
@@ -92,7 +94,9 @@ class Attention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
         if cache is None or pos == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            )
         else:  # new queries see every cached position and the causal part of themselves
             mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -141,7 +145,9 @@ class Transformer(nn.Module):
         logits, _ = self.step(idx, None)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.config.pad_id)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.config.pad_id
+            )
         return logits, loss
 
     def new_cache(self, batch: int, max_len: int | None = None):
@@ -170,4 +176,7 @@ class Transformer(nn.Module):
     def reorder_state(cache, index: torch.Tensor):
         if cache is None:
             return None
-        return {"layers": [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache["layers"]], "pos": cache["pos"]}
+        return {
+            "layers": [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache["layers"]],
+            "pos": cache["pos"],
+        }

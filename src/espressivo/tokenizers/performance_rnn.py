@@ -169,7 +169,9 @@ class PerformanceRNNTokenizer(Tokenizer):
         """A mezzo-forte velocity event (or nothing without velocity)."""
         if not self.config.velocity_bins:
             return np.zeros(0, np.int64)
-        return np.array([self.vocab["VELOCITY"].start + int(velocity_to_bin(np.array([64]), self.config.velocity_bins)[0])])
+        return np.array(
+            [self.vocab["VELOCITY"].start + int(velocity_to_bin(np.array([64]), self.config.velocity_bins)[0])]
+        )
 
     # ------------------------------------------------------------------ decode
     def decode_checked(self, ids) -> tuple[Performance, int]:

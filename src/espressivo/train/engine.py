@@ -100,7 +100,10 @@ class TrainConfig:
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (self.max_steps >= 1 and self.warmup_steps >= 0, "max_steps must be >= 1, warmup_steps >= 0"),
             (self.lr > 0 and 0 <= self.min_lr <= self.lr, "need 0 <= min_lr <= lr and lr > 0"),
-            (self.eval_every >= 1 and self.save_every >= 1 and self.log_every >= 1, "eval/save/log intervals must be >= 1"),
+            (
+                self.eval_every >= 1 and self.save_every >= 1 and self.log_every >= 1,
+                "eval/save/log intervals must be >= 1",
+            ),
             (self.autocast in ("auto", "bf16", "none"), "autocast must be auto, bf16 or none"),
         ]
         for ok, message in checks:
@@ -155,7 +158,9 @@ class Trainer:
         self.c = c = config
         self.torch = torch
         self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(
+            f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        )
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if c.threads:
@@ -167,7 +172,9 @@ class Trainer:
         self.sampler = RandomWindows(self.corpus, "train", c.seq_len + 1, augmentation)
         self.rng = np.random.default_rng([c.seed, self.rank])
         pad = self.tokenizer.vocab["PAD"].start
-        self.model = build_model(c.model_type, c.model, vocab_size=len(self.tokenizer.vocab), pad_id=pad, **c.model_overrides)
+        self.model = build_model(
+            c.model_type, c.model, vocab_size=len(self.tokenizer.vocab), pad_id=pad, **c.model_overrides
+        )
         self.model.to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
@@ -182,7 +189,10 @@ class Trainer:
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
         self.step, self.best = 0, float("inf")
         self.out = Path(c.out)
-        self.val_windows = [w[: c.seq_len + 1] for _, w in zip(range(c.eval_windows), self.corpus.windows("validation", c.seq_len + 1), strict=False)]
+        self.val_windows = [
+            w[: c.seq_len + 1]
+            for _, w in zip(range(c.eval_windows), self.corpus.windows("validation", c.seq_len + 1), strict=False)
+        ]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -201,7 +211,14 @@ class Trainer:
         tmp = self.out / f".{kind}.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
-        save_checkpoint(tmp, self.model, self.c.model_type, self.tokenizer, dtype="float32", extra={"train": dataclasses.asdict(self.c)})
+        save_checkpoint(
+            tmp,
+            self.model,
+            self.c.model_type,
+            self.tokenizer,
+            dtype="float32",
+            extra={"train": dataclasses.asdict(self.c)},
+        )
         if kind == "last":
             self.torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             (tmp / "state.json").write_text(json.dumps(self.state_dict()))
@@ -289,7 +306,14 @@ class Trainer:
             if self.rank == 0 and (self.step % c.log_every == 0 or val is not None):
                 with log_path.open("a", newline="") as handle:
                     csv.writer(handle).writerow(
-                        [self.step, f"{lr:.3e}", f"{loss_sum:.4f}", "" if val is None else f"{val:.4f}", tokens, f"{time.time() - started:.1f}"]
+                        [
+                            self.step,
+                            f"{lr:.3e}",
+                            f"{loss_sum:.4f}",
+                            "" if val is None else f"{val:.4f}",
+                            tokens,
+                            f"{time.time() - started:.1f}",
+                        ]
                     )
                 bar.set_postfix(loss=f"{running:.3f}", val="" if val is None else f"{val:.3f}")
             out_of_time = c.max_minutes and time.time() - started > c.max_minutes * 60
@@ -298,7 +322,12 @@ class Trainer:
             if out_of_time:
                 break
         bar.close()
-        return {"step": self.step, "best_val_loss": self.best, "seconds": round(time.time() - started, 1), "tokens": tokens}
+        return {
+            "step": self.step,
+            "best_val_loss": self.best,
+            "seconds": round(time.time() - started, 1),
+            "tokens": tokens,
+        }
 
 
 class _null:
@@ -315,5 +344,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         trainer.resume()
     result = trainer.train()
     if trainer.world > 1:
-        trainer.torch.distributed.barrier()
+        torch = trainer.torch
+        # every rank must hold the same weights: gather one checksum per rank and compare
+        checksum = torch.stack([p.detach().double().sum() for p in trainer.model.parameters()]).sum().reshape(1)
+        gathered = [torch.zeros_like(checksum) for _ in range(trainer.world)]
+        torch.distributed.all_gather(gathered, checksum)
+        result["world_size"] = trainer.world
+        result["ranks_in_sync"] = bool(all(torch.equal(g, gathered[0]) for g in gathered))
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return result

@@ -1,0 +1,243 @@
+"""Tiny models: shapes, learning, checkpoints, KV cache, exact resume after SIGKILL, DDP on 2 CPU processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from espressivo import EspressivoError
+from espressivo.models import build_model
+from espressivo.models.checkpoint import load_pretrained, save_checkpoint
+from espressivo.tokenizers import from_name
+
+KINDS = ["perfrnn", "transformer"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shapes_and_loss(kind):
+    torch.manual_seed(0)
+    model = build_model(kind, "tiny")
+    x = torch.randint(0, 413, (3, 17))
+    logits, loss = model(x, x)
+    assert logits.shape == (3, 17, 416) and loss.ndim == 0
+    assert model(x)[1] is None
+    padded = x.clone()
+    padded[:, 10:] = 413  # PAD targets are ignored
+    _, partial = model(x, padded)
+    assert torch.isfinite(partial)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_overfits_one_batch(kind):
+    torch.manual_seed(0)
+    model = build_model(kind, "tiny", dropout=0.0)
+    x = torch.randint(0, 413, (4, 32))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.2 * first
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_gives_identical_logits(kind, tmp_path):
+    torch.manual_seed(1)
+    model = build_model(kind, "tiny").eval()
+    save_checkpoint(tmp_path / "ckpt", model, kind, from_name("performance-rnn"))
+    loaded = load_pretrained(tmp_path / "ckpt")
+    x = torch.randint(0, 413, (2, 20))
+    assert torch.equal(model(x)[0], loaded.model(x)[0])
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["model_type"] == kind and config["tokenizer"]["tokenizer"] == "performance-rnn"
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    with pytest.raises(EspressivoError):
+        load_pretrained(tmp_path / "missing")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "config.json").write_text("{}")
+    with pytest.raises(EspressivoError):
+        load_pretrained(tmp_path / "c")
+    model = build_model("perfrnn", "tiny")
+    save_checkpoint(tmp_path / "d", model, "perfrnn", from_name("performance-rnn"))
+    (tmp_path / "d" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(EspressivoError):
+        load_pretrained(tmp_path / "d")
+
+
+def test_kv_cache_matches_full_forward():
+    torch.manual_seed(2)
+    model = build_model("transformer", "tiny").eval()
+    x = torch.randint(0, 413, (2, 40))
+    full, _ = model(x)
+    cache = model.new_cache(2, 64)
+    parts = [model.step(x[:, :23], cache)[0]]
+    for i in range(23, 40):
+        parts.append(model.step(x[:, i : i + 1], cache)[0])
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the training engine
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, asap_root):
+    from espressivo.data.prepare import list_sources, prepare
+
+    sources = list_sources("asap", asap_root.parent)
+    picked = [s for s in sources if s.split == "validation"][:2] + [s for s in sources if s.split == "train"][:6]
+    out = tmp_path_factory.mktemp("corpus")
+    prepare(picked, from_name("performance-rnn"), out, workers=1, progress=False)
+    return out
+
+
+def write_config(path, corpus, out, **extra):
+    settings = {"data": str(corpus), "out": str(out), "model_type": "transformer", "model": "tiny", "seq_len": 64,
+                "batch_size": 4, "max_steps": 30, "warmup_steps": 5, "eval_every": 10, "eval_windows": 4,
+                "save_every": 5, "log_every": 1, "threads": 1} | extra  # fmt: skip
+    path.write_text("\n".join(f"{k}: {v}" for k, v in settings.items()))
+    return path
+
+
+def run_train(config, *extra, env=None):
+    return subprocess.run([sys.executable, "-m", "espressivo", "train", str(config), *extra],
+                          capture_output=True, text=True, timeout=600, env=env, check=False)  # fmt: skip
+
+
+def losses(out):
+    rows = (out / "log.csv").read_text().splitlines()[1:]
+    return [(int(r.split(",")[0]), r.split(",")[2]) for r in rows]
+
+
+def test_resume_after_sigkill_reproduces_the_loss_curve(corpus, tmp_path):
+    straight = write_config(tmp_path / "a.yaml", corpus, tmp_path / "a")
+    assert run_train(straight).returncode == 0
+    reference = losses(tmp_path / "a")
+    assert len(reference) == 30
+    killed = write_config(tmp_path / "b.yaml", corpus, tmp_path / "b")
+    process = subprocess.Popen([sys.executable, "-m", "espressivo", "train", str(killed)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "b" / "log.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (
+            (tmp_path / "b" / "last" / "state.json").exists()
+            and log.exists()
+            and len(log.read_text().splitlines()) > 13
+        ):
+            break
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(log.read_text().splitlines()) - 1 < 30, "the run finished before it could be killed"
+    result = run_train(killed, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert losses(tmp_path / "b") == reference
+
+
+def test_ddp_two_cpu_processes_stay_in_sync(corpus, tmp_path):
+    config = write_config(tmp_path / "d.yaml", corpus, tmp_path / "d", max_steps=4, eval_every=4, save_every=4)
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "espressivo",
+         "train", str(config)], capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
+    assert report["world_size"] == 2 and report["ranks_in_sync"] and report["step"] == 4
+
+
+def test_bad_training_configs(tmp_path, capsys):
+    from espressivo.cli import main
+
+    (tmp_path / "c.yaml").write_text("lr: [1, 2]\n")
+    assert main(["train", str(tmp_path / "c.yaml")]) == 2
+    (tmp_path / "d.yaml").write_text("data: x\nbogus: 1\n")
+    assert main(["train", str(tmp_path / "d.yaml")]) == 2
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    (tmp_path / "e.yaml").write_text("data: x\n")
+    assert main(["train", str(tmp_path / "e.yaml"), "--max-steps"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4
+
+
+# ------------------------------------------------------------------ generation
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(path, build_model("transformer", "tiny").eval(), "transformer", from_name("performance-rnn"))
+    return path
+
+
+def test_generation_is_seeded_and_valid(tiny_checkpoint, tmp_path):
+    from espressivo import read_midi
+    from espressivo.cli import main
+    from espressivo.generate import SamplingConfig, generate_ids
+
+    pretrained = load_pretrained(tiny_checkpoint)
+    a = generate_ids(
+        pretrained.model, pretrained.tokenizer, SamplingConfig(seed=5, top_k=50), max_tokens=40, variations=2
+    )
+    b = generate_ids(
+        pretrained.model, pretrained.tokenizer, SamplingConfig(seed=5, top_k=50), max_tokens=40, variations=2
+    )
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) and len(a) == 2
+    beam = generate_ids(pretrained.model, pretrained.tokenizer, SamplingConfig(beam_size=3), max_tokens=20)
+    assert len(beam) == 1 and len(beam[0]) == 20
+    long = generate_ids(pretrained.model, pretrained.tokenizer, SamplingConfig(seed=1), max_tokens=700)  # > context
+    assert len(long[0]) == 700
+    out = tmp_path / "g.mid"
+    assert main(["generate", "--model", str(tiny_checkpoint), "--seconds", "3", "-o", str(out), "--seed", "2"]) == 0
+    read_midi(out, allow_empty=True)
+    prompt = tmp_path / "p.mid"
+    from tests.conftest import EXAMPLES
+
+    prompt.write_bytes((EXAMPLES / "etude_performance.mid").read_bytes())
+    assert main(["continue", str(prompt), "--prompt-seconds", "4", "--seconds", "2", "--model", str(tiny_checkpoint),
+                 "-o", str(tmp_path / "c.mid")]) == 0  # fmt: skip
+    continued = read_midi(tmp_path / "c.mid")
+    assert continued.end_sec >= 4.0
+
+
+def test_sampling_filters():
+    from espressivo.generate.sampling import SamplingConfig, filter_logits
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, SamplingConfig(top_k=2))[0, 2:]).all()
+    kept = torch.isfinite(filter_logits(logits, SamplingConfig(top_p=0.7))[0]).tolist()
+    assert kept == [True, True, False, False]
+    kept = torch.isfinite(filter_logits(logits, SamplingConfig(min_p=0.2))[0]).tolist()
+    assert kept == [True, True, True, False]
+    with pytest.raises(EspressivoError):
+        SamplingConfig(temperature=0)
+
+
+def test_evaluate_lm_report(tiny_checkpoint, tmp_path, asap_root):
+    from espressivo.cli import main
+
+    report_path = tmp_path / "r.json"
+    argv = ["evaluate", "lm", "--model", str(tiny_checkpoint), "--limit", "2", "--samples", "2", "--sample-seconds", "3",
+            "--json", str(report_path), "--plot", str(tmp_path / "r.png"), "--root", str(asap_root.parent)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(report_path.read_text())
+    assert report["nll_nats_per_token"] > 0 and report["bits_per_second"] > 0 and 0 <= report["grammar_error_rate"] <= 1
+    assert set(report["pitch_velocity_fits"]["real"]) == {"1", "2", "3"}
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_melody_lead_on_hand_built_groups():
+    from espressivo import Performance
+    from espressivo.evaluate import melody_lead
+
+    # two groups spanning C4: melody first by 15 ms in one, bass first in the other; one group above C4 only
+    perf = Performance.from_arrays([0.0, 0.015, 1.015, 1.0, 2.0, 2.01], [0.5] * 6, [72, 48, 72, 48, 72, 76], [64] * 6)
+    assert melody_lead([perf]) == {"groups": 2, "upper_first_share": 0.5}
