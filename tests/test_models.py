@@ -225,8 +225,9 @@ def test_evaluate_lm_report(tiny_checkpoint, tmp_path, asap_root):
     from espressivo.cli import main
 
     report_path = tmp_path / "r.json"
-    argv = ["evaluate", "lm", "--model", str(tiny_checkpoint), "--limit", "2", "--samples", "2", "--sample-seconds", "3",
-            "--json", str(report_path), "--plot", str(tmp_path / "r.png"), "--root", str(asap_root.parent)]  # fmt: skip
+    argv = ["evaluate", "lm", "--model", str(tiny_checkpoint), "--limit", "2", "--samples", "2"]
+    argv += ["--sample-seconds", "3", "--json", str(report_path), "--plot", str(tmp_path / "r.png")]
+    argv += ["--root", str(asap_root.parent)]
     assert main(argv) == 0
     report = json.loads(report_path.read_text())
     assert report["nll_nats_per_token"] > 0 and report["bits_per_second"] > 0 and 0 <= report["grammar_error_rate"] <= 1

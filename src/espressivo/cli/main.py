@@ -350,7 +350,7 @@ def train_command(config: Path, resume: bool = False, overrides: list[str] | Non
 
     settings = TrainConfig.from_file(config, overrides)
     result = train(settings, resume=resume)
-    if int(os.environ.get("RANK", 0)) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(json_module.dumps(result))
 
 

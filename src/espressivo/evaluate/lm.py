@@ -142,7 +142,7 @@ def plot_report(report: dict, real: list[Performance], generated: list[Performan
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), layout="constrained")
     grid = np.linspace(21, 108, 200)
-    for label, perfs, color in (("real", real, "tab:blue"), ("generated", generated, "tab:red")):
+    for label, color in (("real", "tab:blue"), ("generated", "tab:red")):
         fits = report["pitch_velocity_fits"][label]
         for order, style in (("1", ":"), ("2", "--"), ("3", "-")):
             if order in fits:

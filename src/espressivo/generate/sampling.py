@@ -3,7 +3,7 @@
 >>> pretrained = load_pretrained("default")
 >>> perfs = generate_performances(pretrained, SamplingConfig(temperature=0.95, top_p=0.95, seed=1), seconds=30)
 
-Sampling filters apply in order: temperature, top-k, min-p (drop ids below ``min_p`` × the top probability),
+Sampling filters apply in order: temperature, top-k, min-p (drop ids below ``min_p`` x the top probability),
 top-p (nucleus).  ``beam_size > 1`` runs beam search over the filtered log-probabilities (Oore et al. use beam
 search).  Length: ``max_tokens`` and/or ``seconds`` of music (counted from the tokenizer's time events).  A
 transformer's context is a sliding window: when it is full, the cache is rebuilt from the newest half.
@@ -156,8 +156,15 @@ def generate_ids(
     return list(results)
 
 
-def generate_performances(pretrained, config: SamplingConfig, *, prompt_performance: Performance | None = None,
-                          seconds: float = 30.0, max_tokens: int = 0, variations: int = 1) -> list[Performance]:  # fmt: skip
+def generate_performances(
+    pretrained,
+    config: SamplingConfig,
+    *,
+    prompt_performance: Performance | None = None,
+    seconds: float = 30.0,
+    max_tokens: int = 0,
+    variations: int = 1,
+) -> list[Performance]:
     """Performances (the prompt included when given): always valid, invalid events are dropped by decoding."""
     tokenizer = pretrained.tokenizer
     prompt = (

@@ -80,7 +80,7 @@ class TrainConfig:
         for key, value in values.items():
             default = getattr(config, key)
             try:
-                if isinstance(default, bool) or isinstance(default, dict) or isinstance(default, str):
+                if isinstance(default, (bool, dict, str)):
                     converted = value
                 elif isinstance(default, int):
                     converted = int(value)
@@ -157,9 +157,9 @@ class Trainer:
 
         self.c = c = config
         self.torch = torch
-        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        self.rank, self.world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
         self.device = torch.device(
-            f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+            f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
         )
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
