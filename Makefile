@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/pip install -q -e ".[dev,bench]"
 	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/tokenize.py
+	$(BIN)/python benchmarks/lm.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

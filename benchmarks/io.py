@@ -10,11 +10,16 @@ in seconds, the least a mido user must write).  Also times espressivo's MIDI wri
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import time
+import sys
 from pathlib import Path
+
+# benchmarks/tokenize.py is named like the standard library's `tokenize`: keep this folder off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
 
 
 def mido_notes(path: Path) -> int:

@@ -59,17 +59,17 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def rope_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_table(head_dim: int, length: int, theta: float) -> torch.Tensor:
+    """Unit complex rotations (T, D/2): position t turns feature pair j by t / theta^(2j/D)."""
     freqs = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     angles = torch.outer(torch.arange(length, dtype=torch.float32), freqs)
-    return angles.cos(), angles.sin()
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, H, T, D); cos/sin: (T, D/2).  Rotates pairs (even, odd) of each head's features."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-    return rotated.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """x: (..., T, [H,] D); rotation: (T, [1,] D/2) complex.  Rotates the pairs (even, odd) of each head's features."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
 
 
 class Attention(nn.Module):
@@ -81,11 +81,13 @@ class Attention(nn.Module):
         self.out = nn.Linear(c.d_model, c.d_model, bias=False)
         self.dropout = c.dropout
 
-    def forward(self, x, cos, sin, cache=None, pos: int = 0):
+    def forward(self, x, rotation, cache=None, pos: int = 0):
         b, t, _ = x.shape
-        q = self.q(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
-        k, v = self.kv(x).view(b, t, 2, self.n_kv, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        # rotate while (B, T, H, D) is contiguous, then move heads forward
+        rotation = rotation[:, None, :]
+        q = apply_rope(self.q(x).view(b, t, self.n_head, self.head_dim), rotation).transpose(1, 2)
+        k, v = self.kv(x).view(b, t, 2, self.n_kv, self.head_dim).unbind(2)
+        k, v = apply_rope(k, rotation).transpose(1, 2), v.transpose(1, 2)
         if cache is not None:  # (k_cache, v_cache) preallocated (B, H_kv, max_len, D)
             cache[0][:, :, pos : pos + t] = k
             cache[1][:, :, pos : pos + t] = v
@@ -112,8 +114,8 @@ class Block(nn.Module):
         self.down = nn.Linear(c.d_ff, c.d_model, bias=False)
         self.drop = nn.Dropout(c.dropout)
 
-    def forward(self, x, cos, sin, cache=None, pos=0):
-        x = x + self.drop(self.attn(self.norm1(x), cos, sin, cache, pos))
+    def forward(self, x, rotation, cache=None, pos=0):
+        x = x + self.drop(self.attn(self.norm1(x), rotation, cache, pos))
         gate, up = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
         return x + self.drop(self.down(F.silu(gate) * up))
 
@@ -127,9 +129,7 @@ class Transformer(nn.Module):
         self.norm = RMSNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.head.weight = self.embed.weight  # tied
-        cos, sin = rope_tables(c.d_model // c.n_head, c.max_seq_len, c.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope", rope_table(c.d_model // c.n_head, c.max_seq_len, c.rope_theta), persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith(("out.weight", "down.weight")):
@@ -164,10 +164,10 @@ class Transformer(nn.Module):
         t = idx.size(1)
         if pos + t > self.config.max_seq_len:
             raise EspressivoError(f"sequence of {pos + t} tokens exceeds the model's {self.config.max_seq_len}")
-        cos, sin = self.rope_cos[pos : pos + t], self.rope_sin[pos : pos + t]
+        rotation = self.rope[pos : pos + t]
         x = self.embed(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, None if cache is None else cache["layers"][i], pos)
+            x = block(x, rotation, None if cache is None else cache["layers"][i], pos)
         if cache is not None:
             cache["pos"] = pos + t
         return self.head(self.norm(x)), cache
