@@ -99,6 +99,8 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
             )
+        elif t == 1:  # one new query sees everything cached
+            y = F.scaled_dot_product_attention(q, k, v)
         else:  # new queries see every cached position and the causal part of themselves
             mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
