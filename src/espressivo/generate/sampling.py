@@ -164,8 +164,13 @@ def generate_performances(
     seconds: float = 30.0,
     max_tokens: int = 0,
     variations: int = 1,
+    max_note_sec: float = 4.0,
 ) -> list[Performance]:
-    """Performances (the prompt included when given): always valid, invalid events are dropped by decoding."""
+    """Performances (the prompt included when given): always valid, invalid events are dropped by decoding.
+
+    A generated note whose release never comes would sound to the end; notes are cut at ``max_note_sec``
+    (as Magenta's Performance RNN does with its maximum note duration; 0 keeps them as decoded).
+    """
     tokenizer = pretrained.tokenizer
     prompt = (
         tokenizer.encode(prompt_performance) if prompt_performance is not None and len(prompt_performance) else None
@@ -180,4 +185,13 @@ def generate_performances(
         variations=variations,
     )
     head = prompt if prompt is not None else tokenizer.start_ids()
-    return [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
+    performances = [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
+    if max_note_sec > 0:
+        performances = [_cap_durations(p, max_note_sec) for p in performances]
+    return performances
+
+
+def _cap_durations(performance: Performance, max_sec: float) -> Performance:
+    notes = performance.notes.copy()
+    notes["duration_sec"] = np.minimum(notes["duration_sec"], max_sec)
+    return Performance(notes, performance.controls)

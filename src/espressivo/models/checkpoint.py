@@ -50,6 +50,7 @@ def save_checkpoint(
         seen.add(tensor.data_ptr())
         state[name] = tensor.detach().to("cpu", target if tensor.is_floating_point() else tensor.dtype).contiguous()
     save_file(state, str(path / "model.safetensors"))
+    os.chmod(path / "model.safetensors", 0o644)
     config = {
         "model_type": model_type,
         "model": asdict(model.config),
