@@ -107,9 +107,12 @@ def main() -> None:
         theirs = llama_like(ours.config)
         result["training"] = {
             "model": "transformer-small vs same-size LlamaForCausalLM (transformers, sdpa)",
-            "parameters": {"espressivo": sum(p.numel() for p in ours.parameters()),
-                           "llama": sum(p.numel() for p in theirs.parameters())},  # fmt: skip
-            "batch": 8, "seq_len": 512,  # fmt: skip
+            "parameters": {
+                "espressivo": sum(p.numel() for p in ours.parameters()),
+                "llama": sum(p.numel() for p in theirs.parameters()),
+            },  # fmt: skip
+            "batch": 8,
+            "seq_len": 512,  # fmt: skip
         }
         for label, bf16 in (("fp32", False), ("bf16", True)):
             a = train_speed(ours, args.steps, 8, 512, bf16, ours.config.vocab_size)
@@ -120,7 +123,9 @@ def main() -> None:
     for name in shipped_models():
         pretrained = load_pretrained(name)
         result["generation"][name] = {
-            "kv_cache" if pretrained.model_type == "transformer" else "state": generation_speed(pretrained, args.seconds, True),
+            "kv_cache" if pretrained.model_type == "transformer" else "state": generation_speed(
+                pretrained, args.seconds, True
+            ),
             "no_cache": generation_speed(pretrained, min(args.seconds, 5.0), False),
         }
     print(json.dumps(result, indent=2))

@@ -242,3 +242,23 @@ def test_melody_lead_on_hand_built_groups():
     # two groups spanning C4: melody first by 15 ms in one, bass first in the other; one group above C4 only
     perf = Performance.from_arrays([0.0, 0.015, 1.015, 1.0, 2.0, 2.01], [0.5] * 6, [72, 48, 72, 48, 72, 76], [64] * 6)
     assert melody_lead([perf]) == {"groups": 2, "upper_first_share": 0.5}
+
+
+def test_shipped_models_load_offline_and_generate(tmp_path):
+    from espressivo.cli import main
+    from espressivo.models.checkpoint import default_model_name, shipped_models
+
+    assert {"transformer-small", "perfrnn-small"} <= set(shipped_models())
+    assert default_model_name() == "transformer-small"  # the lower test NLL on its card
+    for name in ("transformer-small", "perfrnn-small"):
+        pretrained = load_pretrained(name)
+        card = pretrained.config
+        assert card["evaluation"]["split"] == "test" and card["dtype"] == "float16"
+        size = (pretrained.path / "model.safetensors").stat().st_size
+        assert size <= 25 * 2**20
+    out = tmp_path / "g.mid"
+    assert main(["generate", "--seconds", "4", "-o", str(out), "--seed", "3"]) == 0
+    from espressivo import read_midi
+
+    perf = read_midi(out)
+    assert len(perf) > 5 and 3.0 <= perf.end_sec <= 8.5 and perf.notes["duration_sec"].max() <= 4.0 + 1e-3

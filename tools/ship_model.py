@@ -38,7 +38,9 @@ def main(run: str, name: str, evaluation: str) -> None:
             "config": {k: v for k, v in train.items() if k not in ("data", "out")},
         },
     }
-    out = save_checkpoint(PACKAGE / name, pretrained.model, pretrained.model_type, pretrained.tokenizer, dtype="float16", extra=extra)
+    out = save_checkpoint(
+        PACKAGE / name, pretrained.model, pretrained.model_type, pretrained.tokenizer, dtype="float16", extra=extra
+    )
     size = (out / "model.safetensors").stat().st_size
     print(f"shipped {name}: {size / 2**20:.1f} MiB at {out}")
 

@@ -35,7 +35,13 @@ def plot_losses(logs: dict[str, str | os.PathLike], path: str | os.PathLike, tit
         log = read_log(log_path)
         per_step = log["tokens"][-1] / max(log["step"][-1], 1) if log["step"] else 0
         ax.plot([s * per_step / 1e6 for s in log["step"]], log["train_loss"], color=color, alpha=0.4, linewidth=0.8)
-        ax.plot([s * per_step / 1e6 for s in log["val_step"]], log["val_loss"], "o-", color=color, label=f"{name} (validation)")
+        ax.plot(
+            [s * per_step / 1e6 for s in log["val_step"]],
+            log["val_loss"],
+            "o-",
+            color=color,
+            label=f"{name} (validation)",
+        )
     ax.set(xlabel="training tokens (millions)", ylabel="loss (nats per token)", title=title or "loss curves")
     ax.legend()
     ax.grid(alpha=0.3)
