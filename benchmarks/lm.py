@@ -110,9 +110,9 @@ def main() -> None:
             "parameters": {
                 "espressivo": sum(p.numel() for p in ours.parameters()),
                 "llama": sum(p.numel() for p in theirs.parameters()),
-            },  # fmt: skip
+            },
             "batch": 8,
-            "seq_len": 512,  # fmt: skip
+            "seq_len": 512,
         }
         for label, bf16 in (("fp32", False), ("bf16", True)):
             a = train_speed(ours, args.steps, 8, 512, bf16, ours.config.vocab_size)
