@@ -155,6 +155,21 @@ def test_ddp_two_cpu_processes_stay_in_sync(corpus, tmp_path):
     assert report["world_size"] == 2 and report["ranks_in_sync"] and report["step"] == 4
 
 
+def test_init_from_a_checkpoint(corpus, tmp_path):
+    first = write_config(tmp_path / "a.yaml", corpus, tmp_path / "a", max_steps=10, eval_every=10)
+    assert run_train(first).returncode == 0
+    second = write_config(
+        tmp_path / "b.yaml", corpus, tmp_path / "b", max_steps=2, init_from=str(tmp_path / "a" / "best")
+    )
+    assert run_train(second).returncode == 0
+    scratch = write_config(tmp_path / "c.yaml", corpus, tmp_path / "c", max_steps=2)
+    assert run_train(scratch).returncode == 0
+    assert float(losses(tmp_path / "b")[0][1]) < float(losses(tmp_path / "c")[0][1])
+    broken = write_config(tmp_path / "d.yaml", corpus, tmp_path / "d", init_from=str(tmp_path / "nowhere"))
+    result = run_train(broken)
+    assert result.returncode == 2 and "cannot read model.safetensors" in result.stderr
+
+
 def test_bad_training_configs(tmp_path, capsys):
     from espressivo.cli import main
 

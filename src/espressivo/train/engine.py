@@ -57,6 +57,7 @@ class TrainConfig:
     augment_transpose: int = 3
     augment_stretch: float = 0.05
     augment_velocity: int = 4
+    init_from: str = ""  # start from this checkpoint folder's weights (fine-tuning / continued training)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -175,6 +176,8 @@ class Trainer:
         self.model = build_model(
             c.model_type, c.model, vocab_size=len(self.tokenizer.vocab), pad_id=pad, **c.model_overrides
         )
+        if c.init_from:
+            self._load_weights(Path(c.init_from))
         self.model.to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
@@ -193,6 +196,19 @@ class Trainer:
             w[: c.seq_len + 1]
             for _, w in zip(range(c.eval_windows), self.corpus.windows("validation", c.seq_len + 1), strict=False)
         ]
+
+    def _load_weights(self, folder: Path) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(folder / "model.safetensors"))
+        except (SafetensorError, OSError) as err:
+            raise EspressivoError(f"{folder}: cannot read model.safetensors to start from ({err})") from None
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if set(missing) - {"head.weight"} or unexpected:
+            raise EspressivoError(f"{folder}: its weights do not fit the configured model")
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
