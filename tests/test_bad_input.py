@@ -161,20 +161,16 @@ def test_cli_errors_are_one_line_with_exit_2(bad_files, tmp_path, capsys, argv):
     names = {k.replace(".", "_"): str(v) for k, v in bad_files.items()}
     argv = [a.replace("{out}", str(tmp_path)) for a in argv]
     argv = [str(bad_files[a[1:-1]]) if a.startswith("{") and a.endswith("}") else a for a in argv]
-    with pytest.raises(SystemExit) if argv in (["info"], ["nonsense-command"]) or "abc" in argv else _nothing():
+    with (
+        pytest.raises(SystemExit)
+        if argv in (["info"], ["nonsense-command"]) or "abc" in argv
+        else contextlib.nullcontext()
+    ):
         code = main(argv)
         assert code == 2
     err = capsys.readouterr().err.strip()
     assert err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert names  # the fixture built every file
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_argparse_errors_exit_2(capsys):

@@ -15,6 +15,7 @@ DistributedDataParallel (gloo on CPU, NCCL on GPU); each rank draws its own wind
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -106,6 +107,7 @@ class TrainConfig:
                 "eval/save/log intervals must be >= 1",
             ),
             (self.autocast in ("auto", "bf16", "none"), "autocast must be auto, bf16 or none"),
+            (isinstance(self.model_overrides, dict), "model_overrides must be a mapping of model settings"),
         ]
         for ok, message in checks:
             if not ok:
@@ -301,7 +303,7 @@ class Trainer:
             for micro in range(c.grad_accum):
                 x, y = self.batch()
                 sync = micro == c.grad_accum - 1 or self.world == 1
-                context = self.ddp.no_sync() if not sync and self.world > 1 else _null()
+                context = self.ddp.no_sync() if not sync and self.world > 1 else contextlib.nullcontext()
                 with context, self.autocast:
                     _, loss = self.ddp(x, y)
                     (loss / c.grad_accum).backward()
@@ -344,14 +346,6 @@ class Trainer:
             "seconds": round(time.time() - started, 1),
             "tokens": tokens,
         }
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
