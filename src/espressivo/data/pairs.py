@@ -1,8 +1,14 @@
 """Aligned score/performance pairs for renderers: per score note, score features + expression targets.
 
 ``espressivo data pairs --out DIR [--split train]`` writes one ``.npz`` per (n)ASAP performance
-(``score_features``, ``expression``, ``score_ids``) and ``pairs.json`` with what was kept and why the rest
-was dropped.  A re-run skips finished files.  :class:`PairWindows` cuts the pairs into windows of N notes
+(``score_features``, ``expression``, ``score_ids``, ``performed``, ``written``) and ``pairs.json`` with what
+was kept and why the rest was dropped.
+
+``performed`` holds, per score note, the note the pianist played in absolute terms (``onset_sec``,
+``duration_sec`` key-down, ``velocity``, ``pedal``: CC64 sampled at 0, 1/4, 1/2, 3/4 of the time to the next
+later performed onset); unmatched notes get an onset interpolated along score time, the written duration
+at the local tempo and the interpolated velocity.  ``written`` is the score at its written tempo
+(``onset_sec``, ``duration_sec``; 120 quarters per minute where the score gives no metronome mark).  A re-run skips finished files.  :class:`PairWindows` cuts the pairs into windows of N notes
 with overlap, in score order.
 
 Dropped: performances whose alignment does not fit the shipped score (the three pieces without MusicXML),
@@ -23,9 +29,47 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.errors import EspressivoError
+from espressivo.features.slots import pedal_sample_times
 from espressivo.io.files import atomic_write_bytes
 
 MIN_PITCH_AGREEMENT = 0.95
+PEDAL_SAMPLES = 4
+PERFORMED_DTYPE = np.dtype(
+    [("onset_sec", "f8"), ("duration_sec", "f8"), ("velocity", "f4"), ("pedal", "u1", (PEDAL_SAMPLES,))]
+)
+WRITTEN_DTYPE = np.dtype([("onset_sec", "f8"), ("duration_sec", "f8")])
+
+
+def performed_notes(score, performance, alignment, expression) -> np.ndarray:
+    """Per score note, what was played (see the module docstring); vectorised."""
+    from espressivo.core import SUSTAIN
+
+    s_idx, p_idx = alignment.indices(score, performance)
+    sn, pn = score.notes, performance.notes
+    out = np.zeros(len(sn), PERFORMED_DTYPE)
+    beats = sn["onset_beat"]
+    order = np.argsort(beats[s_idx], kind="stable")
+    known_beats, known_onsets = beats[s_idx][order], pn["onset_sec"][p_idx][order]
+    known_onsets = np.maximum.accumulate(known_onsets)  # interpolate along a monotone time line
+    out["onset_sec"] = np.interp(beats, known_beats, known_onsets)
+    written = np.where(sn["is_grace"], 0.1, sn["duration_beat"] * expression.features["beat_period"])
+    out["duration_sec"] = written
+    out["velocity"] = expression.features["velocity"] * 127.0
+    out["onset_sec"][s_idx] = pn["onset_sec"][p_idx]
+    out["duration_sec"][s_idx] = pn["duration_sec"][p_idx]
+    out["velocity"][s_idx] = pn["velocity"][p_idx]
+    times = pedal_sample_times(out["onset_sec"], out["duration_sec"])
+    values = performance.pedal_value_at(times.reshape(-1), SUSTAIN).reshape(times.shape)
+    out["pedal"] = np.clip(values, 0, 127)
+    return out
+
+
+def written_notes(score) -> np.ndarray:
+    out = np.zeros(len(score.notes), WRITTEN_DTYPE)
+    q = score.notes["onset_quarter"]
+    out["onset_sec"] = score.seconds_from_quarter(q)
+    out["duration_sec"] = score.seconds_from_quarter(q + score.notes["duration_quarter"]) - out["onset_sec"]
+    return out
 
 
 def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
@@ -41,6 +85,7 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
             try:
                 with np.load(path) as done:
                     counts = {"notes": len(done["score_ids"]), "matched": int(done["expression"]["matched"].sum())}
+                    done["performed"]  # built by an older version without it: KeyError, built again
                 results.append(record | {"status": "kept", "reused": True} | counts)
                 continue
             except (OSError, ValueError, KeyError):
@@ -65,7 +110,8 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
             continue
         buffer = io.BytesIO()
         np.savez(buffer, score_features=features, expression=expression.features, score_ids=score.notes["id"],
-                 origin_sec=np.array(expression.origin_sec))  # fmt: skip
+                 origin_sec=np.array(expression.origin_sec), written=written_notes(score),
+                 performed=performed_notes(score, perf, alignment, expression))  # fmt: skip
         atomic_write_bytes(path, buffer.getvalue())
         results.append(record | {"status": "kept", "notes": len(score), "matched": matched})
     return results
@@ -175,3 +221,95 @@ class PairWindows:
                 yield {k: v[start : start + self.notes] for k, v in arrays.items() if v.ndim == 1} | {
                     "name": entry["name"]
                 }
+
+
+class RenderPairs:
+    """Renderer training windows from the pairs of one split: score slots, performed slots, score features,
+    the slots the loss counts (the expressive slots of matched notes) and which rows are real notes.
+
+    Augmentation (training only): transposition by up to ``transpose`` semitones (kept on the 88 keys), one
+    time-stretch of score and performance together (``stretch``: factor within 1 ± stretch), and a velocity
+    shift of the performance (``velocity``).
+    """
+
+    def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None):
+        from espressivo.features.slots import dynamics_velocity, feature_matrix, render_order
+
+        self.tok, self.notes, self.augmentation = tokenizer, int(notes), augmentation
+        windows = PairWindows(root, split, notes=max(self.notes, 1), hop=max(self.notes, 1))
+        self.pieces = []
+        for entry in windows.entries:
+            a = windows.load(entry)
+            if "performed" not in a:
+                raise EspressivoError(f"{root}: pairs made by an older version; run `espressivo data pairs` again")
+            written, performed, sf = a["written"], a["performed"], a["score_features"]
+            order = render_order(written["onset_sec"], sf["pitch"], sf["is_grace"])
+            self.pieces.append(
+                {
+                    "name": entry["name"],
+                    "pitch": sf["pitch"][order].astype(np.int64),
+                    "w_onset": written["onset_sec"][order],
+                    "w_duration": written["duration_sec"][order],
+                    "w_velocity": dynamics_velocity(sf["dynamic"][order]),
+                    "p_onset": np.maximum.accumulate(performed["onset_sec"][order]),
+                    "p_duration": performed["duration_sec"][order],
+                    "p_velocity": performed["velocity"][order],
+                    "p_pedal": performed["pedal"][order],
+                    "features": feature_matrix(sf[order]),
+                    "ok": a["expression"]["matched"][order],
+                }
+            )
+        if not self.pieces:
+            raise EspressivoError(f"{root}: no {split} pairs")
+        sizes = np.array([len(p["pitch"]) for p in self.pieces], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def _window(self, piece: dict, start: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        from espressivo.features.slots import performed_slots, score_slots
+
+        n, length = len(piece["pitch"]), self.notes
+        first = max(start - 1, 0)  # one note before: the window's first IOI is measured from it
+        sl = slice(first, min(start + length, n))
+        pitch = piece["pitch"][sl]
+        w_on, w_dur = piece["w_onset"][sl], piece["w_duration"][sl]
+        p_on, p_dur, p_vel = piece["p_onset"][sl], piece["p_duration"][sl], piece["p_velocity"][sl]
+        aug = self.augmentation
+        if rng is not None and aug is not None and aug.active:
+            if aug.transpose:
+                low, high = max(-aug.transpose, 21 - int(pitch.min())), min(aug.transpose, 108 - int(pitch.max()))
+                pitch = pitch + (int(rng.integers(low, high + 1)) if low <= high else 0)
+            if aug.stretch:
+                factor = float(rng.uniform(1 - aug.stretch, 1 + aug.stretch))
+                w_on, w_dur, p_on, p_dur = w_on * factor, w_dur * factor, p_on * factor, p_dur * factor
+            if aug.velocity_shift:
+                p_vel = p_vel + int(rng.integers(-aug.velocity_shift, aug.velocity_shift + 1))
+        src = score_slots(w_on, w_dur, pitch, piece["w_velocity"][sl], self.tok)
+        tgt = performed_slots(p_on, p_dur, pitch, np.clip(p_vel, 1, 127), piece["p_pedal"][sl], self.tok)
+        skip = start - first
+        src, tgt = src[skip:], tgt[skip:]
+        features, ok = piece["features"][sl][skip:], piece["ok"][sl][skip:]
+        if start == 0:
+            src[0, 1] = tgt[0, 1] = 0
+        real = len(src)
+        keep = np.zeros(length, bool)
+        keep[:real] = True
+        pad = length - real
+        if pad:
+            src = np.concatenate([src, np.zeros((pad, src.shape[1]), np.int64)])
+            tgt = np.concatenate([tgt, np.zeros((pad, tgt.shape[1]), np.int64)])
+            features = np.concatenate([features, np.zeros((pad, features.shape[1]), np.float32)])
+            ok = np.concatenate([ok, np.zeros(pad, bool)])
+        loss_mask = np.repeat((ok & keep)[:, None], src.shape[1], axis=1)
+        loss_mask[:, 0] = False  # the pitch is given
+        return {"src": src, "tgt": tgt, "features": features, "loss_mask": loss_mask, "keep": keep}
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        piece = self.pieces[int(rng.choice(len(self.pieces), p=self.weights))]
+        start = int(rng.integers(0, max(len(piece["pitch"]) - self.notes, 0) + 1))
+        return self._window(piece, start, rng)
+
+    def windows(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every note of the split once, in consecutive windows, without augmentation."""
+        for piece in self.pieces:
+            for start in range(0, len(piece["pitch"]), self.notes):
+                yield self._window(piece, start, None)

@@ -1,4 +1,4 @@
-"""Model families, one readable file each; every model maps ids (B, T) to ``(logits, loss)``."""
+"""Model families, one readable file each; every model's ``forward`` returns ``(output, loss)``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ from dataclasses import asdict
 
 from espressivo.errors import EspressivoError
 from espressivo.models.perfrnn import PerfRNN, PerfRNNConfig
+from espressivo.models.renderer import Renderer, RendererConfig
 from espressivo.models.transformer import Transformer, TransformerConfig
 
-MODEL_TYPES = {"perfrnn": (PerfRNNConfig, PerfRNN), "transformer": (TransformerConfig, Transformer)}
+MODEL_TYPES = {
+    "perfrnn": (PerfRNNConfig, PerfRNN),
+    "transformer": (TransformerConfig, Transformer),
+    "renderer": (RendererConfig, Renderer),
+}
 
 
 def build_model(model_type: str, config: dict | str, **overrides):
@@ -35,6 +40,8 @@ __all__ = [
     "MODEL_TYPES",
     "PerfRNN",
     "PerfRNNConfig",
+    "Renderer",
+    "RendererConfig",
     "Transformer",
     "TransformerConfig",
     "build_model",

@@ -107,8 +107,7 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
         raise EspressivoError(f"{path}/model.safetensors: cannot read the weights ({err})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {"head.weight"} if model_type == "transformer" else set()
-    if set(missing) - tied or unexpected:
+    if set(missing) - set(getattr(model, "tied_weights", ())) or unexpected:
         raise EspressivoError(
             f"{path}: weights do not fit the config (missing {sorted(missing)[:3]}, unexpected {unexpected[:3]})"
         )

@@ -81,7 +81,8 @@ class Attention(nn.Module):
         self.out = nn.Linear(c.d_model, c.d_model, bias=False)
         self.dropout = c.dropout
 
-    def forward(self, x, rotation, cache=None, pos: int = 0):
+    def forward(self, x, rotation, cache=None, pos: int = 0, keep=None):
+        """``keep`` (B, T) bool: bidirectional attention over the kept positions (an encoder); None: causal."""
         b, t, _ = x.shape
         # rotate while (B, T, H, D) is contiguous, then move heads forward
         rotation = rotation[:, None, :]
@@ -95,7 +96,11 @@ class Attention(nn.Module):
         if self.n_kv != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
-        if cache is None or pos == 0:
+        if keep is not None:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=keep[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+            )
+        elif cache is None or pos == 0:
             y = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
             )
@@ -116,13 +121,15 @@ class Block(nn.Module):
         self.down = nn.Linear(c.d_ff, c.d_model, bias=False)
         self.drop = nn.Dropout(c.dropout)
 
-    def forward(self, x, rotation, cache=None, pos=0):
-        x = x + self.drop(self.attn(self.norm1(x), rotation, cache, pos))
+    def forward(self, x, rotation, cache=None, pos=0, keep=None):
+        x = x + self.drop(self.attn(self.norm1(x), rotation, cache, pos, keep))
         gate, up = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
         return x + self.drop(self.down(F.silu(gate) * up))
 
 
 class Transformer(nn.Module):
+    tied_weights = ("head.weight",)  # shares the embedding: not stored twice
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = c = config

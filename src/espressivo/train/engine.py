@@ -33,8 +33,10 @@ from espressivo.errors import EspressivoError
 
 @dataclass
 class TrainConfig:
-    data: str = ""  # a prepared token corpus
+    data: str = ""  # a prepared token corpus, or aligned pairs (renderer fine-tuning)
     out: str = "runs/run"
+    task: str = "auto"  # lm, denoise or render (auto: from the model type and the data folder)
+    mask_prob: float = 0.3  # denoise: share of slots masked
     model_type: str = "transformer"
     model: str = "small"  # preset name
     model_overrides: dict = field(default_factory=dict)
@@ -108,6 +110,8 @@ class TrainConfig:
             ),
             (self.autocast in ("auto", "bf16", "none"), "autocast must be auto, bf16 or none"),
             (isinstance(self.model_overrides, dict), "model_overrides must be a mapping of model settings"),
+            (self.task in ("auto", "lm", "denoise", "render"), "task must be auto, lm, denoise or render"),
+            (0 < self.mask_prob < 1, "mask_prob must lie in (0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -155,8 +159,8 @@ class Trainer:
         import torch
 
         from espressivo.data.augment import Augmentation
-        from espressivo.data.tokens import RandomWindows, TokenCorpus
         from espressivo.models import build_model
+        from espressivo.train.tasks import make_task
 
         self.c = c = config
         self.torch = torch
@@ -169,15 +173,11 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         torch.manual_seed(c.seed)
-        self.corpus = TokenCorpus(c.data)
-        self.tokenizer = self.corpus.tokenizer
         augmentation = Augmentation(c.augment_transpose, c.augment_stretch, c.augment_velocity)
-        self.sampler = RandomWindows(self.corpus, "train", c.seq_len + 1, augmentation)
+        self.task = make_task(c, augmentation, self.device, self.rank)
+        self.tokenizer = self.task.tokenizer
         self.rng = np.random.default_rng([c.seed, self.rank])
-        pad = self.tokenizer.vocab["PAD"].start
-        self.model = build_model(
-            c.model_type, c.model, vocab_size=len(self.tokenizer.vocab), pad_id=pad, **c.model_overrides
-        )
+        self.model = build_model(c.model_type, c.model, **self.task.model_settings(), **c.model_overrides)
         if c.init_from:
             self._load_weights(Path(c.init_from))
         self.model.to(self.device)
@@ -194,10 +194,6 @@ class Trainer:
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
         self.step, self.best = 0, float("inf")
         self.out = Path(c.out)
-        self.val_windows = [
-            w[: c.seq_len + 1]
-            for _, w in zip(range(c.eval_windows), self.corpus.windows("validation", c.seq_len + 1), strict=False)
-        ]
 
     def _load_weights(self, folder: Path) -> None:
         from safetensors import SafetensorError
@@ -209,7 +205,7 @@ class Trainer:
             raise EspressivoError(f"{folder}: cannot read model.safetensors to start from ({err})") from None
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         missing, unexpected = self.model.load_state_dict(state, strict=False)
-        if set(missing) - {"head.weight"} or unexpected:
+        if set(missing) - set(getattr(self.model, "tied_weights", ())) or unexpected:
             raise EspressivoError(f"{folder}: its weights do not fit the configured model")
 
     # ------------------------------------------------------------------ state
@@ -256,26 +252,15 @@ class Trainer:
         self.torch.set_rng_state(self.torch.tensor(state["torch_rng"], dtype=self.torch.uint8))
 
     # ------------------------------------------------------------------ loop
-    def batch(self):
-        windows = np.stack([self.sampler.sample(self.rng) for _ in range(self.c.batch_size)])
-        data = self.torch.from_numpy(windows).to(self.device)
-        return data[:, :-1], data[:, 1:]
-
     def evaluate(self) -> float:
-        torch = self.torch
+        """Mean validation loss over the task's fixed batches, weighted by the targets each counts."""
         self.model.eval()
         total, count = 0.0, 0
-        pad = self.tokenizer.vocab["PAD"].start
-        with torch.no_grad(), self.autocast:
-            for start in range(0, len(self.val_windows), self.c.batch_size):
-                data = torch.from_numpy(np.stack(self.val_windows[start : start + self.c.batch_size])).to(self.device)
-                logits, _ = self.model(data[:, :-1])
-                targets = data[:, 1:]
-                nll = torch.nn.functional.cross_entropy(
-                    logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=pad, reduction="sum"
-                )
-                total += float(nll)
-                count += int((targets != pad).sum())
+        with self.torch.no_grad(), self.autocast:
+            for batch, weight in self.task.validation():
+                _, loss = self.model(**batch)
+                total += float(loss) * weight
+                count += weight
         self.model.train()
         return total / max(count, 1)
 
@@ -301,14 +286,14 @@ class Trainer:
                 group["lr"] = lr
             loss_sum = 0.0
             for micro in range(c.grad_accum):
-                x, y = self.batch()
+                batch = self.task.batch(self.rng)
                 sync = micro == c.grad_accum - 1 or self.world == 1
                 context = self.ddp.no_sync() if not sync and self.world > 1 else contextlib.nullcontext()
                 with context, self.autocast:
-                    _, loss = self.ddp(x, y)
+                    _, loss = self.ddp(**batch)
                     (loss / c.grad_accum).backward()
                 loss_sum += loss.item() / c.grad_accum
-                tokens += x.numel() * self.world
+                tokens += next(iter(batch.values())).shape[:2].numel() * self.world
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)

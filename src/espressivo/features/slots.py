@@ -1,0 +1,162 @@
+"""Scores and aligned performances as note slots for the renderer (the ``note`` tokenizer's block, as
+slot-local classes: ``PITCH IOI VELOCITY DURATION PEDAL_1..k``).
+
+**Note order.**  Score notes are ordered by written onset; inside a chord grace notes first, then from the
+highest pitch down, so that the usual melody lead (the top note slightly early) can be represented: IOIs
+are never negative, and a performed onset earlier than the previous note's is raised to it
+(:func:`performed_slots` applies a running maximum — only notes played *before* a note that precedes them in
+this order move, by the size of that inversion; ``inversion_stats`` measures how much).
+
+**Score side** (:func:`score_slots`): the deadpan performance at the written tempo (120 quarters per minute
+without a metronome mark, or ``qpm``), velocity from the dynamics marking in force (as notation programs
+export it: p 50, mf 71, f 78, ...), pedal up.  The first note's IOI is 0 on both sides.
+
+**Score features** (:func:`feature_matrix`): 12 numbers per note the deadpan MIDI does not carry (metre,
+chord position, grace, dynamics, mode), added to the renderer's encoder input; zeros in pretraining.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from espressivo.core import CONTROL_DTYPE, NOTE_DTYPE, SUSTAIN, Performance
+from espressivo.core.performance import canonical_order, make_controls
+from espressivo.errors import EspressivoError
+from espressivo.tokenizers.note import NoteTokenizer
+
+N_FEATURES = 12
+MIN_SEPARATE_IOI_MS = 5.0  # notes apart in the score stay at least this far apart (the seed's floor)
+
+
+def render_tokenizer() -> NoteTokenizer:
+    """The renderer's representation: the ``note`` tokenizer with a binary sustain pedal."""
+    return NoteTokenizer(pedal_levels=2)
+
+
+def render_order(onset: np.ndarray, pitch: np.ndarray, is_grace: np.ndarray | None = None) -> np.ndarray:
+    """Indices in renderer order: onset, then grace notes, then pitch from high to low."""
+    grace = np.zeros(len(onset), bool) if is_grace is None else is_grace
+    key = np.rint(np.asarray(onset, dtype=np.float64) * 1e4).astype(np.int64)
+    return np.lexsort((-np.asarray(pitch, dtype=np.int64), ~grace, key))
+
+
+def _steps(seconds: np.ndarray, tok: NoteTokenizer, size: int) -> np.ndarray:
+    return np.clip(np.rint(seconds * 1000.0 / tok.config.time_step_ms), 0, size - 1).astype(np.int64)
+
+
+def slot_sizes(tok: NoteTokenizer) -> tuple[int, ...]:
+    return tuple(stop - start for start, stop in tok.slot_ranges)
+
+
+def dynamics_velocity(dynamic: np.ndarray) -> np.ndarray:
+    """Dynamics level (-4 pppp .. +4 ffff, 0 none) -> MIDI velocity as notation programs write it."""
+    return np.clip(np.rint(64 + 14 * np.asarray(dynamic, dtype=np.float64)), 16, 120).astype(np.int64)
+
+
+def _ioi(onset_sec: np.ndarray) -> np.ndarray:
+    return np.diff(np.concatenate([onset_sec[:1], onset_sec]))
+
+
+def score_slots(
+    onset_sec: np.ndarray, duration_sec: np.ndarray, pitch: np.ndarray, velocity: np.ndarray, tok: NoteTokenizer
+) -> np.ndarray:
+    """Deadpan score notes, already in renderer order -> (n, S) slot classes."""
+    sizes = slot_sizes(tok)
+    out = np.zeros((len(pitch), len(sizes)), np.int64)
+    out[:, 0] = pitch
+    out[:, 1] = _steps(np.maximum(_ioi(onset_sec), 0.0), tok, sizes[1])
+    out[:, 2] = tok._velocity_level(np.asarray(velocity))
+    out[:, 3] = _steps(np.maximum(duration_sec, 0.0), tok, sizes[3])
+    return out  # pedal slots: up
+
+
+def performed_slots(
+    onset_sec: np.ndarray,
+    duration_sec: np.ndarray,
+    pitch: np.ndarray,
+    velocity: np.ndarray,
+    pedal: np.ndarray,
+    tok: NoteTokenizer,
+) -> np.ndarray:
+    """Performed notes, in the renderer order of their score notes -> (n, S) slot classes."""
+    sizes = slot_sizes(tok)
+    onset = np.maximum.accumulate(np.asarray(onset_sec, dtype=np.float64))
+    out = np.zeros((len(pitch), len(sizes)), np.int64)
+    out[:, 0] = pitch
+    out[:, 1] = _steps(_ioi(onset), tok, sizes[1])
+    out[:, 2] = tok._velocity_level(np.clip(np.rint(velocity), 1, 127))
+    out[:, 3] = _steps(np.maximum(duration_sec, 0.0), tok, sizes[3])
+    samples = tok.config.pedal_samples
+    if samples:
+        out[:, 4 : 4 + samples] = tok._pedal_level(np.asarray(pedal)[:, :samples])
+    return out
+
+
+def inversion_stats(onset_sec: np.ndarray) -> dict:
+    """How much the running maximum moves performed onsets (in renderer order)."""
+    moved = np.maximum.accumulate(onset_sec) - onset_sec
+    return {"notes_moved": int(np.count_nonzero(moved > 0.0005)), "mean_shift_ms": float(moved.mean() * 1000)}
+
+
+def feature_matrix(features: np.ndarray) -> np.ndarray:
+    """``SCORE_FEATURE_DTYPE`` rows -> (n, 12) float32 of order one."""
+    f = features
+    out = np.zeros((len(f), N_FEATURES), np.float32)
+    out[:, 0] = f["measure_position"]
+    out[:, 1] = f["is_downbeat"]
+    out[:, 2] = np.mod(f["beat_in_measure"], 1.0)
+    out[:, 3] = np.log2(np.clip(f["duration_beat"], 1 / 64, 16)) / 4
+    out[:, 4] = np.log2(np.clip(f["ioi_beat"], 1 / 64, 16)) / 4
+    out[:, 5] = np.minimum(f["chord_size"], 8) / 4
+    out[:, 6] = f["is_top"]
+    out[:, 7] = f["is_grace"]
+    out[:, 8] = f["dynamic"] / 4
+    out[:, 9] = f["key_mode"] == 0
+    out[:, 10] = np.minimum(f["ts_beats"], 16) / 8
+    out[:, 11] = 1.0  # score features present (0 in pretraining)
+    return out
+
+
+def decode_slots(
+    slots: np.ndarray, score_ioi_steps: np.ndarray | None, tok: NoteTokenizer, start_sec: float = 0.0
+) -> Performance:
+    """Rendered slots (renderer order) -> Performance; ``id`` of each note = its row in ``slots``.
+
+    Where the score has a positive IOI, the performed IOI is at least ``MIN_SEPARATE_IOI_MS``."""
+    if slots.ndim != 2 or slots.shape[1] != len(slot_sizes(tok)):
+        raise EspressivoError("slots must have shape (notes, slots of the tokenizer)")
+    step = tok.config.time_step_ms / 1000.0
+    ioi = slots[:, 1] * step
+    if score_ioi_steps is not None:
+        ioi = np.where(score_ioi_steps > 0, np.maximum(ioi, MIN_SEPARATE_IOI_MS / 1000.0), ioi)
+    notes = np.zeros(len(slots), NOTE_DTYPE)
+    notes["onset_sec"] = start_sec + np.cumsum(ioi) - (ioi[0] if len(ioi) else 0.0)
+    notes["duration_sec"] = np.maximum(slots[:, 3] * step, 0.01)
+    notes["pitch"] = slots[:, 0]
+    notes["velocity"] = tok._level_velocity(slots[:, 2])
+    notes["id"] = np.arange(len(slots))
+    controls = None
+    samples = tok.config.pedal_samples
+    if samples and len(slots):
+        times = pedal_sample_times(notes["onset_sec"], notes["duration_sec"], samples).reshape(-1)
+        values = tok._level_pedal(slots[:, 4 : 4 + samples]).reshape(-1)
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
+        change = np.concatenate([[values[0] > 0], values[1:] != values[:-1]])
+        if values[-1] > 0:  # release the pedal after the last note
+            end = float((notes["onset_sec"] + notes["duration_sec"]).max())
+            times, values = np.append(times, end), np.append(values, 0)
+            change = np.append(change, True)
+        rows = np.stack([times[change], np.full(int(change.sum()), SUSTAIN), values[change]], 1)
+        controls = make_controls(rows)
+    return Performance(canonical_order(notes, renumber=False), controls if controls is not None else np.zeros(0, CONTROL_DTYPE))
+
+
+def pedal_sample_times(onset_sec: np.ndarray, duration_sec: np.ndarray, samples: int = 4) -> np.ndarray:
+    """(notes, samples) times spread over the time from each onset to the next later onset (for the notes
+    of the last onset: over their duration).  Any onset order."""
+    ordered = np.sort(onset_sec)
+    k = np.searchsorted(ordered, onset_sec, side="right")
+    later = k < len(ordered)
+    span = np.where(later, ordered[np.minimum(k, len(ordered) - 1)] - onset_sec, duration_sec)
+    return onset_sec[:, None] + span[:, None] * (np.arange(samples) / samples)[None, :]
