@@ -560,6 +560,153 @@ def evaluate_lm(
 
 
 @app.command("demo")
+@app.command("evaluate render")
+def evaluate_render(
+    model: str = "renderer-small",
+    split: Literal["train", "validation", "test"] = "test",
+    pairs: Path = Path("data/pairs"),
+    root: Path | None = None,
+    seed: int = 0,
+    stride: int = 400,
+    no_primed: bool = False,
+    max_pieces: int = 0,
+    json: Path | None = None,
+    markdown: Path | None = None,
+    plot: Path | None = None,
+) -> None:
+    """Evaluate renderers against human pianists on every piece of a split: distributions (velocity,
+    duration, IOI, pedal), per-note Pearson r and MAE via the score alignment, the primed protocol and
+    tempo curves; deadpan and human leave-one-out rows for scale.
+
+    Args:
+        model: renderers to compare, joined by commas (shipped names or checkpoint folders)
+        split: (n)ASAP split
+        pairs: aligned pairs folder (built for the split if missing: espressivo data pairs)
+        root: the shared data folder holding asap/
+        seed: sampling seed
+        stride: notes between starting points of the primed protocol
+        no_primed: skip the primed protocol
+        max_pieces: only the first N pieces (0: all)
+        json: write the full report here
+        markdown: write the tables here
+        plot: write a figure here (PNG); the histograms go next to it (-hist.png)
+    """
+    from tqdm import tqdm
+
+    from espressivo.data.pairs import build_pairs
+    from espressivo.evaluate.render import (
+        evaluate_renderers,
+        load_pieces,
+        markdown_table,
+        plot_histograms,
+        plot_report,
+        write_report,
+    )
+
+    names = [m.strip() for m in model.split(",") if m.strip()]
+    if not names:
+        raise EspressivoError("give at least one renderer with --model")
+    if stride < 1 or max_pieces < 0:
+        raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
+    models = {name: _load_renderer(name) for name in names}
+    index = pairs / "pairs.json"
+    if not index.is_file() or not any(e["split"] == split for e in json_module.loads(index.read_text())["entries"]):
+        print(f"building the {split} pairs in {pairs} ...", file=sys.stderr)
+        build_pairs(pairs, root=root, split=split)
+    pieces = load_pieces(pairs, split, root, max_pieces)
+    with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
+        report, stats = evaluate_renderers(models, pieces, seed=seed, primed=not no_primed, stride=stride,
+                                    progress=lambda _: bar.update(1))  # fmt: skip
+    report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed}
+    write_report(report, json)
+    table = markdown_table(report)
+    if markdown:
+        from espressivo.io.files import atomic_write_bytes
+
+        atomic_write_bytes(markdown, table.encode())
+    if plot:
+        plot_report(report, plot)
+        plot_histograms(stats, plot.with_name(plot.stem + "-hist.png"))
+    print(table)
+
+
+def _load_renderer(model: str):
+    from espressivo.models.checkpoint import load_pretrained
+
+    pretrained = load_pretrained(model)
+    if pretrained.model_type != "renderer":
+        raise EspressivoError(f"{model} is a {pretrained.model_type} model, not a renderer")
+    return pretrained
+
+
+@app.command("render", short_flags={"output": "-o"})
+def render_command(
+    score: Path,
+    output: Path | None = None,
+    model: str = "renderer-small",
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    tempo: float | None = None,
+    tempo_scale: float = 1.0,
+    dynamics_scale: float = 1.0,
+    wav: bool = False,
+    plot: bool = False,
+    tempo_mapped: Path | None = None,
+    no_repeats: bool = False,
+) -> None:
+    """Render a score as an expressive performance: timing, dynamics, articulation and pedal sampled from
+    a renderer trained on human pianists.  Different seeds give different performances.
+
+    Args:
+        score: MusicXML, .mxl, MEI, kern or MIDI score
+        output: performance MIDI to write (required)
+        model: a shipped renderer or a checkpoint folder
+        temperature: sampling temperature (lower: safer, flatter)
+        top_p: nucleus sampling mass
+        seed: random seed (same seed, same performance)
+        tempo: overall tempo in quarter notes per minute (default: the model's choice for the written tempo)
+        tempo_scale: multiply the tempo (1.1 = 10 % faster)
+        dynamics_scale: widen (> 1) or narrow (< 1) the dynamic range around the mean velocity
+        wav: also write OUTPUT.wav (FluidSynth)
+        plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
+        tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
+        no_repeats: play the score as written once, without its repeats
+    """
+    from espressivo.core import Alignment
+    from espressivo.io import write_midi
+    from espressivo.render import RenderOptions, render, write_tempo_mapped
+
+    if output is None:
+        raise EspressivoError("give the MIDI file to write with -o OUT.mid")
+    for path in (output, tempo_mapped):
+        if path is not None and path.suffix.lower() not in (".mid", ".midi"):
+            raise EspressivoError(f"{path}: the output must be a .mid file")
+    options = RenderOptions(temperature, top_p, seed, tempo, tempo_scale, dynamics_scale)
+    if not score.is_file():
+        raise EspressivoError(f"{score}: no such file")
+    the_score = read_score(score, unfold=not no_repeats)
+    pretrained = _load_renderer(model)
+    result = render(pretrained, the_score, options)[0]
+    perf = result.performance
+    write_midi(perf, output)
+    line = f"wrote {output}: {len(perf)} notes, {perf.end_sec:.1f} s"
+    if tempo_mapped is not None:
+        write_tempo_mapped(the_score, perf, tempo_mapped)
+        line += f", {tempo_mapped}"
+    if wav:
+        from espressivo.audio import synthesize
+
+        line += f", {synthesize(perf, output.with_suffix('.wav'))}"
+    if plot:
+        from espressivo.viz import plot_pair
+
+        alignment = Alignment.from_pairs(the_score.notes["id"][perf.notes["id"]], perf.notes["id"])
+        title = f"{score.name}: {Path(str(pretrained.path)).name}, seed {seed}"
+        line += f", {plot_pair(the_score, perf, alignment, output.with_suffix('.png'), title=title)}"
+    print(line)
+
+
 def demo(out: Path = Path("out")) -> None:
     """Run the main job on the bundled example: load the etude's score and a performance of it, print a
     summary, write the audio (WAV) and a piano roll with tempo and velocity curves (PNG).

@@ -1,0 +1,433 @@
+"""Evaluating renderers against human pianists on (n)ASAP (``espressivo evaluate render``).
+
+Systems: ``deadpan`` (the score at its written tempo, velocity 64, no pedal), each renderer given, and
+``human`` (leave-one-out: each performance against the other performances of its piece — the ceiling).
+Every renderer plays every test score once (``seed``); it is compared with every human performance of it.
+
+(a) **Distributions** (Pianist Transformer's protocol): corpus histograms of velocity (0..127, 128 bins),
+    duration (0-500 ms, 2 ms bins), IOI between consecutive onsets (0-200 ms, 1 ms bins; values outside
+    the windows dropped) and the 16 patterns of the four binary pedal samples per note; for each, the
+    Jensen-Shannon *distance* (base 2, the square root of the divergence, as scipy's) and the histogram
+    intersection (sum of minima); ``overall`` = mean over the four.  Renderers and deadpan are compared with
+    all human performances; for the human row one performance per piece (the first) against the others.
+(b) **Per note**, through the score alignment: Pearson r and MAE with the human for velocity (MIDI),
+    onset timing deviation (s, the codec's ``timing``), articulation (``articulation_log``) and local tempo
+    (beats per minute), over the notes the human played; mean over (rendering, human) pairs.  A constant
+    prediction (deadpan velocity, timing) has no correlation: r = 0 by convention.
+    **Primed** (CVRNN's Table 2 protocol): at starting points every ``stride`` notes, the renderer is primed
+    with the human's 20 notes before the point and samples the next notes; Pearson r (pooled over starting
+    points) for velocity, onset deviation, duration and tempo over the next 10 and 40 notes.
+(c) **Tempo curves**: Pearson r of log tempo sampled at every score beat, mean over pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from espressivo.core import Alignment, Performance, Score
+from espressivo.errors import EspressivoError
+from espressivo.evaluate.lm import js_distance
+
+PAPER_CVRNN_10 = {"velocity": 0.72, "onset_deviation": 0.07, "duration": 0.77, "tempo": 0.21}
+HIST_SPECS = {
+    "velocity": (0, 128, 128),
+    "duration_ms": (0, 500, 250),
+    "ioi_ms": (0, 200, 200),
+    "pedal_pattern": (0, 16, 16),
+}
+NOTE_FEATURES = ("velocity", "timing", "articulation", "tempo")
+
+
+# ---------------------------------------------------------------------------- (a) distributions
+def note_statistics(perf: Performance) -> dict[str, np.ndarray]:
+    """Velocity, duration (ms), IOI (ms) and the 4-sample binary pedal pattern of every note."""
+    from espressivo.features.slots import render_tokenizer
+
+    tok = render_tokenizer()
+    if len(perf) == 0:
+        return {k: np.zeros(0) for k in HIST_SPECS}
+    block = tok.encode(perf).reshape(-1, tok.block).astype(np.int64)
+    starts = np.array([s for s, _ in tok.slot_ranges])
+    block = block - starts
+    pedal = block[:, 4:8]
+    return {
+        "velocity": tok._level_velocity(block[:, 2]).astype(np.float64),
+        "duration_ms": block[:, 3] * tok.config.time_step_ms,
+        "ioi_ms": block[1:, 1] * tok.config.time_step_ms,
+        "pedal_pattern": (pedal * np.array([8, 4, 2, 1])).sum(1).astype(np.float64),
+    }
+
+
+def histogram(values: np.ndarray, name: str) -> np.ndarray:
+    low, high, bins = HIST_SPECS[name]
+    return np.histogram(values[(values >= low) & (values < high)], bins=bins, range=(low, high))[0]
+
+
+def distribution_scores(generated: list[dict], reference: list[dict]) -> dict:
+    out, js, inter = {}, [], []
+    for name in HIST_SPECS:
+        g = histogram(np.concatenate([s[name] for s in generated]), name).astype(np.float64)
+        r = histogram(np.concatenate([s[name] for s in reference]), name).astype(np.float64)
+        d = js_distance(g, r)
+        i = float(np.minimum(g / max(g.sum(), 1), r / max(r.sum(), 1)).sum())
+        out[name] = {"js_distance": d, "intersection": i}
+        js.append(d)
+        inter.append(i)
+    out["overall"] = {"js_distance": float(np.mean(js)), "intersection": float(np.mean(inter))}
+    return out
+
+
+# ---------------------------------------------------------------------------- (b, c) per note
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 2:
+        return float("nan")
+    sa, sb = a.std(), b.std()
+    if sa < 1e-12 or sb < 1e-12:
+        return 0.0
+    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+
+
+@dataclass
+class NoteView:
+    """Per score note: velocity, timing, articulation_log, tempo (BPM) and whether it was played."""
+
+    values: dict[str, np.ndarray]
+    played: np.ndarray
+    beat_curve: np.ndarray  # log tempo at every score beat
+
+
+def note_view(score: Score, expression_features: np.ndarray) -> NoteView:
+    f = expression_features
+    values = {
+        "velocity": f["velocity"] * 127.0,
+        "timing": f["timing"],
+        "articulation": f["articulation_log"],
+        "tempo": 60.0 / np.maximum(f["beat_period"], 1e-6),
+    }
+    beats = score.notes["onset_beat"]
+    order = np.argsort(beats, kind="stable")
+    grid = np.arange(math.ceil(beats.min()), math.floor(beats.max()) + 1)
+    curve = np.interp(grid, beats[order], np.log(values["tempo"][order])) if len(grid) else np.zeros(0)
+    return NoteView(values, f["matched"].copy(), curve)
+
+
+def rendered_view(score: Score, perf: Performance) -> NoteView:
+    """A rendering (notes' ``id`` = score rows) seen through the expression codec."""
+    from espressivo.features import encode_expression
+
+    alignment = Alignment.from_pairs(score.notes["id"][perf.notes["id"]], perf.notes["id"])
+    return note_view(score, encode_expression(score, perf, alignment).features)
+
+
+def compare(a: NoteView, b: NoteView) -> dict:
+    """Per-note r and MAE of ``a`` against the human ``b`` over the notes both played; tempo-curve r."""
+    both = a.played & b.played
+    out = {}
+    for name in NOTE_FEATURES:
+        x, y = a.values[name][both], b.values[name][both]
+        out[name] = {"r": pearson(x, y), "mae": float(np.abs(x - y).mean()) if len(x) else float("nan")}
+    out["tempo_curve_r"] = pearson(a.beat_curve, b.beat_curve)
+    return out
+
+
+def mean_of(results: list[dict]) -> dict:
+    if not results:
+        return {}
+    out = {}
+    for name in NOTE_FEATURES:
+        out[name] = {k: float(np.nanmean([r[name][k] for r in results])) for k in ("r", "mae")}
+    out["tempo_curve_r"] = float(np.nanmean([r["tempo_curve_r"] for r in results]))
+    out["pairs"] = len(results)
+    return out
+
+
+# ---------------------------------------------------------------------------- primed protocol
+def _segment_features(slots: np.ndarray, src: np.ndarray, beats: np.ndarray, tok) -> dict[str, np.ndarray]:
+    """Velocity, onset deviation, duration and tempo of consecutive notes (renderer order) from slots.
+
+    Tempo: beats per minute between consecutive distinct score onsets (zero-order hold); onset deviation:
+    the note's onset minus its onset group's mean onset plus the group's lag behind the straight line
+    through the segment's group onsets — computed the same way for the model and the human."""
+    step = tok.config.time_step_ms / 1000.0
+    onset = np.cumsum(slots[:, 1] * step)
+    key = np.rint(beats * 1e4).astype(np.int64)
+    _, group = np.unique(key, return_inverse=True)
+    count = np.bincount(group)
+    g_onset = np.bincount(group, weights=onset) / count
+    g_beat = np.bincount(group, weights=beats) / count
+    if len(g_onset) > 1:
+        bpm = 60.0 * np.diff(g_beat) / np.maximum(np.diff(g_onset), 1e-3)
+        bpm = np.append(bpm, bpm[-1])
+        fit = np.polyfit(g_beat, g_onset, 1)
+        lag = g_onset - np.polyval(fit, g_beat)
+    else:
+        bpm, lag = np.full(1, np.nan), np.zeros(1)
+    return {
+        "velocity": slots[:, 2].astype(np.float64),
+        "onset_deviation": onset - g_onset[group] + lag[group],
+        "duration": slots[:, 3] * step,
+        "tempo": bpm[group],
+    }
+
+
+def primed_protocol(
+    pretrained, pieces: list[dict], *, prime: int = 20, horizons=(10, 40), stride: int = 400, seed: int = 0
+) -> dict:
+    """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
+    from espressivo.render.render import RenderOptions, render_slots
+
+    tok = pretrained.tokenizer
+    horizon = max(horizons)
+    pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}
+    human_pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}
+    points = 0
+    for piece in pieces:
+        inputs, beats = piece["inputs"], piece["beats"]
+        humans = piece["human_slots"]
+        n = len(inputs.src)
+        for h_index, (human, ok) in enumerate(humans):
+            for start in range(prime, n - horizon, stride):
+                seg = slice(start - prime, start + horizon)
+                if not ok[start : start + horizon].all():
+                    continue
+                sub = type(inputs)(inputs.order[seg], inputs.src[seg].copy(), inputs.features[seg])
+                sub.src[0, 1] = 0
+                primed = human[seg][:prime].copy()
+                primed[0, 1] = 0
+                length = max(64, prime + horizon)
+                options = RenderOptions(seed=seed + points, window=length, context=length // 4)
+                out = render_slots(pretrained.model, sub, options, primed)[0]
+                truth = human[seg].copy()
+                truth[0, 1] = 0
+                pred_f = _segment_features(out, inputs.src[seg], beats[seg], tok)
+                true_f = _segment_features(truth, inputs.src[seg], beats[seg], tok)
+                other = humans[(h_index + 1) % len(humans)] if len(humans) > 1 else None
+                other_f = None
+                if other is not None and other[1][start : start + horizon].all():
+                    o = other[0][seg].copy()
+                    o[0, 1] = 0
+                    other_f = _segment_features(o, inputs.src[seg], beats[seg], tok)
+                for hz in horizons:
+                    window = slice(prime, prime + hz)
+                    for k in PAPER_CVRNN_10:
+                        pooled[hz][k][0].append(pred_f[k][window])
+                        pooled[hz][k][1].append(true_f[k][window])
+                        if other_f is not None:
+                            human_pooled[hz][k][0].append(other_f[k][window])
+                            human_pooled[hz][k][1].append(true_f[k][window])
+                points += 1
+
+    def summarise(table):
+        out = {}
+        for hz, feats in table.items():
+            row = {}
+            for k, (a, b) in feats.items():
+                if a:
+                    x, y = np.concatenate(a), np.concatenate(b)
+                    ok = np.isfinite(x) & np.isfinite(y)
+                    row[k] = pearson(x[ok], y[ok])
+            out[f"{hz}_notes"] = row
+        return out
+
+    return {"starting_points": points, "model": summarise(pooled), "human": summarise(human_pooled)}
+
+
+# ---------------------------------------------------------------------------- the whole evaluation
+def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) -> list[dict]:
+    """The split's pieces: score, human performances (MIDI), expression features and slots per pair."""
+    from espressivo.data.asap import AsapDataset
+    from espressivo.data.pairs import PairWindows
+    from espressivo.features.slots import performed_slots, render_tokenizer
+    from espressivo.io import read_midi, read_score
+    from espressivo.render.render import score_inputs
+
+    tok = render_tokenizer()
+    windows = PairWindows(pairs_root, split)
+    asap = {i.name: i for i in AsapDataset(Path(root) / "asap" if root else None, quiet=True).performances(split)}
+    by_piece: dict[str, list[dict]] = {}
+    for entry in windows.entries:
+        item = asap.get(entry["name"])
+        if item is not None:
+            by_piece.setdefault(str(item.score_path), []).append(entry | {"item": item})
+    pieces = []
+    for score_path, entries in sorted(by_piece.items()):
+        score = read_score(score_path, unfold=True)
+        inputs = score_inputs(score, tok)
+        piece = {"name": entries[0]["item"].folder, "score": score, "inputs": inputs, "humans": [],
+                 "human_slots": [], "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
+        for entry in entries:
+            arrays = windows.load(entry)
+            if len(arrays["score_ids"]) != len(score) or not np.array_equal(arrays["score_ids"], score.notes["id"]):
+                continue  # pairs built from another version of the score
+            o = inputs.order
+            p = arrays["performed"]
+            slots = performed_slots(
+                np.maximum.accumulate(p["onset_sec"][o]), p["duration_sec"][o], score.notes["pitch"][o],
+                p["velocity"][o], p["pedal"][o], tok,
+            )  # fmt: skip
+            piece["humans"].append(
+                {
+                    "name": entry["name"],
+                    "performance": read_midi(entry["item"].performance_path),
+                    "view": note_view(score, arrays["expression"]),
+                }
+            )
+            piece["human_slots"].append((slots, arrays["expression"]["matched"][o]))
+        if piece["humans"]:
+            pieces.append(piece)
+        if max_pieces and len(pieces) >= max_pieces:
+            break
+    if not pieces:
+        raise EspressivoError(f"no {split} pieces with pairs in {pairs_root}")
+    return pieces
+
+
+def evaluate_renderers(
+    models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
+    progress=None,
+) -> tuple[dict, dict]:  # fmt: skip
+    """The report, and the per-note statistics of every system (for :func:`plot_histograms`)."""
+    from espressivo.render.render import RenderOptions, render
+
+    systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
+    systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
+    human_gen, human_ref, human_pairs = [], [], []
+    all_humans = [note_statistics(h["performance"]) for p in pieces for h in p["humans"]]
+    for piece in pieces:
+        score = piece["score"]
+        views = [h["view"] for h in piece["humans"]]
+        stats = [note_statistics(h["performance"]) for h in piece["humans"]]
+        if len(stats) > 1:
+            human_gen.append(stats[0])
+            human_ref += stats[1:]
+            for i in range(len(views)):
+                for j in range(i + 1, len(views)):
+                    human_pairs.append(compare(views[i], views[j]))
+        rendered = {"deadpan": score.to_performance(velocity=64)}  # notes' id = score rows
+        import time
+
+        for name, pretrained in models.items():
+            started = time.perf_counter()
+            rendered[name] = render(pretrained, score, RenderOptions(seed=seed))[0].performance
+            systems[name]["seconds"] += time.perf_counter() - started
+            systems[name]["notes"] += len(score)
+        for name, perf in rendered.items():
+            systems[name]["stats"].append(note_statistics(perf))
+            view = rendered_view(score, perf)
+            systems[name]["pairs"] += [compare(view, h) for h in views]
+        if progress:
+            progress(piece["name"])
+    report: dict = {"pieces": len(pieces), "human_performances": len(all_humans), "systems": {}}
+    for name, s in systems.items():
+        entry = {"distribution": distribution_scores(s["stats"], all_humans), "per_note": mean_of(s["pairs"])}
+        if "seconds" in s:
+            entry["render_seconds"] = round(s["seconds"], 2)
+            entry["notes_per_second"] = round(s["notes"] / max(s["seconds"], 1e-9), 1)
+        report["systems"][name] = entry
+    report["systems"]["human"] = {
+        "distribution": distribution_scores(human_gen, human_ref) if human_gen else {},
+        "per_note": mean_of(human_pairs),
+    }
+    if primed:
+        report["primed"] = {name: primed_protocol(m, pieces, stride=stride, seed=seed) for name, m in models.items()}
+        report["primed_paper_cvrnn_10_notes"] = PAPER_CVRNN_10
+    stats = {"human": all_humans} | {name: s["stats"] for name, s in systems.items()}
+    return report, stats
+
+
+def markdown_table(report: dict) -> str:
+    names = list(report["systems"])
+    lines = [
+        "| system | overall JS dist. ↓ | overall intersection ↑ | velocity r ↑ | velocity MAE ↓ | timing r ↑ "
+        "| timing MAE (ms) ↓ | articulation r ↑ | tempo r ↑ | tempo MAE (BPM) ↓ | tempo-curve r ↑ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        s = report["systems"][name]
+        d = s["distribution"].get("overall", {})
+        p = s["per_note"]
+        if not p:
+            continue
+        lines.append(
+            f"| {name} | {d.get('js_distance', float('nan')):.4f} | {d.get('intersection', float('nan')):.4f} "
+            f"| {p['velocity']['r']:.3f} | {p['velocity']['mae']:.2f} | {p['timing']['r']:.3f} "
+            f"| {1000 * p['timing']['mae']:.1f} | {p['articulation']['r']:.3f} | {p['tempo']['r']:.3f} "
+            f"| {p['tempo']['mae']:.1f} | {p['tempo_curve_r']:.3f} |"
+        )
+    lines += ["", "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name in names:
+        d = report["systems"][name]["distribution"]
+        if not d:
+            continue
+        keys = list(HIST_SPECS)
+        lines.append(
+            f"| {name} | " + " | ".join(f"{d[k]['js_distance']:.4f}" for k in keys) + " | "
+            + " | ".join(f"{d[k]['intersection']:.4f}" for k in keys) + " |"
+        )  # fmt: skip
+    if "primed" in report:
+        lines += ["", "Primed protocol (Pearson r, pooled; CVRNN paper at 10 notes: velocity 0.72, onset deviation "
+                  "0.07, duration 0.77, tempo 0.21)", "",
+                  "| system | notes | velocity | onset deviation | duration | tempo | starting points |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, res in report["primed"].items():
+            for who in ("model", "human"):
+                for hz, row in res[who].items():
+                    label = name if who == "model" else f"human (another performance), vs {name} points"
+                    vals = " | ".join(f"{row.get(k, float('nan')):.3f}" for k in PAPER_CVRNN_10)
+                    lines.append(f"| {label} | {hz.split('_')[0]} | {vals} | {res['starting_points']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: dict, path) -> Path:
+    from espressivo.viz.plot import _pyplot, _save
+
+    plt = _pyplot()
+    names = [n for n in report["systems"] if report["systems"][n]["per_note"]]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    features = ["velocity", "timing", "articulation", "tempo"]
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        p = report["systems"][name]["per_note"]
+        axes[0].bar(np.arange(len(features)) + k * width, [p[f]["r"] for f in features], width, label=name)
+    axes[0].set_xticks(np.arange(len(features)) + 0.4 - width / 2, features)
+    axes[0].set_ylabel("Pearson r with the human (per note)")
+    axes[0].legend(fontsize=8)
+    dims = list(HIST_SPECS)
+    for k, name in enumerate(names):
+        d = report["systems"][name]["distribution"]
+        if d:
+            axes[1].bar(np.arange(len(dims)) + k * width, [d[x]["js_distance"] for x in dims], width, label=name)
+    axes[1].set_xticks(np.arange(len(dims)) + 0.4 - width / 2, dims)
+    axes[1].set_ylabel("JS distance to human histograms (lower is better)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_histograms(stats: dict[str, list[dict]], path) -> Path:
+    from espressivo.viz.plot import _pyplot, _save
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    for ax, name in zip(axes, HIST_SPECS, strict=True):
+        low, high, bins = HIST_SPECS[name]
+        centres = np.linspace(low, high, bins, endpoint=False)
+        for system, items in stats.items():
+            h = histogram(np.concatenate([s[name] for s in items]), name).astype(np.float64)
+            ax.plot(centres, h / max(h.sum(), 1), label=system, lw=1)
+        ax.set_title(name)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_report(report: dict, json_path=None) -> None:
+    if json_path:
+        from espressivo.io.files import atomic_write_bytes
+
+        atomic_write_bytes(json_path, json.dumps(report, indent=1, default=float).encode())

@@ -1,0 +1,14 @@
+"""Score -> performance rendering with a trained renderer, and editable (tempo-mapped) output."""
+
+from espressivo.render.render import Rendering, RenderOptions, render, render_slots, score_inputs
+from espressivo.render.tempo_map import tempo_mapped_bytes, write_tempo_mapped
+
+__all__ = [
+    "RenderOptions",
+    "Rendering",
+    "render",
+    "render_slots",
+    "score_inputs",
+    "tempo_mapped_bytes",
+    "write_tempo_mapped",
+]

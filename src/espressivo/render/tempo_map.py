@@ -1,0 +1,106 @@
+"""Editable rendered MIDI: notes on the score's grid, expressive timing carried by tempo events.
+
+Pianist Transformer's "expressive tempo mapping": a DAW or notation program opens the file with every
+note where the score writes it (bars, beats and durations intact, time and key signatures included),
+yet it plays back with the rendering's rubato, because each stretch between consecutive score onsets
+gets the tempo that makes it last as long as it did in the rendering.
+
+* anchors: the distinct score onsets; the anchor's time is the mean performed onset of its notes (chord
+  spread is not kept: the notes sit on the grid);
+* tempo of a stretch = 60 x quarters / seconds, clipped to ``min_qpm``..``max_qpm`` (a clipped stretch
+  lasts a little longer or shorter; no drift accumulates beyond it);
+* note ends and pedal events are mapped through the inverse (time -> quarter) map; velocities are the
+  rendering's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from espressivo.core import Performance, Score
+from espressivo.errors import EspressivoError
+
+TPQ = 480
+
+
+def anchors(score: Score, perf: Performance, min_qpm: float = 10.0, max_qpm: float = 300.0):
+    """``(quarters, seconds)`` of the distinct score onsets, strictly increasing, within the tempo limits."""
+    if len(perf) == 0:
+        raise EspressivoError("nothing to tempo-map: the rendering has no notes")
+    q = score.notes["onset_quarter"][perf.notes["id"]]
+    t = perf.notes["onset_sec"]
+    key = np.rint(q * 1e4).astype(np.int64)
+    unique, group = np.unique(key, return_inverse=True)
+    seconds = np.bincount(group, weights=t) / np.bincount(group)
+    quarters = unique / 1e4
+    if len(quarters) > 1:
+        dq, dt = np.diff(quarters), np.diff(seconds)
+        dt = np.clip(dt, 60.0 * dq / max_qpm, 60.0 * dq / min_qpm)
+        seconds = seconds[0] + np.concatenate([[0.0], np.cumsum(dt)])
+    return quarters, seconds
+
+
+def _quarter_at(times: np.ndarray, quarters: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Inverse map, extended beyond the anchors with the first / last tempo."""
+    if len(quarters) == 1:
+        return quarters[0] + (times - seconds[0]) * 2.0  # 120 quarters per minute
+    out = np.interp(times, seconds, quarters)
+    first = (quarters[1] - quarters[0]) / (seconds[1] - seconds[0])
+    last = (quarters[-1] - quarters[-2]) / (seconds[-1] - seconds[-2])
+    out = np.where(times < seconds[0], quarters[0] + (times - seconds[0]) * first, out)
+    return np.where(times > seconds[-1], quarters[-1] + (times - seconds[-1]) * last, out)
+
+
+def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) -> bytes:
+    from espressivo.io.midi import _symusic
+
+    symusic = _symusic()
+    quarters, seconds = anchors(score, perf, max_qpm=max_qpm)
+    origin = min(0.0, float(quarters[0]))
+    tick = lambda q: np.rint((np.asarray(q) - origin) * TPQ).astype(np.int64)  # noqa: E731
+    notes = perf.notes
+    on_q = score.notes["onset_quarter"][notes["id"]]
+    off_q = _quarter_at(notes["onset_sec"] + notes["duration_sec"], quarters, seconds)
+    on, off = tick(on_q), tick(off_q)
+    off = np.maximum(off, on + 1)
+    if off.max() >= 2**31:
+        raise EspressivoError("rendering too long to write as MIDI")
+    out = symusic.Score(TPQ)
+    if len(quarters) > 1:
+        qpm = 60.0 * np.diff(quarters) / np.diff(seconds)
+        qpm = np.append(qpm, qpm[-1])
+    else:
+        qpm = np.array([120.0])
+    # the first tempo also covers the time before the first anchor
+    ticks = np.concatenate([[0], tick(quarters[1:])]) if len(quarters) > 1 else np.array([0])
+    for t, value in zip(ticks.tolist(), qpm.tolist(), strict=True):
+        out.tempos.append(symusic.Tempo(int(t), qpm=float(value)))
+    for row in score.time_signatures:
+        out.time_signatures.append(
+            symusic.TimeSignature(int(tick(row["onset_quarter"])), int(row["beats"]), int(row["beat_type"]))
+        )
+    for row in score.key_signatures:
+        tonality = 1 if str(row["mode"]) == "minor" else 0
+        out.key_signatures.append(symusic.KeySignature(int(tick(row["onset_quarter"])), int(row["fifths"]), tonality))
+    track = symusic.Track("Piano", 0, False)
+    track.notes = symusic.Note.from_numpy(
+        on.astype(np.int32), (off - on).astype(np.int32), notes["pitch"].astype(np.int8),
+        notes["velocity"].astype(np.int8), "tick",
+    )  # fmt: skip
+    controls = perf.controls
+    if len(controls):
+        c_ticks = np.maximum(tick(_quarter_at(controls["time_sec"], quarters, seconds)), 0)
+        track.controls = symusic.ControlChange.from_numpy(
+            c_ticks.astype(np.int32), controls["controller"].astype(np.uint8), controls["value"].astype(np.uint8),
+            "tick",
+        )  # fmt: skip
+    out.tracks.append(track)
+    return bytes(out.dumps_midi())
+
+
+def write_tempo_mapped(score: Score, perf: Performance, path: str | os.PathLike, max_qpm: float = 300.0) -> None:
+    from espressivo.io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, tempo_mapped_bytes(score, perf, max_qpm))

@@ -1,0 +1,320 @@
+"""The score -> performance renderer: model, representation, training tasks, rendering, tempo mapping, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from espressivo.cli import main
+from espressivo.core import Score
+from espressivo.features.slots import (
+    decode_slots,
+    performed_slots,
+    render_order,
+    render_tokenizer,
+    score_slots,
+    slot_sizes,
+)
+from espressivo.io import read_midi, read_score
+from espressivo.models import build_model
+from espressivo.models.checkpoint import load_pretrained, save_checkpoint
+from espressivo.render import RenderOptions, render, tempo_mapped_bytes
+
+from .conftest import EXAMPLES
+
+TOK = render_tokenizer()
+
+
+def tiny(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK)).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("renderer")
+    return save_checkpoint(path, tiny(), "renderer", TOK)
+
+
+@pytest.fixture(scope="module")
+def etude() -> Score:
+    return read_score(EXAMPLES / "etude.musicxml")
+
+
+def long_score(notes: int) -> Score:
+    """A chorale of four-note chords, one per quarter, ``notes`` notes in all."""
+    rows = []
+    for i in range(notes):
+        chord, voice = divmod(i, 4)
+        rows.append((f"n{i}", chord, 1.0, chord, 1.0, 48 + 7 * voice + chord % 5, voice + 1, 1, 0, False))
+    from espressivo.core.score import score_note_dtype
+
+    array = np.array(rows, dtype=score_note_dtype())
+    return Score(array)
+
+
+# ---------------------------------------------------------------------------- representation
+def test_render_order_puts_grace_notes_then_high_notes_first():
+    onset = np.array([0.0, 0.0, 0.0, 1.0, 1.0])
+    pitch = np.array([60, 72, 64, 50, 55])
+    grace = np.array([False, False, True, False, False])
+    assert render_order(onset, pitch, grace).tolist() == [2, 1, 0, 4, 3]
+
+
+def test_performed_slots_exact_values():
+    onset = np.array([0.0, 0.020, 0.010, 0.5])  # the third note played before the second: raised to it
+    slots = performed_slots(onset, np.array([0.1, 0.2, 0.3, 6.0]), np.array([72, 67, 60, 72]),
+                            np.array([80, 60, 50, 127]), np.array([[0, 0, 64, 127]] * 4), TOK)  # fmt: skip
+    assert slots[:, 1].tolist() == [0, 20, 0, 480]
+    assert slots[:, 3].tolist() == [100, 200, 300, 4999]  # durations clamp to 4999 ms
+    assert slots[:, 2].tolist() == [80, 60, 50, 127]
+    assert slots[0, 4:].tolist() == [0, 0, 1, 1]
+
+
+def test_decode_keeps_score_separation_and_releases_the_pedal():
+    src = score_slots(np.array([0.0, 0.5, 0.5]), np.array([0.5, 0.5, 0.5]), np.array([60, 64, 67]),
+                      np.array([64, 64, 64]), TOK)  # fmt: skip
+    out = src.copy()
+    out[:, 1] = [0, 0, 0]  # the model put the second onset on the first: it stays 5 ms apart
+    out[:, 4:] = 1
+    perf = decode_slots(out, src[:, 1], TOK)
+    assert np.allclose(np.sort(perf.notes["onset_sec"]), [0.0, 0.005, 0.005])
+    assert perf.controls["value"][-1] == 0
+
+
+# ---------------------------------------------------------------------------- model
+def test_forward_shapes_and_loss():
+    model = tiny()
+    src = torch.randint(0, 2, (2, 16, 8))
+    tgt = torch.randint(0, 2, (2, 16, 8))
+    features = torch.zeros(2, 16, 12)
+    logits, loss = model(src, tgt, features)
+    assert [tuple(x.shape) for x in logits] == [(2, 16, s) for s in slot_sizes(TOK)]
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_decoder_is_causal_and_encoder_sees_everything():
+    model = tiny()
+    src = torch.randint(0, 2, (1, 12, 8))
+    tgt = torch.randint(0, 2, (1, 12, 8))
+    base = model(src, tgt)[0][1]
+    changed_tgt = tgt.clone()
+    changed_tgt[0, 8, 1:] = 1 - changed_tgt[0, 8, 1:]  # the IOI head sees only the note's pitch before it
+    after = model(src, changed_tgt)[0][1]
+    assert torch.allclose(base[0, :9], after[0, :9], atol=1e-5)
+    assert not torch.allclose(base[0, 9], after[0, 9])
+    changed_src = src.clone()
+    changed_src[0, 11, 0] = 100
+    assert not torch.allclose(base[0, 0], model(changed_src, tgt)[0][1][0, 0])
+
+
+def test_save_load_equality(tiny_checkpoint):
+    loaded = load_pretrained(tiny_checkpoint)
+    assert loaded.model_type == "renderer"
+    src = torch.randint(0, 2, (1, 10, 8))
+    tgt = torch.randint(0, 2, (1, 10, 8))
+    reference = tiny()
+    for a, b in zip(reference(src, tgt)[0], loaded.model(src, tgt)[0], strict=True):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------- rendering
+def test_render_preserves_notes_one_to_one(tiny_checkpoint, etude):
+    pretrained = load_pretrained(tiny_checkpoint)
+    result = render(pretrained, etude, RenderOptions(seed=3))[0]
+    perf = result.performance
+    assert len(perf) == len(etude)
+    assert sorted(perf.notes["id"].tolist()) == list(range(len(etude)))
+    assert np.array_equal(perf.notes["pitch"], etude.notes["pitch"][perf.notes["id"]])
+    assert (perf.notes["duration_sec"] > 0).all() and np.isfinite(perf.notes["onset_sec"]).all()
+
+
+def test_seeds_reproduce_and_differ(tiny_checkpoint, etude):
+    pretrained = load_pretrained(tiny_checkpoint)
+    a = render(pretrained, etude, RenderOptions(seed=1))[0].performance
+    b = render(pretrained, etude, RenderOptions(seed=1))[0].performance
+    c = render(pretrained, etude, RenderOptions(seed=2))[0].performance
+    assert np.array_equal(a.notes, b.notes)
+    assert not np.array_equal(a.notes, c.notes)
+
+
+def test_long_score_windows_cover_every_note(tiny_checkpoint):
+    pretrained = load_pretrained(tiny_checkpoint)
+    score = long_score(700)
+    perf = render(pretrained, score, RenderOptions(seed=0, window=64, context=16))[0].performance
+    assert len(perf) == 700 and sorted(perf.notes["id"].tolist()) == list(range(700))
+    # every chord still starts after the previous one (IOIs floored where the score moves on)
+    by_row = np.empty(700)
+    by_row[perf.notes["id"]] = perf.notes["onset_sec"]
+    chord_start = by_row.reshape(-1, 4).min(1)
+    assert (np.diff(chord_start) > 0).all()
+
+
+def test_global_controls(tiny_checkpoint, etude):
+    pretrained = load_pretrained(tiny_checkpoint)
+    perf = render(pretrained, etude, RenderOptions(seed=1, tempo=90))[0].performance
+    q = etude.notes["onset_quarter"][perf.notes["id"]]
+    t = perf.notes["onset_sec"]
+    assert 60 * (q.max() - q.min()) / (t.max() - t.min()) == pytest.approx(90, rel=1e-6)
+    flat = render(pretrained, etude, RenderOptions(seed=1, dynamics_scale=0))[0].performance
+    assert np.ptp(flat.notes["velocity"]) <= 1
+
+
+def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_path):
+    import symusic
+
+    pretrained = load_pretrained(tiny_checkpoint)
+    perf = render(pretrained, etude, RenderOptions(seed=5))[0].performance
+    path = tmp_path / "mapped.mid"
+    path.write_bytes(tempo_mapped_bytes(etude, perf))
+    midi = symusic.Score(str(path))
+    assert midi.ticks_per_quarter == 480 and len(midi.tempos) > 1
+    assert [(ts.numerator, ts.denominator) for ts in midi.time_signatures] == [(4, 4)]
+    notes = midi.tracks[0].notes.numpy()
+    expected = np.rint(etude.notes["onset_quarter"] * 480).astype(int)
+    order = np.lexsort((notes["pitch"], notes["time"]))
+    expected_order = np.lexsort((etude.notes["pitch"], expected))
+    assert np.array_equal(notes["time"][order], expected[expected_order])
+    assert np.array_equal(notes["pitch"][order], etude.notes["pitch"][expected_order])
+    # played back, each chord starts at its rendered (mean) time
+    again = read_midi(path)
+    from espressivo.render.tempo_map import anchors
+
+    quarters, seconds = anchors(etude, perf)
+    start = again.notes["onset_sec"]
+    replay = np.unique(np.round(start, 3))
+    assert np.allclose(replay, np.round(seconds - seconds[0] + start.min(), 3), atol=2e-3)
+
+
+# ---------------------------------------------------------------------------- training tasks
+@pytest.fixture(scope="module")
+def render_pairs(tmp_path_factory, asap_root):
+    out = tmp_path_factory.mktemp("rpairs")
+    assert main(["data", "pairs", "--out", str(out), "--root", str(asap_root.parent), "--split", "test",
+                 "--limit", "3", "--workers", "1"]) == 0  # fmt: skip
+    index = json.loads((out / "pairs.json").read_text())
+    for i, entry in enumerate(index["entries"]):
+        entry["split"] = "validation" if i == 0 else "train"
+    (out / "pairs.json").write_text(json.dumps(index))
+    return out
+
+
+def test_render_pairs_windows(render_pairs):
+    from espressivo.data.augment import Augmentation
+    from espressivo.data.pairs import RenderPairs
+
+    pairs = RenderPairs(render_pairs, "train", TOK, notes=128, augmentation=Augmentation(3, 0.05, 4))
+    window = pairs.sample(np.random.default_rng(0))
+    assert window["src"].shape == window["tgt"].shape == (128, 8) and window["features"].shape == (128, 12)
+    assert not window["loss_mask"][:, 0].any() and window["loss_mask"][:, 1:].any()
+    assert np.array_equal(window["src"][:, 0], window["tgt"][:, 0])  # pitch 1:1
+    first = next(iter(pairs.windows()))
+    assert first["src"][0, 1] == first["tgt"][0, 1] == 0
+    assert sum(int(w["keep"].sum()) for w in pairs.windows()) == sum(len(p["pitch"]) for p in pairs.pieces)
+
+
+def test_denoise_masks_about_the_share_asked():
+    from types import SimpleNamespace
+
+    from espressivo.train.tasks import DenoiseTask
+
+    task = DenoiseTask.__new__(DenoiseTask)
+    task.c = SimpleNamespace(mask_prob=0.3)
+    task.block = TOK.block
+    task.starts = np.array([s for s, _ in TOK.slot_ranges])
+    task.sizes = np.array([e - s for s, e in TOK.slot_ranges])
+    ids = np.concatenate([TOK.encode(read_midi(EXAMPLES / "etude_performance.mid"))[: 60 * 8],
+                          np.full(4 * 8, TOK.special("PAD"))])  # fmt: skip
+    out = task._corrupt(ids, np.random.default_rng(0))
+    assert out["keep"].sum() == 60 and not out["loss_mask"][60:].any()
+    assert 0.2 < out["loss_mask"][:60].mean() < 0.4
+    masked = out["loss_mask"]
+    assert (out["src"][masked] == np.broadcast_to(task.sizes, masked.shape)[masked]).all()
+    assert np.array_equal(out["src"][~masked], out["tgt"][~masked])
+
+
+def _train(config_path):
+    return subprocess.run([sys.executable, "-m", "espressivo", "train", str(config_path)],
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+
+
+def test_pretrain_then_finetune_with_the_training_engine(render_pairs, tmp_path):
+    corpus = tmp_path / "corpus"
+    assert main(["data", "prepare", "--source", str(EXAMPLES), "--tokenizer", "note", "--tokenizer-config",
+                 "pedal_levels=2", "--out", str(corpus)]) == 0  # fmt: skip
+    index = json.loads((corpus / "index.json").read_text())
+    index["entries"].append(index["entries"][0] | {"split": "validation"})
+    (corpus / "index.json").write_text(json.dumps(index))
+    common = "model_type: renderer\nmodel: tiny\nseq_len: 32\nbatch_size: 2\nmax_steps: 3\nwarmup_steps: 1\n" \
+             "eval_every: 3\neval_windows: 2\nsave_every: 3\nlog_every: 1\nthreads: 1\n"  # fmt: skip
+    (tmp_path / "pre.yaml").write_text(f"data: {corpus}\nout: {tmp_path / 'pre'}\ntask: denoise\n{common}")
+    result = _train(tmp_path / "pre.yaml")
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "ft.yaml").write_text(
+        f"data: {render_pairs}\nout: {tmp_path / 'ft'}\ninit_from: {tmp_path / 'pre' / 'best'}\n{common}"
+    )
+    result = _train(tmp_path / "ft.yaml")
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "ft" / "log.csv").read_text().splitlines()
+    assert len(log) == 4 and log[-1].split(",")[3]  # validated at the last step
+    assert load_pretrained(tmp_path / "ft" / "best").model_type == "renderer"
+
+
+def test_wrong_task_for_the_model_is_refused(render_pairs, tmp_path):
+    (tmp_path / "bad.yaml").write_text(f"data: {render_pairs}\nout: {tmp_path / 'x'}\nmodel_type: transformer\n"
+                                       "task: render\n")  # fmt: skip
+    result = _train(tmp_path / "bad.yaml")
+    assert result.returncode == 2 and "renderer" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out.mid"
+    code = main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--seed", "2", "--plot", "--tempo-mapped", str(tmp_path / "edit.mid"), "--top-p", "0.9"])  # fmt: skip
+    assert code == 0
+    assert len(read_midi(out)) == 84 and len(read_midi(tmp_path / "edit.mid")) == 84
+    assert (tmp_path / "out.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tempo", "0"], "--tempo"),
+        (["--top-p", "0"], "top-p"),
+        (["--temperature", "-1"], "temperature"),
+        (["--tempo-scale", "100"], "--tempo-scale"),
+    ],
+)
+def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):
+    code = main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(tmp_path / "o.mid"),
+                 "--model", str(tiny_checkpoint), *args])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [("empty.musicxml", b""), ("junk.musicxml", b"\x00\x01garbage"), ("junk.mid", b"MThd\x00"),
+     ("notes.txt", b"C D E")],  # fmt: skip
+)
+def test_cli_render_bad_scores(tiny_checkpoint, tmp_path, capsys, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    code = main(["render", str(path), "-o", str(tmp_path / "o.mid"), "--model", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("espressivo: error:") and err.count("\n") == 1
+    assert not (tmp_path / "o.mid").exists()
+
+
+def test_cli_render_refuses_wrong_outputs_and_models(tiny_checkpoint, tmp_path, capsys):
+    score = str(EXAMPLES / "etude.musicxml")
+    assert main(["render", score, "-o", str(tmp_path / "o.wav"), "--model", str(tiny_checkpoint)]) == 2
+    assert main(["render", score, "-o", str(tmp_path / "o.mid"), "--model", str(tmp_path / "nothing")]) == 2
+    assert main(["render", score, "-o", str(tmp_path / "o.mid"), "--model", "transformer-small"]) == 2
+    assert "not a renderer" in capsys.readouterr().err
