@@ -185,7 +185,7 @@ def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_
     again = read_midi(path)
     from espressivo.render.tempo_map import anchors
 
-    quarters, seconds = anchors(etude, perf)
+    _quarters, seconds = anchors(etude, perf)
     start = again.notes["onset_sec"]
     replay = np.unique(np.round(start, 3))
     assert np.allclose(replay, np.round(seconds - seconds[0] + start.min(), 3), atol=2e-3)
@@ -300,8 +300,12 @@ def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):
 
 @pytest.mark.parametrize(
     "name, content",
-    [("empty.musicxml", b""), ("junk.musicxml", b"\x00\x01garbage"), ("junk.mid", b"MThd\x00"),
-     ("notes.txt", b"C D E")],  # fmt: skip
+    [
+        ("empty.musicxml", b""),
+        ("junk.musicxml", b"\x00\x01garbage"),
+        ("junk.mid", b"MThd\x00"),
+        ("notes.txt", b"C D E"),
+    ],
 )
 def test_cli_render_bad_scores(tiny_checkpoint, tmp_path, capsys, name, content):
     path = tmp_path / name

@@ -359,8 +359,8 @@ def markdown_table(report: dict) -> str:
             f"| {1000 * p['timing']['mae']:.1f} | {p['articulation']['r']:.3f} | {p['tempo']['r']:.3f} "
             f"| {p['tempo']['mae']:.1f} | {p['tempo_curve_r']:.3f} |"
         )
-    lines += ["", "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |",
-              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    header = "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |"
+    lines += ["", header, "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         d = report["systems"][name]["distribution"]
         if not d:

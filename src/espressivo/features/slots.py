@@ -149,7 +149,9 @@ def decode_slots(
             change = np.append(change, True)
         rows = np.stack([times[change], np.full(int(change.sum()), SUSTAIN), values[change]], 1)
         controls = make_controls(rows)
-    return Performance(canonical_order(notes, renumber=False), controls if controls is not None else np.zeros(0, CONTROL_DTYPE))
+    return Performance(
+        canonical_order(notes, renumber=False), controls if controls is not None else np.zeros(0, CONTROL_DTYPE)
+    )
 
 
 def pedal_sample_times(onset_sec: np.ndarray, duration_sec: np.ndarray, samples: int = 4) -> np.ndarray:

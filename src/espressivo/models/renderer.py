@@ -109,7 +109,7 @@ class NoteEmbedding(nn.Module):
         masked = slots >= self.sizes
         values = self.values(slots).masked_fill(masked, 0.0)
         parts = [table(slots[..., s]) for s, table in enumerate(self.tables)]
-        return self.mix(torch.cat(parts + [values, masked.float()], -1))
+        return self.mix(torch.cat([*parts, values, masked.float()], -1))
 
 
 class Renderer(nn.Module):
