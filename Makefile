@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/tokenize.py
 	$(BIN)/python benchmarks/lm.py
+	$(BIN)/python benchmarks/render.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

@@ -143,16 +143,32 @@ def test_seeds_reproduce_and_differ(tiny_checkpoint, etude):
     assert not np.array_equal(a.notes, c.notes)
 
 
-def test_long_score_windows_cover_every_note(tiny_checkpoint):
+@pytest.mark.parametrize("segment", [0, 200])
+def test_long_score_windows_cover_every_note(tiny_checkpoint, segment):
     pretrained = load_pretrained(tiny_checkpoint)
     score = long_score(700)
-    perf = render(pretrained, score, RenderOptions(seed=0, window=64, context=16))[0].performance
+    perf = render(pretrained, score, RenderOptions(seed=0, window=64, context=16, segment=segment, overlap=32))[0]
+    perf = perf.performance
     assert len(perf) == 700 and sorted(perf.notes["id"].tolist()) == list(range(700))
     # every chord still starts after the previous one (IOIs floored where the score moves on)
     by_row = np.empty(700)
     by_row[perf.notes["id"]] = perf.notes["onset_sec"]
     chord_start = by_row.reshape(-1, 4).min(1)
     assert (np.diff(chord_start) > 0).all()
+
+
+def test_segments_overlap_and_stitch_by_cross_fading():
+    from espressivo.render.render import _stitch, plan_segments
+
+    assert plan_segments(100, 0, 8) == [(0, 100)] and plan_segments(100, 200, 8) == [(0, 100)]
+    segments = plan_segments(100, 40, 8)
+    assert segments == [(0, 40), (32, 72), (64, 100)]
+    parts = np.zeros((3, 40, 8), np.int64)
+    parts[0, :, 1], parts[1, :, 1], parts[2, :, 1] = 100, 200, 300  # three tempi
+    out = _stitch(parts, segments, 8, 100)
+    ioi = out[:, 1]
+    assert (ioi[:32] == 100).all() and (ioi[40:64] == 200).all() and (ioi[72:] == 300).all()
+    assert (np.diff(ioi[31:41]) > 0).all()  # a glide across the overlap, not a jump
 
 
 def test_global_controls(tiny_checkpoint, etude):

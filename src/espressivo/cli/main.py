@@ -708,8 +708,9 @@ def render_command(
 
 
 def demo(out: Path = Path("out")) -> None:
-    """Run the main job on the bundled example: load the etude's score and a performance of it, print a
-    summary, write the audio (WAV) and a piano roll with tempo and velocity curves (PNG).
+    """Run the main job on the bundled example: load the etude's score and a human-like performance of it
+    (summary, WAV, piano roll with tempo and velocity curves), then render the score with the shipped
+    renderer (MIDI, editable tempo-mapped MIDI, WAV, PNG).
 
     Args:
         out: folder for the results
@@ -730,6 +731,20 @@ def demo(out: Path = Path("out")) -> None:
     stats = wav_stats(wav)
     png = plot_pair(score, perf, alignment, out / "etude_performance.png")
     print(f"wrote {wav} ({stats['duration_sec']:.1f} s, RMS {stats['rms_dbfs']:.1f} dBFS) and {png}")
+    # the main job: render the score with the shipped renderer, as MIDI, editable MIDI, audio and curves
+    from espressivo.core import Alignment
+    from espressivo.io import write_midi
+    from espressivo.render import RenderOptions, render, write_tempo_mapped
+
+    pretrained = _load_renderer("renderer-small")
+    rendered = render(pretrained, score, RenderOptions(seed=0))[0].performance
+    write_midi(rendered, out / "etude_rendered.mid")
+    write_tempo_mapped(score, rendered, out / "etude_rendered_editable.mid")
+    wav = synthesize(rendered, out / "etude_rendered.wav")
+    aligned = Alignment.from_pairs(score.notes["id"][rendered.notes["id"]], rendered.notes["id"])
+    png = plot_pair(score, rendered, aligned, out / "etude_rendered.png", title="renderer-small, seed 0")
+    print(f"rendered the score with renderer-small: {out / 'etude_rendered.mid'} ({len(rendered)} notes, "
+          f"{rendered.end_sec:.1f} s), {out / 'etude_rendered_editable.mid'}, {wav}, {png}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,6 +122,8 @@ def default_model_name() -> str:
         config = json.loads(
             (Path(str(resources.files("espressivo") / "checkpoints" / name)) / "config.json").read_text()
         )
+        if config.get("model_type") not in ("transformer", "perfrnn"):
+            continue  # renderers are not language models
         nll = config.get("evaluation", {}).get("test_nll_nats_per_token", float("inf"))
         if nll < best_nll or best is None:
             best, best_nll = name, nll
