@@ -338,3 +338,13 @@ def test_cli_render_refuses_wrong_outputs_and_models(tiny_checkpoint, tmp_path, 
     assert main(["render", score, "-o", str(tmp_path / "o.mid"), "--model", str(tmp_path / "nothing")]) == 2
     assert main(["render", score, "-o", str(tmp_path / "o.mid"), "--model", "transformer-small"]) == 2
     assert "not a renderer" in capsys.readouterr().err
+
+
+def test_cli_render_a_midi_score_from_asap(tiny_checkpoint, asap_root, tmp_path):
+    midi_score = sorted(asap_root.rglob("midi_score.mid"))[0]
+    out = tmp_path / "o.mid"
+    code = main(["render", str(midi_score), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--tempo", "100", "--dynamics-scale", "1.5", "--tempo-mapped", str(tmp_path / "e.mid")])  # fmt: skip
+    assert code == 0
+    score = read_score(midi_score, unfold=True)
+    assert len(read_midi(out)) == len(score) == len(read_midi(tmp_path / "e.mid"))

@@ -1,7 +1,10 @@
 """Copy a trained run's best checkpoint into the package as a shipped model (fp16 safetensors), with its
 test evaluation and training summary in config.json (``default`` picks the lowest test NLL).
 
-    python tools/ship_model.py RUN_DIR NAME EVALUATION.json
+    python tools/ship_model.py RUN_DIR NAME EVALUATION.json [SYSTEM]
+
+For a renderer, EVALUATION.json is an ``espressivo evaluate render`` report and SYSTEM the label of this run's
+model in it (default: NAME).
 """
 
 from __future__ import annotations
@@ -16,22 +19,44 @@ from espressivo.viz.training import read_log
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "espressivo" / "checkpoints"
 
 
-def main(run: str, name: str, evaluation: str) -> None:
+def _evaluation(pretrained, report: dict, system: str) -> dict:
+    if pretrained.model_type == "renderer":
+        entry = report["systems"][system]
+        return {
+            "split": report["split"],
+            "distribution_overall": entry["distribution"]["overall"],
+            "per_note": entry["per_note"],
+            "primed": report.get("primed", {}).get(system, {}).get("model"),
+        }
+    return {
+        "split": report["split"],
+        "test_nll_nats_per_token": round(report["nll_nats_per_token"], 4),
+        "bits_per_second": round(report["bits_per_second"], 2),
+        "grammar_error_rate": report.get("grammar_error_rate"),
+    }
+
+
+DATA = {
+    "lm": "(n)ASAP train + SUPRA, performance-rnn tokens",
+    "denoise": "(n)ASAP train + SUPRA performances, note tokens, masked denoising",
+    "render": "aligned (n)ASAP train pairs (espressivo data pairs)",
+}
+
+
+def main(run: str, name: str, evaluation: str, system: str = "") -> None:
     run_dir = Path(run)
     pretrained = load_pretrained(run_dir / "best")
     report = json.loads(Path(evaluation).read_text())
     log = read_log(run_dir / "log.csv")
     train = pretrained.config.get("train", {})
+    task = train.get("task", "lm")
+    if task == "auto":
+        task = "render" if pretrained.model_type == "renderer" else "lm"
     extra = {
         "name": name,
-        "evaluation": {
-            "split": report["split"],
-            "test_nll_nats_per_token": round(report["nll_nats_per_token"], 4),
-            "bits_per_second": round(report["bits_per_second"], 2),
-            "grammar_error_rate": report.get("grammar_error_rate"),
-        },
+        "evaluation": _evaluation(pretrained, report, system or name),
         "training": {
-            "data": "(n)ASAP train + SUPRA, performance-rnn tokens",
+            "data": DATA.get(task, task),
             "steps": int(log["step"][-1]),
             "tokens": int(log["tokens"][-1]),
             "best_validation_nll": min(log["val_loss"]) if log["val_loss"] else None,
@@ -46,6 +71,6 @@ def main(run: str, name: str, evaluation: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     main(*sys.argv[1:])
