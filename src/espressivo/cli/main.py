@@ -313,6 +313,7 @@ def data_pairs(
         reasons[reason] = reasons.get(reason, 0) + 1
     result = {k: summary[k] for k in ("performances", "kept", "dropped")}
     result["notes"] = sum(e.get("notes", 0) for e in summary["entries"])
+    result["matched_notes"] = sum(e.get("matched", 0) for e in summary["entries"])
     result["drop_reasons"] = reasons
     _print(result, json)
 
@@ -743,8 +744,10 @@ def demo(out: Path = Path("out")) -> None:
     wav = synthesize(rendered, out / "etude_rendered.wav")
     aligned = Alignment.from_pairs(score.notes["id"][rendered.notes["id"]], rendered.notes["id"])
     png = plot_pair(score, rendered, aligned, out / "etude_rendered.png", title="renderer-small, seed 0")
-    print(f"rendered the score with renderer-small: {out / 'etude_rendered.mid'} ({len(rendered)} notes, "
-          f"{rendered.end_sec:.1f} s), {out / 'etude_rendered_editable.mid'}, {wav}, {png}")
+    print(
+        f"rendered the score with renderer-small: {out / 'etude_rendered.mid'} ({len(rendered)} notes, "
+        f"{rendered.end_sec:.1f} s), {out / 'etude_rendered_editable.mid'}, {wav}, {png}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,9 @@ Every renderer plays every test score once (``seed``); it is compared with every
     with the human's 20 notes before the point and samples the next notes; Pearson r (pooled over starting
     points) for velocity, onset deviation, duration and tempo over the next 10 and 40 notes.
 (c) **Tempo curves**: Pearson r of log tempo sampled at every score beat, mean over pairs.
+
+``between_seeds``: the same per-note comparison between two renderings of each score (seeds ``seed`` and
+``seed + 1``) — how different two performances of one model are (r = 1 and MAE = 0 would be identical).
 """
 
 from __future__ import annotations
@@ -320,11 +323,16 @@ def evaluate_renderers(
             systems[name]["stats"].append(note_statistics(perf))
             view = rendered_view(score, perf)
             systems[name]["pairs"] += [compare(view, h) for h in views]
+            if name in models:  # how much two seeds differ: the same comparison between two renderings
+                other = render(models[name], score, RenderOptions(seed=seed + 1))[0].performance
+                systems[name].setdefault("seeds", []).append(compare(rendered_view(score, other), view))
         if progress:
             progress(piece["name"])
     report: dict = {"pieces": len(pieces), "human_performances": len(all_humans), "systems": {}}
     for name, s in systems.items():
         entry = {"distribution": distribution_scores(s["stats"], all_humans), "per_note": mean_of(s["pairs"])}
+        if s.get("seeds"):
+            entry["between_seeds"] = mean_of(s["seeds"])
         if "seconds" in s:
             entry["render_seconds"] = round(s["seconds"], 2)
             entry["notes_per_second"] = round(s["notes"] / max(s["seconds"], 1e-9), 1)
@@ -359,6 +367,16 @@ def markdown_table(report: dict) -> str:
             f"| {1000 * p['timing']['mae']:.1f} | {p['articulation']['r']:.3f} | {p['tempo']['r']:.3f} "
             f"| {p['tempo']['mae']:.1f} | {p['tempo_curve_r']:.3f} |"
         )
+    seeds = {n: s["between_seeds"] for n, s in report["systems"].items() if s.get("between_seeds")}
+    if seeds:
+        lines += ["", "Two seeds of one model against each other (how much performances differ):", "",
+                  "| system | velocity r | velocity MAE | timing MAE (ms) | articulation r | tempo MAE (BPM) "
+                  "| tempo-curve r |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, b in seeds.items():
+            lines.append(
+                f"| {name} | {b['velocity']['r']:.3f} | {b['velocity']['mae']:.2f} | {1000 * b['timing']['mae']:.1f} "
+                f"| {b['articulation']['r']:.3f} | {b['tempo']['mae']:.1f} | {b['tempo_curve_r']:.3f} |"
+            )
     header = "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |"
     lines += ["", header, "|---|---|---|---|---|---|---|---|---|"]
     for name in names:

@@ -177,10 +177,9 @@ def render_slots(
     if prime is not None and (prime.ndim != 2 or prime.shape[1] != slots or len(prime) > n):
         raise EspressivoError("prime must be (k <= notes, slots) slot classes")
     segments = plan_segments(n, options.segment, options.overlap)
-    if prime is not None and len(segments) > 1 and len(prime) > segments[0][1] - options.overlap:
-        segments = [(0, n)]
+    if prime is not None and len(prime) and len(segments) > 1:
+        segments = [(0, n)]  # a prime continues one sequence: render it in one pass
     length = max(stop - start for start, stop in segments)
-    rows = len(segments) * variations
     seg_src = np.zeros((len(segments), length, slots), np.int64)
     seg_feats = np.zeros((len(segments), length, inputs.features.shape[1]), np.float32)
     seg_keep = np.zeros((len(segments), length), bool)
@@ -193,14 +192,12 @@ def render_slots(
     performed[:, :, 1:] = 0
     committed = 0
     if prime is not None and len(prime):
-        performed[:, : len(prime)] = prime  # only segment 0's rows keep it (see below)
+        performed[:, : len(prime)] = prime
         committed = len(prime)
     performed = torch.from_numpy(performed)
     generator = torch.Generator().manual_seed(int(options.seed))
     expand = lambda a: torch.from_numpy(np.repeat(a, variations, axis=0))  # noqa: E731
     with torch.inference_mode():
-        if committed and len(segments) > 1:
-            raise EspressivoError("a prime needs one segment")  # excluded above
         _decode_rows(model, expand(seg_src), expand(seg_feats), expand(seg_keep), performed, committed, options,
                      generator)  # fmt: skip
     performed = performed.numpy().reshape(len(segments), variations, length, slots)
