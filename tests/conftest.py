@@ -38,3 +38,18 @@ def asap(asap_root):
 @pytest.fixture(scope="session")
 def asap_midi_files(asap_root) -> list[Path]:
     return sorted(asap_root.rglob("*.mid"))
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny, untrained renderer saved as a checkpoint folder (seed 0)."""
+    import torch
+
+    from espressivo.features.slots import render_tokenizer, slot_sizes
+    from espressivo.models import build_model
+    from espressivo.models.checkpoint import save_checkpoint
+
+    tok = render_tokenizer()
+    torch.manual_seed(0)
+    model = build_model("renderer", "tiny", slot_sizes=slot_sizes(tok)).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("renderer"), model, "renderer", tok)

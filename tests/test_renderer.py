@@ -22,7 +22,7 @@ from espressivo.features.slots import (
 )
 from espressivo.io import read_midi, read_score
 from espressivo.models import build_model
-from espressivo.models.checkpoint import load_pretrained, save_checkpoint
+from espressivo.models.checkpoint import load_pretrained
 from espressivo.render import RenderOptions, render, tempo_mapped_bytes
 
 from .conftest import EXAMPLES
@@ -33,12 +33,6 @@ TOK = render_tokenizer()
 def tiny(seed: int = 0):
     torch.manual_seed(seed)
     return build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK)).eval()
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("renderer")
-    return save_checkpoint(path, tiny(), "renderer", TOK)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,82 @@
+"""Renderer evaluation: the metrics on hand-computed cases, and `espressivo evaluate render` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from espressivo.cli import main
+from espressivo.core import NOTE_DTYPE, Performance
+from espressivo.evaluate.render import distribution_scores, histogram, note_statistics, pearson
+
+
+def test_pearson_and_its_convention_for_constant_predictions():
+    assert pearson(np.array([1.0, 2, 3]), np.array([2.0, 4, 6])) == pytest.approx(1.0)
+    assert pearson(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
+    assert pearson(np.full(5, 64.0), np.arange(5.0)) == 0.0
+    assert math.isnan(pearson(np.array([1.0]), np.array([2.0])))
+
+
+def test_histograms_drop_values_outside_their_windows():
+    h = histogram(np.array([0.0, 0.4, 1.0, 199.9, 200.0, 250.0, -1.0]), "ioi_ms")
+    assert h.sum() == 4 and h[0] == 2 and h[1] == 1 and h[199] == 1
+
+
+def test_distribution_scores_identical_and_disjoint():
+    a = {"velocity": np.array([10.0, 20]), "duration_ms": np.array([100.0]), "ioi_ms": np.array([50.0]),
+         "pedal_pattern": np.array([0.0, 15])}  # fmt: skip
+    b = {"velocity": np.array([90.0, 100]), "duration_ms": np.array([300.0]), "ioi_ms": np.array([150.0]),
+         "pedal_pattern": np.array([3.0, 5])}  # fmt: skip
+    same = distribution_scores([a], [a])
+    assert same["overall"]["js_distance"] == pytest.approx(0.0, abs=1e-12)
+    assert same["overall"]["intersection"] == pytest.approx(1.0)
+    apart = distribution_scores([a], [b])
+    assert apart["overall"]["js_distance"] == pytest.approx(1.0)  # base 2: disjoint supports -> 1
+    assert apart["overall"]["intersection"] == pytest.approx(0.0)
+
+
+def test_note_statistics_of_a_small_performance():
+    notes = np.zeros(3, NOTE_DTYPE)
+    notes["onset_sec"] = [0.0, 0.1, 0.35]
+    notes["duration_sec"] = [0.2, 0.05, 0.5]
+    notes["pitch"] = [60, 64, 67]
+    notes["velocity"] = [30, 60, 90]
+    stats = note_statistics(Performance(notes))
+    assert stats["velocity"].tolist() == [30, 60, 90]
+    assert stats["duration_ms"].tolist() == [200, 50, 500]
+    assert stats["ioi_ms"].tolist() == [100, 250]
+    assert stats["pedal_pattern"].tolist() == [0, 0, 0]
+
+
+@pytest.fixture(scope="module")
+def eval_pairs(tmp_path_factory, asap_root):
+    out = tmp_path_factory.mktemp("epairs")
+    assert main(["data", "pairs", "--out", str(out), "--root", str(asap_root.parent), "--split", "test",
+                 "--limit", "3", "--workers", "1"]) == 0  # fmt: skip
+    return out
+
+
+def test_cli_evaluate_render_end_to_end(tiny_checkpoint, eval_pairs, asap_root, tmp_path, capsys):
+    report_path = tmp_path / "r.json"
+    code = main(["evaluate", "render", "--model", str(tiny_checkpoint), "--pairs", str(eval_pairs), "--root",
+                 str(asap_root.parent), "--max-pieces", "1", "--stride", "500", "--json", str(report_path),
+                 "--markdown", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png")])  # fmt: skip
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    systems = report["systems"]
+    assert set(systems) == {"deadpan", str(tiny_checkpoint), "human"}
+    assert systems["deadpan"]["per_note"]["velocity"]["r"] == 0.0  # constant velocity
+    assert 0 <= systems[str(tiny_checkpoint)]["distribution"]["overall"]["intersection"] <= 1
+    assert report["primed"][str(tiny_checkpoint)]["starting_points"] > 0
+    assert "| deadpan |" in (tmp_path / "r.md").read_text()
+    assert (tmp_path / "r.png").stat().st_size > 10_000 and (tmp_path / "r-hist.png").stat().st_size > 10_000
+
+
+def test_cli_evaluate_render_bad_input(tmp_path, capsys):
+    assert main(["evaluate", "render", "--model", ",", "--pairs", str(tmp_path)]) == 2
+    assert main(["evaluate", "render", "--model", "transformer-small", "--pairs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a renderer" in err and "Traceback" not in err
