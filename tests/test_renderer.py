@@ -329,6 +329,8 @@ def test_cli_render_bad_scores(tiny_checkpoint, tmp_path, capsys, name, content)
 def test_cli_render_refuses_wrong_outputs_and_models(tiny_checkpoint, tmp_path, capsys):
     score = str(EXAMPLES / "etude.musicxml")
     assert main(["render", score, "-o", str(tmp_path / "o.wav"), "--model", str(tiny_checkpoint)]) == 2
+    same = str(tmp_path / "o.mid")
+    assert main(["render", score, "-o", same, "--tempo-mapped", same, "--model", str(tiny_checkpoint)]) == 2
     assert main(["render", score, "-o", str(tmp_path / "o.mid"), "--model", str(tmp_path / "nothing")]) == 2
     assert main(["render", score, "-o", str(tmp_path / "o.mid"), "--model", "transformer-small"]) == 2
     assert "not a renderer" in capsys.readouterr().err
@@ -342,3 +344,16 @@ def test_cli_render_a_midi_score_from_asap(tiny_checkpoint, asap_root, tmp_path)
     assert code == 0
     score = read_score(midi_score, unfold=True)
     assert len(read_midi(out)) == len(score) == len(read_midi(tmp_path / "e.mid"))
+
+
+def test_any_sampled_slots_decode_to_valid_midi():
+    from espressivo.io.midi import midi_bytes, parse_midi
+
+    rng = np.random.default_rng(0)
+    sizes = np.array(slot_sizes(TOK))
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        slots = rng.integers(0, sizes, size=(n, len(sizes)))
+        perf = decode_slots(slots, rng.integers(0, 3, n), TOK)
+        again = parse_midi(midi_bytes(perf))
+        assert len(again) == n and (again.notes["duration_sec"] > 0).all()

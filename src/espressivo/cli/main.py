@@ -683,6 +683,8 @@ def render_command(
     for path in (output, tempo_mapped):
         if path is not None and path.suffix.lower() not in (".mid", ".midi"):
             raise EspressivoError(f"{path}: the output must be a .mid file")
+    if tempo_mapped is not None and tempo_mapped.resolve() == output.resolve():
+        raise EspressivoError("--tempo-mapped must name another file than -o")
     options = RenderOptions(temperature, top_p, seed, tempo, tempo_scale, dynamics_scale)
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")

@@ -87,23 +87,19 @@ class NoteEmbedding(nn.Module):
         width = c.d_model // len(c.slot_sizes)
         self.tables = nn.ModuleList(nn.Embedding(size + 1, width) for size in c.slot_sizes)
         self.register_buffer("sizes", torch.tensor(c.slot_sizes), persistent=False)
-        self.kinds, self.step_ms = c.slot_kinds, c.time_step_ms
+        self.step_ms = c.time_step_ms
+        kinds = c.slot_kinds
+        self.register_buffer("is_time", torch.tensor([k == "time" for k in kinds]), persistent=False)
+        scale = [1 / 32 if k == "pitch" else 1 / max(size - 1, 1) for k, size in zip(kinds, c.slot_sizes, strict=True)]
+        self.register_buffer("scale", torch.tensor(scale), persistent=False)
+        self.register_buffer("offset", torch.tensor([-2.0 if k == "pitch" else 0.0 for k in kinds]), persistent=False)
         self.mix = nn.Linear(c.d_model + 2 * len(c.slot_sizes), c.d_model, bias=False)
 
     def values(self, slots: torch.Tensor) -> torch.Tensor:
-        """Each slot as a number of order one (0 where masked)."""
+        """Each slot as a number of order one: time slots log(1 + ms) / 8, pitch (p - 64) / 32, the others
+        class / (classes - 1)."""
         x = slots.float()
-        out = []
-        for s, kind in enumerate(self.kinds):
-            v = x[..., s]
-            if kind == "time":
-                v = torch.log1p(v * self.step_ms) / 8.0
-            elif kind == "pitch":
-                v = (v - 64.0) / 32.0
-            else:
-                v = v / max(int(self.sizes[s]) - 1, 1)
-            out.append(v)
-        return torch.stack(out, -1)
+        return torch.where(self.is_time, torch.log1p(x * self.step_ms) / 8.0, x * self.scale + self.offset)
 
     def forward(self, slots: torch.Tensor) -> torch.Tensor:
         masked = slots >= self.sizes
