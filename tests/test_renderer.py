@@ -357,3 +357,15 @@ def test_any_sampled_slots_decode_to_valid_midi():
         perf = decode_slots(slots, rng.integers(0, 3, n), TOK)
         again = parse_midi(midi_bytes(perf))
         assert len(again) == n and (again.notes["duration_sec"] > 0).all()
+
+
+def test_cli_render_variations(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "v.mid"
+    code = main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--variations", "3", "--tempo-mapped", str(tmp_path / "e.mid")])  # fmt: skip
+    assert code == 0
+    files = [read_midi(tmp_path / f"v-{k}.mid") for k in (1, 2, 3)]
+    assert all(len(f) == 84 for f in files) and (tmp_path / "e-3.mid").is_file()
+    assert not np.array_equal(files[0].notes["onset_sec"], files[1].notes["onset_sec"])
+    assert main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--variations", "0"]) == 2  # fmt: skip

@@ -631,6 +631,10 @@ def evaluate_render(
     print(table)
 
 
+def _numbered(path: Path, number: int, count: int) -> Path:
+    return path if count == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
 def _load_renderer(model: str):
     from espressivo.models.checkpoint import load_pretrained
 
@@ -655,6 +659,7 @@ def render_command(
     plot: bool = False,
     tempo_mapped: Path | None = None,
     no_repeats: bool = False,
+    variations: int = 1,
 ) -> None:
     """Render a score as an expressive performance: timing, dynamics, articulation and pedal sampled from
     a renderer trained on human pianists.  Different seeds give different performances.
@@ -673,6 +678,7 @@ def render_command(
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
         no_repeats: play the score as written once, without its repeats
+        variations: render this many different performances in one batch (OUT-1.mid, OUT-2.mid, ...)
     """
     from espressivo.core import Alignment
     from espressivo.io import write_midi
@@ -688,26 +694,33 @@ def render_command(
     options = RenderOptions(temperature, top_p, seed, tempo, tempo_scale, dynamics_scale)
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")
+    if not 1 <= variations <= 16:
+        raise EspressivoError("--variations must lie in 1..16")
     the_score = read_score(score, unfold=not no_repeats)
     pretrained = _load_renderer(model)
-    result = render(pretrained, the_score, options)[0]
-    perf = result.performance
-    write_midi(perf, output)
-    line = f"wrote {output}: {len(perf)} notes, {perf.end_sec:.1f} s"
-    if tempo_mapped is not None:
-        write_tempo_mapped(the_score, perf, tempo_mapped)
-        line += f", {tempo_mapped}"
-    if wav:
-        from espressivo.audio import synthesize
+    results = render(pretrained, the_score, options, variations=variations)
+    for number, result in enumerate(results, start=1):
+        perf = result.performance
+        path = _numbered(output, number, len(results))
+        write_midi(perf, path)
+        line = f"wrote {path}: {len(perf)} notes, {perf.end_sec:.1f} s"
+        if tempo_mapped is not None:
+            editable = _numbered(tempo_mapped, number, len(results))
+            write_tempo_mapped(the_score, perf, editable)
+            line += f", {editable}"
+        if wav:
+            from espressivo.audio import synthesize
 
-        line += f", {synthesize(perf, output.with_suffix('.wav'))}"
-    if plot:
-        from espressivo.viz import plot_pair
+            line += f", {synthesize(perf, path.with_suffix('.wav'))}"
+        if plot:
+            from espressivo.viz import plot_pair
 
-        alignment = Alignment.from_pairs(the_score.notes["id"][perf.notes["id"]], perf.notes["id"])
-        title = f"{score.name}: {Path(str(pretrained.path)).name}, seed {seed}"
-        line += f", {plot_pair(the_score, perf, alignment, output.with_suffix('.png'), title=title)}"
-    print(line)
+            alignment = Alignment.from_pairs(the_score.notes["id"][perf.notes["id"]], perf.notes["id"])
+            title = f"{score.name}: {Path(str(pretrained.path)).name}, seed {seed}" + (
+                f", variation {number}" if len(results) > 1 else ""
+            )
+            line += f", {plot_pair(the_score, perf, alignment, path.with_suffix('.png'), title=title)}"
+        print(line)
 
 
 def demo(out: Path = Path("out")) -> None:
