@@ -98,3 +98,14 @@ def test_bundled_alignment_is_complete():
     s_idx, p_idx = alignment.indices(score, perf)
     assert len(s_idx) == len(p_idx) == len(score) == len(perf)
     assert alignment.pitch_agreement(score, perf) == 1.0
+
+
+def test_deadpan_of_a_pickup_starts_at_zero():
+    """A pickup before quarter 0 (as partitura numbers an anacrusis) must not give negative onsets."""
+    base = read_score(EXAMPLES / "etude.musicxml")
+    notes = base.notes.copy()
+    notes["onset_quarter"] -= 1.0
+    shifted = type(base)(notes, base.time_signatures, base.key_signatures, base.tempo_markings, base.dynamics)
+    deadpan = shifted.to_performance()
+    assert deadpan.notes["onset_sec"].min() == 0.0
+    np.testing.assert_allclose(deadpan.notes["onset_sec"], base.to_performance().notes["onset_sec"])

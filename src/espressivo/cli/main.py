@@ -560,7 +560,6 @@ def evaluate_lm(
         plot_report(report, real, generated, plot)
 
 
-@app.command("demo")
 @app.command("evaluate render")
 def evaluate_render(
     model: str = "renderer-small",
@@ -723,6 +722,7 @@ def render_command(
         print(line)
 
 
+@app.command("demo")
 def demo(out: Path = Path("out")) -> None:
     """Run the main job on the bundled example: load the etude's score and a human-like performance of it
     (summary, WAV, piano roll with tempo and velocity curves), then render the score with the shipped

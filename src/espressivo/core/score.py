@@ -136,6 +136,8 @@ class Score:
         n = self.notes
         onset = self.seconds_from_quarter(n["onset_quarter"], qpm)
         offset = self.seconds_from_quarter(n["onset_quarter"] + n["duration_quarter"], qpm)
+        shift = min(float(onset.min()), 0.0) if len(onset) else 0.0  # a pickup before quarter 0 starts at 0 s
+        onset, offset = onset - shift, offset - shift
         grace = n["is_grace"]
         onset = np.where(grace, np.maximum(onset - GRACE_NOTE_SEC, 0.0), onset)
         offset = np.where(grace, onset + GRACE_NOTE_SEC, offset)
