@@ -82,3 +82,13 @@ def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"espressivo: error: {tmp_path / 'x.mid'}: not a MIDI file (no MThd header)"
+
+
+def test_negative_bool_flags_turn_the_option_off():
+    """`--no-repeats` / `--no-primed` must reach the command as repeats=False / primed=False."""
+    from espressivo.cli.main import app
+
+    parser = app.parser()
+    assert parser.parse_args(["render", "s.mxl", "-o", "o.mid", "--no-repeats"]).repeats is False
+    assert parser.parse_args(["render", "s.mxl", "-o", "o.mid"]).repeats is True
+    assert parser.parse_args(["evaluate", "render", "--no-primed"]).primed is False

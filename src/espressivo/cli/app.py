@@ -70,6 +70,8 @@ def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
         flag = "--" + name.replace("_", "-")
         kwargs: dict = {"help": help_text}
         if annotation is bool:
+            if name.startswith("no_"):  # argparse reads --no-X as "X off": name the positive flag instead
+                raise TypeError(f"{func.__name__}: name the bool parameter {name!r} positively (--x / --no-x)")
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=param.default, help=help_text)
             continue
         if typing.get_origin(annotation) is typing.Literal:

@@ -568,7 +568,7 @@ def evaluate_render(
     root: Path | None = None,
     seed: int = 0,
     stride: int = 400,
-    no_primed: bool = False,
+    primed: bool = True,
     max_pieces: int = 0,
     json: Path | None = None,
     markdown: Path | None = None,
@@ -585,7 +585,7 @@ def evaluate_render(
         root: the shared data folder holding asap/
         seed: sampling seed
         stride: notes between starting points of the primed protocol
-        no_primed: skip the primed protocol
+        primed: run the primed protocol (--no-primed skips it)
         max_pieces: only the first N pieces (0: all)
         json: write the full report here
         markdown: write the tables here
@@ -615,7 +615,7 @@ def evaluate_render(
         build_pairs(pairs, root=root, split=split)
     pieces = load_pieces(pairs, split, root, max_pieces)
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
-        report, stats = evaluate_renderers(models, pieces, seed=seed, primed=not no_primed, stride=stride,
+        report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
                                     progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed}
     write_report(report, json)
@@ -657,7 +657,7 @@ def render_command(
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
-    no_repeats: bool = False,
+    repeats: bool = True,
     variations: int = 1,
 ) -> None:
     """Render a score as an expressive performance: timing, dynamics, articulation and pedal sampled from
@@ -676,7 +676,7 @@ def render_command(
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
-        no_repeats: play the score as written once, without its repeats
+        repeats: play the repeats as unfolded (--no-repeats: the score as written, once)
         variations: render this many different performances in one batch (OUT-1.mid, OUT-2.mid, ...)
     """
     from espressivo.core import Alignment
@@ -695,7 +695,7 @@ def render_command(
         raise EspressivoError(f"{score}: no such file")
     if not 1 <= variations <= 16:
         raise EspressivoError("--variations must lie in 1..16")
-    the_score = read_score(score, unfold=not no_repeats)
+    the_score = read_score(score, unfold=repeats)
     pretrained = _load_renderer(model)
     results = render(pretrained, the_score, options, variations=variations)
     for number, result in enumerate(results, start=1):
