@@ -80,3 +80,15 @@ def test_cli_evaluate_render_bad_input(tmp_path, capsys):
     assert main(["evaluate", "render", "--model", "transformer-small", "--pairs", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a renderer" in err and "Traceback" not in err
+
+
+def test_tempo_curve_mae_in_beats_per_minute():
+    from espressivo.evaluate.render import NoteView, compare
+
+    ones = np.ones(3)
+    values = {k: np.array([1.0, 2.0, 3.0]) for k in ("velocity", "timing", "articulation", "tempo")}
+    a = NoteView(values, ones.astype(bool), np.log(np.array([60.0, 60.0, 120.0])))
+    b = NoteView(values, ones.astype(bool), np.log(np.array([60.0, 90.0, 90.0])))
+    out = compare(a, b)
+    assert out["tempo_curve_mae_bpm"] == pytest.approx((0 + 30 + 30) / 3)
+    assert out["velocity"] == {"r": pytest.approx(1.0), "mae": 0.0}
