@@ -92,3 +92,18 @@ def test_tempo_curve_mae_in_beats_per_minute():
     out = compare(a, b)
     assert out["tempo_curve_mae_bpm"] == pytest.approx((0 + 30 + 30) / 3)
     assert out["velocity"] == {"r": pytest.approx(1.0), "mae": 0.0}
+
+
+def test_beat_tempo_curve_measures_each_beat_over_its_length():
+    from espressivo.evaluate.render import beat_tempo_curve
+
+    # groups at beats 0, 0.5, 1, 2 (a chord of two notes at beat 1), periods in seconds per beat
+    onset_beat = np.array([0.0, 0.5, 1.0, 1.0, 2.0, 3.0])
+    beat_period = np.array([0.4, 0.6, 1.0, 1.0, 0.5, 0.5])
+    # time map: beat 0 -> 0 s, 0.5 -> 0.2, 1 -> 0.5, 2 -> 1.5, 3 -> 2.0
+    curve = np.exp(beat_tempo_curve(onset_beat, beat_period))
+    np.testing.assert_allclose(curve, [60 / 0.5, 60 / 1.0, 60 / 0.5])
+    # unsorted input, same answer
+    order = np.array([5, 2, 0, 4, 1, 3])
+    np.testing.assert_allclose(np.exp(beat_tempo_curve(onset_beat[order], beat_period[order])), curve)
+    assert len(beat_tempo_curve(np.array([0.0, 0.5]), np.array([0.5, 0.5]))) == 0

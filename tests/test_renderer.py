@@ -228,6 +228,35 @@ def test_render_pairs_windows(render_pairs):
     assert sum(int(w["keep"].sum()) for w in pairs.windows()) == sum(len(p["pitch"]) for p in pairs.pieces)
 
 
+def test_performed_tempo_scale_from_matched_notes():
+    from espressivo.data.pairs import performed_tempo_scale
+
+    written = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
+    performed = np.array([0.1, 0.8, 1.6, 2.5, 9.0])  # the last note unmatched: ignored
+    matched = np.array([True, True, True, True, False])
+    assert performed_tempo_scale(written, performed, matched) == pytest.approx(2.4 / 1.5)
+    assert performed_tempo_scale(written, performed, np.zeros(5, bool)) == 1.0
+    assert performed_tempo_scale(written, written * 100, np.ones(5, bool)) == 5.0  # kept within 0.2..5
+
+
+def test_render_pairs_score_at_the_performed_tempo(render_pairs):
+    from espressivo.data.pairs import RenderPairs
+    from espressivo.errors import EspressivoError
+
+    written = RenderPairs(render_pairs, "train", TOK, notes=128)
+    performed = RenderPairs(render_pairs, "train", TOK, notes=128, score_tempo="performed")
+    for w, p in zip(written.pieces, performed.pieces, strict=True):
+        ratio = p["w_onset"][-1] / w["w_onset"][-1]
+        ok = p["ok"]
+        span_perf = p["p_onset"][ok].max() - p["p_onset"][ok].min()
+        span_score = p["w_onset"][ok].max() - p["w_onset"][ok].min()
+        assert ratio != pytest.approx(1.0, abs=1e-3)  # these performances are not at the written tempo
+        assert span_score == pytest.approx(span_perf, rel=0.02)
+        assert np.array_equal(w["p_onset"], p["p_onset"])  # the performance side is untouched
+    with pytest.raises(EspressivoError, match="score_tempo"):
+        RenderPairs(render_pairs, "train", TOK, notes=128, score_tempo="fast")
+
+
 def test_denoise_masks_about_the_share_asked():
     from types import SimpleNamespace
 

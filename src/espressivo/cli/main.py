@@ -567,6 +567,8 @@ def evaluate_render(
     pairs: Path = Path("data/pairs"),
     root: Path | None = None,
     seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
     stride: int = 400,
     primed: bool = True,
     max_pieces: int = 0,
@@ -584,6 +586,8 @@ def evaluate_render(
         pairs: aligned pairs folder (built for the split if missing: espressivo data pairs)
         root: the shared data folder holding asap/
         seed: sampling seed
+        temperature: sampling temperature of the renderers (as espressivo render)
+        top_p: nucleus mass of the renderers' sampling
         stride: notes between starting points of the primed protocol
         primed: run the primed protocol (--no-primed skips it)
         max_pieces: only the first N pieces (0: all)
@@ -602,12 +606,14 @@ def evaluate_render(
         plot_report,
         write_report,
     )
+    from espressivo.render import RenderOptions
 
     names = [m.strip() for m in model.split(",") if m.strip()]
     if not names:
         raise EspressivoError("give at least one renderer with --model")
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
+    RenderOptions(temperature, top_p)  # checks them
     models = {name: _load_renderer(name) for name in names}
     index = pairs / "pairs.json"
     if not index.is_file() or not any(e["split"] == split for e in json_module.loads(index.read_text())["entries"]):
@@ -616,8 +622,10 @@ def evaluate_render(
     pieces = load_pieces(pairs, split, root, max_pieces)
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
-                                    progress=lambda _: bar.update(1))  # fmt: skip
-    report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed}
+                                           temperature=temperature, top_p=top_p,
+                                           progress=lambda _: bar.update(1))  # fmt: skip
+    report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
+               "temperature": temperature, "top_p": top_p}  # fmt: skip
     write_report(report, json)
     table = markdown_table(report)
     if markdown:

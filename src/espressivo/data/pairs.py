@@ -8,8 +8,9 @@ was kept and why the rest was dropped.
 ``duration_sec`` key-down, ``velocity``, ``pedal``: CC64 sampled at 0, 1/4, 1/2, 3/4 of the time to the next
 later performed onset); unmatched notes get an onset interpolated along score time, the written duration
 at the local tempo and the interpolated velocity.  ``written`` is the score at its written tempo
-(``onset_sec``, ``duration_sec``; 120 quarters per minute where the score gives no metronome mark).  A re-run skips finished files.  :class:`PairWindows` cuts the pairs into windows of N notes
-with overlap, in score order.
+(``onset_sec``, ``duration_sec``; 120 quarters per minute where the score gives no metronome mark).  A
+re-run skips finished files.  :class:`PairWindows` cuts the pairs into windows of N notes with overlap, in
+score order.
 
 Dropped: performances whose alignment does not fit the shipped score (the three pieces without MusicXML),
 whose written and played pitches disagree on more than 5 % of the pairs (an alignment made on another file),
@@ -223,6 +224,17 @@ class PairWindows:
                 }
 
 
+def performed_tempo_scale(written_onset: np.ndarray, performed_onset: np.ndarray, matched: np.ndarray) -> float:
+    """Performed span / written span between the first and last matched onsets (1 when undefined); kept
+    within 0.2..5 so that a bad alignment cannot give an absurd tempo."""
+    w, p = written_onset[matched], performed_onset[matched]
+    if len(w) < 2:
+        return 1.0
+    first, last = np.argmin(w), np.argmax(w)
+    span_w, span_p = float(w[last] - w[first]), float(p[last] - p[first])
+    return float(np.clip(span_p / span_w, 0.2, 5.0)) if span_w > 0 and span_p > 0 else 1.0
+
+
 class RenderPairs:
     """Renderer training windows from the pairs of one split: score slots, performed slots, score features,
     the slots the loss counts (the expressive slots of matched notes) and which rows are real notes.
@@ -230,11 +242,18 @@ class RenderPairs:
     Augmentation (training only): transposition by up to ``transpose`` semitones (kept on the 88 keys), one
     time-stretch of score and performance together (``stretch``: factor within 1 ± stretch), and a velocity
     shift of the performance (``velocity``).
+
+    ``score_tempo``: the score side is the deadpan at the ``written`` tempo, or at the ``performed`` one —
+    the written time map scaled so that its span matches the human's (first to last matched onset).  The
+    model then learns expression *around* a given mean tempo instead of guessing the tempo from its own
+    sampled IOIs; at rendering the score is given at ``--tempo`` (or the written tempo).
     """
 
-    def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None):
+    def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None, score_tempo="written"):
         from espressivo.features.slots import dynamics_velocity, feature_matrix, render_order
 
+        if score_tempo not in ("written", "performed"):
+            raise EspressivoError("score_tempo must be written or performed")
         self.tok, self.notes, self.augmentation = tokenizer, int(notes), augmentation
         windows = PairWindows(root, split, notes=max(self.notes, 1), hop=max(self.notes, 1))
         self.pieces = []
@@ -244,12 +263,15 @@ class RenderPairs:
                 raise EspressivoError(f"{root}: pairs made by an older version; run `espressivo data pairs` again")
             written, performed, sf = a["written"], a["performed"], a["score_features"]
             order = render_order(written["onset_sec"], sf["pitch"], sf["is_grace"])
+            scale = 1.0
+            if score_tempo == "performed":
+                scale = performed_tempo_scale(written["onset_sec"], performed["onset_sec"], a["expression"]["matched"])
             self.pieces.append(
                 {
                     "name": entry["name"],
                     "pitch": sf["pitch"][order].astype(np.int64),
-                    "w_onset": written["onset_sec"][order],
-                    "w_duration": written["duration_sec"][order],
+                    "w_onset": written["onset_sec"][order] * scale,
+                    "w_duration": written["duration_sec"][order] * scale,
                     "w_velocity": dynamics_velocity(sf["dynamic"][order]),
                     "p_onset": np.maximum.accumulate(performed["onset_sec"][order]),
                     "p_duration": performed["duration_sec"][order],

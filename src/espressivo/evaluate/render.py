@@ -17,7 +17,8 @@ Every renderer plays every test score once (``seed``); it is compared with every
     **Primed** (CVRNN's Table 2 protocol): at starting points every ``stride`` notes, the renderer is primed
     with the human's 20 notes before the point and samples the next notes; Pearson r (pooled over starting
     points) for velocity, onset deviation, duration and tempo over the next 10 and 40 notes.
-(c) **Tempo curves**: Pearson r of log tempo sampled at every score beat, mean over pairs.
+(c) **Tempo curves**: the tempo of every whole score beat, measured over the beat from the performance's
+    time map (:func:`beat_tempo_curve`); Pearson r of its log and MAE in beats per minute, mean over pairs.
 
 ``between_seeds``: the same per-note comparison between two renderings of each score (seeds ``seed`` and
 ``seed + 1``) — how different two performances of one model are (r = 1 and MAE = 0 would be identical).
@@ -112,11 +113,29 @@ def note_view(score: Score, expression_features: np.ndarray) -> NoteView:
         "articulation": f["articulation_log"],
         "tempo": 60.0 / np.maximum(f["beat_period"], 1e-6),
     }
-    beats = score.notes["onset_beat"]
-    order = np.argsort(beats, kind="stable")
-    grid = np.arange(math.ceil(beats.min()), math.floor(beats.max()) + 1)
-    curve = np.interp(grid, beats[order], np.log(values["tempo"][order])) if len(grid) else np.zeros(0)
-    return NoteView(values, f["matched"].copy(), curve)
+    return NoteView(values, f["matched"].copy(), beat_tempo_curve(score.notes["onset_beat"], f["beat_period"]))
+
+
+def beat_tempo_curve(onset_beat: np.ndarray, beat_period: np.ndarray) -> np.ndarray:
+    """Log tempo (beats per minute) of every whole score beat, measured over the beat.
+
+    The per-group beat periods integrate to the performance's time map (score beat -> seconds, monotone:
+    the codec's ``eq_onsets``); each beat's tempo is 60 / (time at beat k + 1 - time at beat k).  A beat
+    of fast notes is one measurement instead of several noisy local ones, so two pianists' curves are
+    compared on their rubato, not on how evenly they spaced a run.
+    """
+    from espressivo.features.expression import onset_groups
+
+    order = np.argsort(onset_beat, kind="stable")
+    beats, period = onset_beat[order], beat_period[order]
+    group, starts = onset_groups(beats)
+    u = beats[starts]
+    bp = np.bincount(group, weights=period) / np.bincount(group)
+    seconds = np.concatenate([[0.0], np.cumsum(np.maximum(bp[:-1], 1e-4) * np.diff(u))])
+    grid = np.arange(math.ceil(u[0]), math.floor(u[-1]) + 1, dtype=np.float64)
+    if len(grid) < 2:
+        return np.zeros(0)
+    return np.log(60.0 / np.maximum(np.diff(np.interp(grid, u, seconds)), 1e-4))
 
 
 def rendered_view(score: Score, perf: Performance) -> NoteView:
@@ -183,13 +202,29 @@ def _segment_features(slots: np.ndarray, src: np.ndarray, beats: np.ndarray, tok
     }
 
 
+def scale_time_slots(slots: np.ndarray, factor: float, sizes) -> np.ndarray:
+    """Time slot classes (IOI, duration) stretched by ``factor`` (kept within 0.2..5), within their ``sizes``."""
+    factor = float(np.clip(factor, 0.2, 5.0)) if np.isfinite(factor) and factor > 0 else 1.0
+    return np.clip(np.rint(slots * factor), 0, np.asarray(sizes) - 1).astype(slots.dtype)
+
+
 def primed_protocol(
-    pretrained, pieces: list[dict], *, prime: int = 20, horizons=(10, 40), stride: int = 400, seed: int = 0
+    pretrained,
+    pieces: list[dict],
+    *,
+    prime: int = 20,
+    horizons=(10, 40),
+    stride: int = 400,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
 ) -> dict:
     """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
     from espressivo.render.render import RenderOptions, render_slots
 
     tok = pretrained.tokenizer
+    at_performed_tempo = pretrained.training_config.get("score_tempo") == "performed"
+    time_sizes = np.array(pretrained.model.config.slot_sizes)[[1, 3]]
     horizon = max(horizons)
     pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}
     human_pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}
@@ -207,8 +242,11 @@ def primed_protocol(
                 sub.src[0, 1] = 0
                 primed = human[seg][:prime].copy()
                 primed[0, 1] = 0
+                if at_performed_tempo:  # the score at the tempo of the prime (what the model was trained on)
+                    factor = primed[1:, 1].sum() / max(sub.src[1:prime, 1].sum(), 1)
+                    sub.src[:, 1:4:2] = scale_time_slots(sub.src[:, 1:4:2], factor, time_sizes)
                 length = max(64, prime + horizon)
-                options = RenderOptions(seed=seed + points, window=length, context=length // 4)
+                options = RenderOptions(temperature, top_p, seed + points, window=length, context=length // 4)
                 out = render_slots(pretrained.model, sub, options, primed)[0]
                 truth = human[seg].copy()
                 truth[0, 1] = 0
@@ -297,7 +335,7 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
 
 def evaluate_renderers(
     models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
-    progress=None,
+    temperature: float = 1.0, top_p: float = 0.95, progress=None,
 ) -> tuple[dict, dict]:  # fmt: skip
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`)."""
     from espressivo.render.render import RenderOptions, render
@@ -321,7 +359,7 @@ def evaluate_renderers(
 
         for name, pretrained in models.items():
             started = time.perf_counter()
-            rendered[name] = render(pretrained, score, RenderOptions(seed=seed))[0].performance
+            rendered[name] = render(pretrained, score, RenderOptions(temperature, top_p, seed))[0].performance
             systems[name]["seconds"] += time.perf_counter() - started
             systems[name]["notes"] += len(score)
         for name, perf in rendered.items():
@@ -329,7 +367,7 @@ def evaluate_renderers(
             view = rendered_view(score, perf)
             systems[name]["pairs"] += [compare(view, h) for h in views]
             if name in models:  # how much two seeds differ: the same comparison between two renderings
-                other = render(models[name], score, RenderOptions(seed=seed + 1))[0].performance
+                other = render(models[name], score, RenderOptions(temperature, top_p, seed + 1))[0].performance
                 systems[name].setdefault("seeds", []).append(compare(rendered_view(score, other), view))
         if progress:
             progress(piece["name"])
@@ -347,7 +385,10 @@ def evaluate_renderers(
         "per_note": mean_of(human_pairs),
     }
     if primed:
-        report["primed"] = {name: primed_protocol(m, pieces, stride=stride, seed=seed) for name, m in models.items()}
+        report["primed"] = {
+            name: primed_protocol(m, pieces, stride=stride, seed=seed, temperature=temperature, top_p=top_p)
+            for name, m in models.items()
+        }
         report["primed_paper_cvrnn_10_notes"] = PAPER_CVRNN_10
     stats = {"human": all_humans} | {name: s["stats"] for name, s in systems.items()}
     return report, stats

@@ -28,6 +28,11 @@ class Pretrained:
     path: Path
     config: dict
 
+    @property
+    def training_config(self) -> dict:
+        """The training settings (a run's ``train``, a shipped model's ``training.config``; {} if unknown)."""
+        return self.config.get("train") or self.config.get("training", {}).get("config", {}) or {}
+
 
 def save_checkpoint(
     path, model, model_type: str, tokenizer, *, dtype: str = "float32", extra: dict | None = None

@@ -20,7 +20,8 @@ drawn in turn (temperature, top-p), each seeing the ones before.  ``prime`` hand
 a human performance (used by the evaluation's primed protocol).
 
 **Global controls** act on the result: ``tempo`` (quarter notes per minute: the score is given to the
-model at that tempo and the rendering is then stretched so its mean tempo is exactly that),
+model at that mean tempo — its written tempo changes kept — and the rendering is then stretched so its
+mean tempo is exactly that),
 ``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider).
 """
 
@@ -90,8 +91,12 @@ def score_inputs(score: Score, tokenizer, qpm: float | None = None) -> ScoreInpu
     notes = score.notes
     sf = score_features(score)
     q = notes["onset_quarter"]
-    onset = score.seconds_from_quarter(q, qpm)
-    duration = score.seconds_from_quarter(q + notes["duration_quarter"], qpm) - onset
+    onset = score.seconds_from_quarter(q)
+    duration = score.seconds_from_quarter(q + notes["duration_quarter"]) - onset
+    if qpm is not None:  # the written time map (its tempo changes kept) at a mean of qpm
+        span_q, span_s = float(q.max() - q.min()), float(onset.max() - onset.min())
+        scale = (60.0 * span_q / span_s) / qpm if span_q > 0 and span_s > 0 else 1.0
+        onset, duration = onset * scale, duration * scale
     order = render_order(onset, notes["pitch"], notes["is_grace"])
     src = score_slots(
         onset[order], duration[order], notes["pitch"][order], dynamics_velocity(sf["dynamic"][order]), tokenizer

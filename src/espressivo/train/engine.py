@@ -37,6 +37,7 @@ class TrainConfig:
     out: str = "runs/run"
     task: str = "auto"  # lm, denoise or render (auto: from the model type and the data folder)
     mask_prob: float = 0.3  # denoise: share of slots masked
+    score_tempo: str = "written"  # render: the score at its written tempo, or "performed" (see RenderPairs)
     model_type: str = "transformer"
     model: str = "small"  # preset name
     model_overrides: dict = field(default_factory=dict)
@@ -112,6 +113,7 @@ class TrainConfig:
             (isinstance(self.model_overrides, dict), "model_overrides must be a mapping of model settings"),
             (self.task in ("auto", "lm", "denoise", "render"), "task must be auto, lm, denoise or render"),
             (0 < self.mask_prob < 1, "mask_prob must lie in (0, 1)"),
+            (self.score_tempo in ("written", "performed"), "score_tempo must be written or performed"),
         ]
         for ok, message in checks:
             if not ok:
