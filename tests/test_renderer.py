@@ -175,6 +175,24 @@ def test_global_controls(tiny_checkpoint, etude):
     assert np.ptp(flat.notes["velocity"]) <= 1
 
 
+def test_tempo_option_keeps_the_written_tempo_changes():
+    from dataclasses import replace
+
+    from espressivo.core.score import TEMPO_DTYPE
+    from espressivo.render import score_inputs
+
+    score = long_score(32)  # 8 chords, one per quarter
+    marks = np.array([(0.0, 60.0, ""), (4.0, 120.0, "")], dtype=TEMPO_DTYPE)  # slower first half
+    score = replace(score, tempo_markings=marks)
+    written = score_inputs(score, TOK).src[:, 1]
+    at_90 = score_inputs(score, TOK, qpm=90).src[:, 1]
+    chords = written[written > 0]
+    assert chords[0] == 1000 and chords[-1] == 500  # 60 then 120 quarters per minute
+    # 7 quarters at a mean of 90 per minute: the same shape, 4 2/3 s in all
+    assert at_90.sum() == pytest.approx(7 * 60 / 90 * 1000, abs=4)
+    assert (at_90[at_90 > 0][:3] > 1.9 * at_90[at_90 > 0][-1]).all()
+
+
 def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_path):
     import symusic
 
@@ -226,6 +244,18 @@ def test_render_pairs_windows(render_pairs):
     first = next(iter(pairs.windows()))
     assert first["src"][0, 1] == first["tgt"][0, 1] == 0
     assert sum(int(w["keep"].sum()) for w in pairs.windows()) == sum(len(p["pitch"]) for p in pairs.pieces)
+
+
+def test_training_order_follows_the_pianist_inside_a_chord():
+    from espressivo.features.slots import training_order
+
+    written = np.array([0.0, 0.0, 0.0, 0.5, 0.5])
+    performed = np.array([0.030, 0.010, 0.010, 0.40, 0.39])  # the chord rolled from notes 1 and 2 (a tie)
+    pitch = np.array([60, 64, 72, 50, 55])
+    assert training_order(written, performed, pitch).tolist() == [2, 1, 0, 4, 3]
+    # a note of the next chord played early stays in its chord
+    performed[3] = 0.0
+    assert training_order(written, performed, pitch).tolist() == [2, 1, 0, 3, 4]
 
 
 def test_performed_tempo_scale_from_matched_notes():

@@ -250,7 +250,7 @@ class RenderPairs:
     """
 
     def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None, score_tempo="written"):
-        from espressivo.features.slots import dynamics_velocity, feature_matrix, render_order
+        from espressivo.features.slots import dynamics_velocity, feature_matrix, training_order
 
         if score_tempo not in ("written", "performed"):
             raise EspressivoError("score_tempo must be written or performed")
@@ -262,7 +262,7 @@ class RenderPairs:
             if "performed" not in a:
                 raise EspressivoError(f"{root}: pairs made by an older version; run `espressivo data pairs` again")
             written, performed, sf = a["written"], a["performed"], a["score_features"]
-            order = render_order(written["onset_sec"], sf["pitch"], sf["is_grace"])
+            order = training_order(written["onset_sec"], performed["onset_sec"], sf["pitch"])
             scale = 1.0
             if score_tempo == "performed":
                 scale = performed_tempo_scale(written["onset_sec"], performed["onset_sec"], a["expression"]["matched"])
