@@ -175,6 +175,21 @@ def test_global_controls(tiny_checkpoint, etude):
     assert np.ptp(flat.notes["velocity"]) <= 1
 
 
+def test_a_model_trained_at_the_performed_tempo_keeps_the_written_mean_tempo(tiny_checkpoint, etude):
+    from dataclasses import replace
+
+    from espressivo.render.render import written_qpm
+
+    pretrained = load_pretrained(tiny_checkpoint)
+    anchored = replace(pretrained, config={**pretrained.config, "train": {"score_tempo": "performed"}})
+    perf = render(anchored, etude, RenderOptions(seed=1))[0].performance
+    q = etude.notes["onset_quarter"][perf.notes["id"]]
+    t = perf.notes["onset_sec"]
+    assert 60 * (q.max() - q.min()) / (t.max() - t.min()) == pytest.approx(written_qpm(etude), rel=1e-6)
+    free = render(pretrained, etude, RenderOptions(seed=1))[0].performance  # an untrained tiny model: any tempo
+    assert free.notes["onset_sec"].max() != pytest.approx(t.max(), rel=1e-3)
+
+
 def test_tempo_option_keeps_the_written_tempo_changes():
     from dataclasses import replace
 

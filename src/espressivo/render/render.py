@@ -21,7 +21,8 @@ a human performance (used by the evaluation's primed protocol).
 
 **Global controls** act on the result: ``tempo`` (quarter notes per minute: the score is given to the
 model at that mean tempo — its written tempo changes kept — and the rendering is then stretched so its
-mean tempo is exactly that),
+mean tempo is exactly that; a model trained with the score at the pianist's tempo is held to the written
+mean tempo the same way when no tempo is given),
 ``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider).
 """
 
@@ -236,13 +237,24 @@ def _mean_qpm(score: Score, perf: Performance) -> float:
     return 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else 0.0
 
 
-def finish(perf: Performance, score: Score, options: RenderOptions) -> Performance:
-    """Apply the global tempo and dynamics controls."""
+def written_qpm(score: Score) -> float:
+    """The score's mean written tempo in quarter notes per minute (first to last onset)."""
+    q = score.notes["onset_quarter"]
+    t = score.seconds_from_quarter(q)
+    span_q, span_t = float(q.max() - q.min()), float(t.max() - t.min())
+    return 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else 0.0
+
+
+def finish(perf: Performance, score: Score, options: RenderOptions, anchored: bool = False) -> Performance:
+    """Apply the global tempo and dynamics controls.  ``anchored``: the model was trained to play around the
+    tempo it is given (``score_tempo: performed``), so its mean tempo is set to that tempo — ``--tempo``, else
+    the written one — and only its rubato is its own."""
     factor = 1.0
-    if options.tempo is not None:
+    target = options.tempo if options.tempo is not None else (written_qpm(score) if anchored else None)
+    if target:
         current = _mean_qpm(score, perf)
         if current > 0:
-            factor = current / options.tempo
+            factor = current / target
     factor /= options.tempo_scale
     if factor != 1.0:
         perf = perf.time_stretch(factor)
@@ -264,12 +276,13 @@ def render(
         raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type}, not a renderer")
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.tempo)
+    anchored = getattr(pretrained, "training_config", {}).get("score_tempo") == "performed"
     rendered = render_slots(pretrained.model, inputs, options, prime, variations)
     results = []
     for slots in rendered:
         perf = decode_slots(slots, inputs.src[:, 1], tok)
         notes = perf.notes.copy()
         notes["id"] = inputs.order[notes["id"]]  # back to score rows
-        perf = finish(Performance(notes, perf.controls), score, options)
+        perf = finish(Performance(notes, perf.controls), score, options, anchored)
         results.append(Rendering(perf, score, options))
     return results
