@@ -80,6 +80,10 @@ def test_cli_evaluate_render_bad_input(tmp_path, capsys):
     assert main(["evaluate", "render", "--model", "transformer-small", "--pairs", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a renderer" in err and "Traceback" not in err
+    for flags in (["--temperature", "0"], ["--top-p", "1.5"], ["--temperature", "nan"]):
+        assert main(["evaluate", "render", *flags, "--pairs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("temperature") >= 2 and "top-p" in err and "Traceback" not in err
 
 
 def test_tempo_curve_mae_in_beats_per_minute():

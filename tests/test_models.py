@@ -184,6 +184,15 @@ def test_bad_training_configs(tmp_path, capsys):
     assert len(errors) == 4
 
 
+def test_bad_score_tempo_is_refused(tmp_path, capsys):
+    from espressivo.cli import main
+
+    (tmp_path / "f.yaml").write_text("data: x\ntask: render\nmodel_type: renderer\nscore_tempo: fast\n")
+    assert main(["train", str(tmp_path / "f.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "score_tempo must be written or performed" in err and "Traceback" not in err
+
+
 # ------------------------------------------------------------------ generation
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):

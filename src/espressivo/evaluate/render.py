@@ -220,10 +220,10 @@ def primed_protocol(
     top_p: float = 0.95,
 ) -> dict:
     """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
-    from espressivo.render.render import RenderOptions, render_slots
+    from espressivo.render.render import RenderOptions, plays_at_given_tempo, render_slots
 
     tok = pretrained.tokenizer
-    at_performed_tempo = pretrained.training_config.get("score_tempo") == "performed"
+    at_performed_tempo = plays_at_given_tempo(pretrained)
     time_sizes = np.array(pretrained.model.config.slot_sizes)[[1, 3]]
     horizon = max(horizons)
     pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}

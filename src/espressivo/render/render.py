@@ -94,10 +94,9 @@ def score_inputs(score: Score, tokenizer, qpm: float | None = None) -> ScoreInpu
     q = notes["onset_quarter"]
     onset = score.seconds_from_quarter(q)
     duration = score.seconds_from_quarter(q + notes["duration_quarter"]) - onset
-    if qpm is not None:  # the written time map (its tempo changes kept) at a mean of qpm
-        span_q, span_s = float(q.max() - q.min()), float(onset.max() - onset.min())
-        scale = (60.0 * span_q / span_s) / qpm if span_q > 0 and span_s > 0 else 1.0
-        onset, duration = onset * scale, duration * scale
+    written = mean_qpm(q, onset)
+    if qpm is not None and written > 0:  # the written time map (its tempo changes kept) at a mean of qpm
+        onset, duration = onset * (written / qpm), duration * (written / qpm)
     order = render_order(onset, notes["pitch"], notes["is_grace"])
     src = score_slots(
         onset[order], duration[order], notes["pitch"][order], dynamics_velocity(sf["dynamic"][order]), tokenizer
@@ -228,21 +227,26 @@ def _stitch(parts: np.ndarray, segments: list[tuple[int, int]], overlap: int, n:
     return out
 
 
-def _mean_qpm(score: Score, perf: Performance) -> float:
-    """Quarter notes per minute over the whole rendering (first to last onset)."""
-    n = score.notes[perf.notes["id"]]
-    q = n["onset_quarter"]
-    t = perf.notes["onset_sec"]
-    span_q, span_t = float(q.max() - q.min()), float(t.max() - t.min())
+def mean_qpm(quarters: np.ndarray, seconds: np.ndarray) -> float:
+    """Quarter notes per minute from the first to the last onset (0 when undefined)."""
+    span_q, span_t = float(quarters.max() - quarters.min()), float(seconds.max() - seconds.min())
     return 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else 0.0
+
+
+def _mean_qpm(score: Score, perf: Performance) -> float:
+    """Quarter notes per minute over the whole rendering."""
+    return mean_qpm(score.notes["onset_quarter"][perf.notes["id"]], perf.notes["onset_sec"])
 
 
 def written_qpm(score: Score) -> float:
-    """The score's mean written tempo in quarter notes per minute (first to last onset)."""
+    """The score's mean written tempo in quarter notes per minute."""
     q = score.notes["onset_quarter"]
-    t = score.seconds_from_quarter(q)
-    span_q, span_t = float(q.max() - q.min()), float(t.max() - t.min())
-    return 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else 0.0
+    return mean_qpm(q, score.seconds_from_quarter(q))
+
+
+def plays_at_given_tempo(pretrained) -> bool:
+    """Whether the renderer was trained with the score at the pianist's tempo (``score_tempo: performed``)."""
+    return pretrained.training_config.get("score_tempo") == "performed"
 
 
 def finish(perf: Performance, score: Score, options: RenderOptions, anchored: bool = False) -> Performance:
@@ -276,7 +280,7 @@ def render(
         raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type}, not a renderer")
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.tempo)
-    anchored = getattr(pretrained, "training_config", {}).get("score_tempo") == "performed"
+    anchored = plays_at_given_tempo(pretrained)
     rendered = render_slots(pretrained.model, inputs, options, prime, variations)
     results = []
     for slots in rendered:
