@@ -642,13 +642,36 @@ def _numbered(path: Path, number: int, count: int) -> Path:
     return path if count == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
 
 
-def _load_renderer(model: str):
+def _load_renderer(model: str, kinds: tuple[str, ...] = ("renderer", "cvrnn")):
     from espressivo.models.checkpoint import load_pretrained
 
     pretrained = load_pretrained(model)
-    if pretrained.model_type != "renderer":
-        raise EspressivoError(f"{model} is a {pretrained.model_type} model, not a renderer")
+    if pretrained.model_type not in kinds:
+        raise EspressivoError(f"{model} is a {pretrained.model_type} model, not a {' or '.join(kinds)}")
     return pretrained
+
+
+def _read_alignment_for(score_path: Path, perf_path: Path, alignment: Path | None):
+    """Score, performance and their alignment (parangonar's when no file is given)."""
+    from espressivo.core.alignment import align
+
+    for path in (score_path, perf_path, alignment):
+        if path is not None and not path.is_file():
+            raise EspressivoError(f"{path}: no such file")
+    the_score = read_score(score_path, unfold=True)
+    perf = read_midi(perf_path)
+    if len(perf) == 0:
+        raise EspressivoError(f"{perf_path}: the performance has no notes")
+    if alignment is None:
+        found = align(the_score, perf)
+    else:  # (n)ASAP aligns to the unfolded score, other tools to the score as written: take what fits
+        found = read_alignment(alignment)
+        as_written = read_score(score_path, unfold=False)
+        if len(found.indices(as_written, perf)[0]) > len(found.indices(the_score, perf)[0]):
+            the_score = as_written
+    if len(found.indices(the_score, perf)[0]) < 2:
+        raise EspressivoError(f"{perf_path}: fewer than two notes align with {score_path.name}")
+    return the_score, perf, found
 
 
 @app.command("render", short_flags={"output": "-o"})
@@ -667,9 +690,15 @@ def render_command(
     tempo_mapped: Path | None = None,
     repeats: bool = True,
     variations: int = 1,
+    interpretation: str | None = None,
+    reference: Path | None = None,
+    reference_score: Path | None = None,
+    reference_alignment: Path | None = None,
+    reference_notes: int = 64,
 ) -> None:
     """Render a score as an expressive performance: timing, dynamics, articulation and pedal sampled from
-    a renderer trained on human pianists.  Different seeds give different performances.
+    a renderer trained on human pianists.  Different seeds give different performances.  With a CVRNN
+    (--model cvrnn-small) the interpretation can be steered (--interpretation) or taken from a reference.
 
     Args:
         score: MusicXML, .mxl, MEI, kern or MIDI score
@@ -686,6 +715,12 @@ def render_command(
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
         repeats: play the repeats as unfolded (--no-repeats: the score as written, once)
         variations: render this many different performances in one batch (OUT-1.mid, OUT-2.mid, ...)
+        interpretation: cvrnn: shift z by these prior sigmas, "d1,d2,d3,d4,d5", or a curve of keyframes
+            "0:d1,...;1:d1,..." at fractions of the piece
+        reference: cvrnn: a performance MIDI whose style (its first notes' interpretation) the rendering continues
+        reference_score: cvrnn: the score the reference performance plays
+        reference_alignment: cvrnn: its note alignment (TSV); default: aligned with parangonar
+        reference_notes: cvrnn: how many score notes of the reference to encode
     """
     from espressivo.core import Alignment
     from espressivo.io import write_midi
@@ -705,7 +740,26 @@ def render_command(
         raise EspressivoError("--variations must lie in 1..16")
     the_score = read_score(score, unfold=repeats)
     pretrained = _load_renderer(model)
-    results = render(pretrained, the_score, options, variations=variations)
+    steering = interpretation is not None or reference is not None or reference_score is not None
+    if pretrained.model_type != "cvrnn" and steering:
+        raise EspressivoError("--interpretation and --reference need a CVRNN model (--model cvrnn-small)")
+    if (reference is None) != (reference_score is None):
+        raise EspressivoError("give --reference and --reference-score together")
+    if pretrained.model_type == "cvrnn":
+        from espressivo.render.cvrnn import parse_interpretation, reference_state, render_cvrnn
+
+        shift = None
+        if interpretation is not None:
+            z_dim = pretrained.model.config.z_dim
+            shift = parse_interpretation(interpretation, z_dim, the_score.notes["onset_beat"])
+        state = None
+        if reference is not None:
+            ref_score, ref_perf, ref_alignment = _read_alignment_for(reference_score, reference, reference_alignment)
+            state = reference_state(pretrained, ref_score, ref_perf, ref_alignment, reference_notes)
+        results = render_cvrnn(pretrained, the_score, options, variations=variations, shift=shift,
+                               reference_state=state)  # fmt: skip
+    else:
+        results = render(pretrained, the_score, options, variations=variations)
     for number, result in enumerate(results, start=1):
         perf = result.performance
         path = _numbered(output, number, len(results))
@@ -728,6 +782,52 @@ def render_command(
             )
             line += f", {plot_pair(the_score, perf, alignment, path.with_suffix('.png'), title=title)}"
         print(line)
+
+
+@app.command("interpret", short_flags={"output": "-o"})
+def interpret_command(
+    performance: Path,
+    score: Path | None = None,
+    output: Path | None = None,
+    alignment: Path | None = None,
+    model: str = "cvrnn-small",
+    plot: Path | None = None,
+) -> None:
+    """Encode a performance into its CVRNN interpretation sequence: one z vector per score note (the
+    inference network's mean), saved as .npy (notes x 5, score order); --plot draws it as the paper's Figure 6.
+
+    Args:
+        performance: performance MIDI
+        score: the score it plays (MusicXML, .mxl, MEI, kern or MIDI)
+        output: .npy file to write (required)
+        alignment: note alignment TSV ((n)ASAP / parangonar format); default: aligned with parangonar
+        model: a shipped CVRNN or a checkpoint folder
+        plot: also write this PNG
+    """
+    from espressivo.io.files import atomic_write_bytes
+    from espressivo.render.cvrnn import interpret
+
+    if score is None or output is None:
+        raise EspressivoError("give the score with --score and the .npy to write with -o")
+    if output.suffix.lower() != ".npy":
+        raise EspressivoError(f"{output}: the output must be a .npy file")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise EspressivoError(f"{plot}: the plot must be a .png file")
+    pretrained = _load_renderer(model, ("cvrnn",))
+    the_score, perf, found = _read_alignment_for(score, performance, alignment)
+    z, _ = interpret(pretrained, the_score, perf, found)
+    import io as io_module
+
+    buffer = io_module.BytesIO()
+    np.save(buffer, z.astype(np.float32))
+    atomic_write_bytes(output, buffer.getvalue())
+    line = f"wrote {output}: {len(z)} notes x {z.shape[1]} dimensions (mean {[round(float(v), 2) for v in z.mean(0)]})"
+    if plot is not None:
+        from espressivo.viz.interpretation import plot_interpretation
+
+        title = f"{performance.name}: interpretation sequence ({Path(str(pretrained.path)).name})"
+        line += f", {plot_interpretation(the_score.notes['onset_beat'], the_score.notes['pitch'], z, plot, title)}"
+    print(line)
 
 
 @app.command("demo")

@@ -85,3 +85,39 @@ def parse_performance_id(values: np.ndarray) -> np.ndarray:
         return values.astype(np.int64)
     except ValueError:
         raise EspressivoError("performance note ids must look like n<integer>") from None
+
+
+def align(score: Score, performance: Performance) -> Alignment:
+    """Note alignment of a performance to its score with parangonar's dual-DTW note matcher (symbolic,
+    no audio); notes it cannot place become deletions and insertions."""
+    import parangonar
+
+    if len(score) == 0 or len(performance) == 0:
+        raise EspressivoError("cannot align an empty score or performance")
+    sn = score.notes
+    s = np.zeros(len(sn), [("onset_beat", "f4"), ("duration_beat", "f4"), ("onset_quarter", "f4"),
+                           ("duration_quarter", "f4"), ("onset_div", "i4"), ("duration_div", "i4"),
+                           ("pitch", "i4"), ("voice", "i4"), ("id", "U256"), ("is_grace", "?")])  # fmt: skip
+    for name in ("onset_beat", "duration_beat", "onset_quarter", "duration_quarter", "pitch", "voice", "id",
+                 "is_grace"):  # fmt: skip
+        s[name] = sn[name]
+    s["onset_div"], s["duration_div"] = np.rint(sn["onset_quarter"] * 480), np.rint(sn["duration_quarter"] * 480)
+    pn = performance.notes
+    p = np.zeros(len(pn), [("onset_sec", "f4"), ("duration_sec", "f4"), ("onset_tick", "i4"),
+                           ("duration_tick", "i4"), ("pitch", "i4"), ("velocity", "i4"), ("track", "i4"),
+                           ("channel", "i4"), ("id", "U32")])  # fmt: skip
+    for name in ("onset_sec", "duration_sec", "pitch", "velocity"):
+        p[name] = pn[name]
+    p["onset_tick"], p["duration_tick"] = np.rint(pn["onset_sec"] * 1000), np.rint(pn["duration_sec"] * 1000)
+    p["id"] = [f"n{i}" for i in pn["id"]]
+    try:
+        result = parangonar.DualDTWNoteMatcher()(s, p)
+    except Exception as err:  # the matcher raises assorted errors on odd input
+        raise EspressivoError(f"the note alignment failed ({type(err).__name__}: {err})") from None
+    pairs = [(str(r["score_id"]), int(str(r["performance_id"])[1:])) for r in result if r["label"] == "match"]
+    deleted = [str(r["score_id"]) for r in result if r["label"] == "deletion"]
+    inserted = [int(str(r["performance_id"])[1:]) for r in result if r["label"] == "insertion"]
+    if not pairs:
+        raise EspressivoError("the performance does not match the score: no note could be aligned")
+    ids, perf_ids = zip(*pairs, strict=True)
+    return Alignment.from_pairs(ids, perf_ids, deleted, inserted)

@@ -1,7 +1,7 @@
 """Aligned score/performance pairs for renderers: per score note, score features + expression targets.
 
 ``espressivo data pairs --out DIR [--split train]`` writes one ``.npz`` per (n)ASAP performance
-(``score_features``, ``expression``, ``score_ids``, ``performed``, ``written``) and ``pairs.json`` with what
+(``score_features``, ``expression``, ``score_ids``, ``onset_beat``, ``performed``, ``written``) and ``pairs.json`` with what
 was kept and why the rest was dropped.
 
 ``performed`` holds, per score note, the note the pianist played in absolute terms (``onset_sec``,
@@ -86,7 +86,7 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
             try:
                 with np.load(path) as done:
                     counts = {"notes": len(done["score_ids"]), "matched": int(done["expression"]["matched"].sum())}
-                    done["performed"]  # built by an older version without it: KeyError, built again
+                    done["performed"], done["onset_beat"]  # built by an older version: KeyError, built again
                 results.append(record | {"status": "kept", "reused": True} | counts)
                 continue
             except (OSError, ValueError, KeyError):
@@ -111,7 +111,7 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
             continue
         buffer = io.BytesIO()
         np.savez(buffer, score_features=features, expression=expression.features, score_ids=score.notes["id"],
-                 origin_sec=np.array(expression.origin_sec), written=written_notes(score),
+                 onset_beat=score.notes["onset_beat"], origin_sec=np.array(expression.origin_sec), written=written_notes(score),
                  performed=performed_notes(score, perf, alignment, expression))  # fmt: skip
         atomic_write_bytes(path, buffer.getvalue())
         results.append(record | {"status": "kept", "notes": len(score), "matched": matched})

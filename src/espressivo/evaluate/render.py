@@ -175,13 +175,18 @@ def mean_of(results: list[dict]) -> dict:
 
 # ---------------------------------------------------------------------------- primed protocol
 def _segment_features(slots: np.ndarray, src: np.ndarray, beats: np.ndarray, tok) -> dict[str, np.ndarray]:
-    """Velocity, onset deviation, duration and tempo of consecutive notes (renderer order) from slots.
+    """:func:`segment_features` of consecutive notes given as renderer slots."""
+    step = tok.config.time_step_ms / 1000.0
+    return segment_features(np.cumsum(slots[:, 1] * step), slots[:, 3] * step, slots[:, 2], beats)
+
+
+def segment_features(onset, duration, velocity, beats) -> dict[str, np.ndarray]:
+    """Velocity, onset deviation, duration and tempo of the notes of a segment.
 
     Tempo: beats per minute between consecutive distinct score onsets (zero-order hold); onset deviation:
     the note's onset minus its onset group's mean onset plus the group's lag behind the straight line
     through the segment's group onsets — computed the same way for the model and the human."""
-    step = tok.config.time_step_ms / 1000.0
-    onset = np.cumsum(slots[:, 1] * step)
+    onset = np.asarray(onset, dtype=np.float64)
     key = np.rint(beats * 1e4).astype(np.int64)
     _, group = np.unique(key, return_inverse=True)
     count = np.bincount(group)
@@ -195,9 +200,9 @@ def _segment_features(slots: np.ndarray, src: np.ndarray, beats: np.ndarray, tok
     else:
         bpm, lag = np.full(1, np.nan), np.zeros(1)
     return {
-        "velocity": slots[:, 2].astype(np.float64),
+        "velocity": np.asarray(velocity, dtype=np.float64),
         "onset_deviation": onset - g_onset[group] + lag[group],
-        "duration": slots[:, 3] * step,
+        "duration": np.asarray(duration, dtype=np.float64),
         "tempo": bpm[group],
     }
 
@@ -305,7 +310,7 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
         score = read_score(score_path, unfold=True)
         inputs = score_inputs(score, tok)
         piece = {"name": entries[0]["item"].folder, "score": score, "inputs": inputs, "humans": [],
-                 "human_slots": [], "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
+                 "human_slots": [], "pairs": [], "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
         for entry in entries:
             arrays = windows.load(entry)
             if len(arrays["score_ids"]) != len(score) or not np.array_equal(arrays["score_ids"], score.notes["id"]):
@@ -324,6 +329,7 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
                 }
             )
             piece["human_slots"].append((slots, arrays["expression"]["matched"][o]))
+            piece["pairs"].append(arrays)  # score order, as built (the CVRNN's protocol reads them)
         if piece["humans"]:
             pieces.append(piece)
         if max_pieces and len(pieces) >= max_pieces:
@@ -385,9 +391,19 @@ def evaluate_renderers(
         "per_note": mean_of(human_pairs),
     }
     if primed:
+        from espressivo.evaluate.cvrnn import latent_consistency, primed_cvrnn
+
+        settings = {"stride": stride, "seed": seed, "temperature": temperature, "top_p": top_p}
         report["primed"] = {
-            name: primed_protocol(m, pieces, stride=stride, seed=seed, temperature=temperature, top_p=top_p)
+            name: primed_protocol(m, pieces, **settings) for name, m in models.items() if m.model_type != "cvrnn"
+        }
+        report["primed_cvrnn"] = {
+            name: primed_cvrnn(m, pieces, **settings) for name, m in models.items() if m.model_type == "cvrnn"
+        }
+        report["latent_consistency"] = {
+            name: latent_consistency(m, pieces, seed=seed, temperature=temperature, top_p=top_p)
             for name, m in models.items()
+            if m.model_type == "cvrnn"
         }
         report["primed_paper_cvrnn_10_notes"] = PAPER_CVRNN_10
     stats = {"human": all_humans} | {name: s["stats"] for name, s in systems.items()}
@@ -434,7 +450,7 @@ def markdown_table(report: dict) -> str:
             f"| {name} | " + " | ".join(f"{d[k]['js_distance']:.4f}" for k in keys) + " | "
             + " | ".join(f"{d[k]['intersection']:.4f}" for k in keys) + " |"
         )  # fmt: skip
-    if "primed" in report:
+    if report.get("primed"):
         lines += ["", "Primed protocol (Pearson r, pooled; CVRNN paper at 10 notes: velocity 0.72, onset deviation "
                   "0.07, duration 0.77, tempo 0.21)", "",
                   "| system | notes | velocity | onset deviation | duration | tempo | starting points |",
@@ -445,6 +461,29 @@ def markdown_table(report: dict) -> str:
                     label = name if who == "model" else f"human (another performance), vs {name} points"
                     vals = " | ".join(f"{row.get(k, float('nan')):.3f}" for k in PAPER_CVRNN_10)
                     lines.append(f"| {label} | {hz.split('_')[0]} | {vals} | {res['starting_points']} |")
+    for name, res in report.get("primed_cvrnn", {}).items():
+        lines += ["", f"CVRNN primed protocol, {name} (the paper's Table 2: prime 20 notes, decode 10 and 40; "
+                  f"{res['starting_points']} starting points)", "",
+                  "| z | notes | velocity | onset deviation | duration | tempo | paper: velocity | onset | duration "
+                  "| tempo |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for mode in ("z_zero", "z_prior"):
+            for hz, row in res[mode].items():
+                paper = res["paper"][hz][mode]
+                vals = " | ".join(f"{row.get(k, float('nan')):.3f}" for k in PAPER_CVRNN_10)
+                ref = " | ".join(f"{paper[k]:.2f}" for k in PAPER_CVRNN_10)
+                label = "0" if mode == "z_zero" else "primed prior"
+                lines.append(f"| {label} | {hz.split('_')[0]} | {vals} | {ref} |")
+    for name, res in report.get("latent_consistency", {}).items():
+        share = res["same_sign_share"]
+        lines += ["", f"Latent consistency, {name}: the same random Δ applied to two segments of "
+                  f"{res['segment_notes']} notes ({res['pairs']} pairs); share of pairs whose change has the same sign (0.5 = chance): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in share.items()), "",
+                  "| dimension | velocity change (+2sigma vs -2sigma) | same sign | tempo change (%) | same sign "
+                  "| articulation change (log2) | same sign |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for dim, row in res["dimensions"].items():
+            cells = " | ".join(f"{row[m]['mean_change_plus2_vs_minus2']:+.2f} | {row[m]['same_sign_share']:.2f}"
+                               for m in ("velocity", "tempo_percent", "articulation_log2"))  # fmt: skip
+            lines.append(f"| {dim} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

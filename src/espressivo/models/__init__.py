@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from espressivo.errors import EspressivoError
+from espressivo.models.cvrnn import CVRNN, CVRNNConfig
 from espressivo.models.perfrnn import PerfRNN, PerfRNNConfig
 from espressivo.models.renderer import Renderer, RendererConfig
 from espressivo.models.transformer import Transformer, TransformerConfig
@@ -13,6 +14,7 @@ MODEL_TYPES = {
     "perfrnn": (PerfRNNConfig, PerfRNN),
     "transformer": (TransformerConfig, Transformer),
     "renderer": (RendererConfig, Renderer),
+    "cvrnn": (CVRNNConfig, CVRNN),
 }
 
 
@@ -37,7 +39,9 @@ def model_config_dict(model) -> dict:
 
 
 __all__ = [
+    "CVRNN",
     "MODEL_TYPES",
+    "CVRNNConfig",
     "PerfRNN",
     "PerfRNNConfig",
     "Renderer",

@@ -275,7 +275,12 @@ def render(
     pretrained, score: Score, options: RenderOptions = RenderOptions(), prime: np.ndarray | None = None,
     variations: int = 1,
 ) -> list[Rendering]:  # fmt: skip
-    """Render ``score`` ``variations`` times (one batch, different samples)."""
+    """Render ``score`` ``variations`` times (one batch, different samples); a CVRNN renders through
+    :func:`espressivo.render.cvrnn.render_cvrnn` (its interpretation sampled from the prior)."""
+    if pretrained.model_type == "cvrnn" and prime is None:
+        from espressivo.render.cvrnn import render_cvrnn
+
+        return render_cvrnn(pretrained, score, options, variations=variations)
     if pretrained.model_type != "renderer":
         raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type}, not a renderer")
     tok = pretrained.tokenizer

@@ -35,7 +35,7 @@ from espressivo.errors import EspressivoError
 class TrainConfig:
     data: str = ""  # a prepared token corpus, or aligned pairs (renderer fine-tuning)
     out: str = "runs/run"
-    task: str = "auto"  # lm, denoise or render (auto: from the model type and the data folder)
+    task: str = "auto"  # lm, denoise, render or cvrnn (auto: from the model type and the data folder)
     mask_prob: float = 0.3  # denoise: share of slots masked
     score_tempo: str = "written"  # render: the score at its written tempo, or "performed" (see RenderPairs)
     model_type: str = "transformer"
@@ -61,6 +61,7 @@ class TrainConfig:
     augment_transpose: int = 3
     augment_stretch: float = 0.05
     augment_velocity: int = 4
+    augment_tempo_noise: float = 0.05  # cvrnn: sd of the zero-reverting tempo-curve noise (fraction)
     init_from: str = ""  # start from this checkpoint folder's weights (fine-tuning / continued training)
 
     @classmethod
@@ -111,7 +112,11 @@ class TrainConfig:
             ),
             (self.autocast in ("auto", "bf16", "none"), "autocast must be auto, bf16 or none"),
             (isinstance(self.model_overrides, dict), "model_overrides must be a mapping of model settings"),
-            (self.task in ("auto", "lm", "denoise", "render"), "task must be auto, lm, denoise or render"),
+            (
+                self.task in ("auto", "lm", "denoise", "render", "cvrnn"),
+                "task must be auto, lm, denoise, render or cvrnn",
+            ),
+            (0 <= self.augment_tempo_noise <= 0.3, "augment_tempo_noise must lie in 0..0.3"),
             (0 < self.mask_prob < 1, "mask_prob must lie in (0, 1)"),
             (self.score_tempo in ("written", "performed"), "score_tempo must be written or performed"),
         ]

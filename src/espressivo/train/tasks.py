@@ -5,6 +5,7 @@
 ``denoise``  a ``note``-token corpus                  masked denoising of performances (renderer
                                                       pretraining: each slot masked with ``mask_prob``)
 ``render`` aligned pairs (``data pairs``)             score -> performance (renderer fine-tuning)
+``cvrnn``  aligned pairs (``data pairs``)             the CVRNN's ELBO (score + performance windows)
 =========  ========================================  ================================================
 
 Every task gives ``batch(rng)`` (keyword arguments of the model's ``forward``), ``validation()`` (fixed
@@ -21,7 +22,7 @@ import numpy as np
 
 from espressivo.errors import EspressivoError
 
-TASKS = ("lm", "denoise", "render")
+TASKS = ("lm", "denoise", "render", "cvrnn")
 
 
 def spread(items: list, count: int) -> list:
@@ -32,6 +33,8 @@ def spread(items: list, count: int) -> list:
 
 
 def default_task(model_type: str, data: str) -> str:
+    if model_type == "cvrnn":
+        return "cvrnn"
     if model_type != "renderer":
         return "lm"
     return "render" if (Path(data) / "pairs.json").is_file() else "denoise"
@@ -146,8 +149,43 @@ class RenderTask(_NoteTask):
         return self._pack([self.sampler.sample(rng) for _ in range(self.c.batch_size)])
 
 
+class CVRNNTask(_NoteTask):
+    """The CVRNN on aligned pairs: windows of ``seq_len`` notes; augmentation by transposition
+    (``augment_transpose``) and tempo-curve noise (``augment_tempo_noise``)."""
+
+    def __init__(self, c, augmentation, device, rank: int):
+        import torch
+
+        from espressivo.data.cvrnn import CVRNNAugmentation, CVRNNPairs
+        from espressivo.features.slots import render_tokenizer
+        from espressivo.models.cvrnn import CVRNNConfig
+
+        self.torch, self.c, self.device = torch, c, device
+        self.tokenizer = render_tokenizer()  # not used by the model; keeps checkpoints self-describing
+        config = CVRNNConfig.from_name(c.model, **c.model_overrides)
+        aug = CVRNNAugmentation(c.augment_transpose, c.augment_tempo_noise)
+        self.sampler = CVRNNPairs(c.data, "train", config, c.seq_len, aug)
+        validation = CVRNNPairs(c.data, "validation", config, c.seq_len)
+        self.val_windows = spread(list(validation.windows()), c.eval_windows)
+
+    def model_settings(self) -> dict:
+        return {}
+
+    def batch(self, rng: np.random.Generator) -> dict:
+        return self._pack([self.sampler.sample(rng) for _ in range(self.c.batch_size)])
+
+    def validation(self) -> Iterator[tuple[dict, int]]:
+        for start in range(0, len(self.val_windows), self.c.batch_size):
+            batch = self._pack(self.val_windows[start : start + self.c.batch_size])
+            yield batch, int(batch["keep"].sum())
+
+
 def make_task(c, augmentation, device, rank: int = 0):
     name = c.task if c.task != "auto" else default_task(c.model_type, c.data)
+    if (name == "cvrnn") != (c.model_type == "cvrnn"):
+        raise EspressivoError("the cvrnn model trains with task cvrnn (aligned pairs), and only it")
+    if name == "cvrnn":
+        return CVRNNTask(c, augmentation, device, rank)
     if name == "lm" and c.model_type == "renderer":
         raise EspressivoError("the renderer trains with task denoise (a note corpus) or render (pairs)")
     if name != "lm" and c.model_type != "renderer":

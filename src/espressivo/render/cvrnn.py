@@ -1,0 +1,255 @@
+"""Rendering, encoding and steering with a trained CVRNN (``model_type: cvrnn``).
+
+>>> pretrained = load_pretrained("cvrnn-small")
+>>> perf = render_cvrnn(pretrained, score, RenderOptions(seed=3))[0].performance
+>>> z = interpret(pretrained, score, performance, alignment)          # (notes, 5) interpretation sequence
+>>> perf = render_cvrnn(pretrained, score, options, shift=np.array([2, 0, 0, 0, 0]))  # "+2 on dimension 1"
+
+**Generation** walks the score note by note: z_n from the prior p(z | h_{n-1}) (``µ + sigma ε``), the
+performance classes from p(x | z_n, c_n) (temperature and top-p per head, as ``espressivo render``), then the
+state update.  ``shift`` (5 numbers, or one row per note) moves z by ``shift ⊗ sigma`` along the prior — the
+seed's µ ± Δ ⊗ exp(gamma) experiment (sigma = exp(gamma / 2)); ``sample_z=False`` takes z = µ + shift ⊗ sigma exactly.
+
+**Priming** feeds known notes through the inference network q(z | x, h) (z = its mean) before generating:
+the first notes of the same score (the evaluation's protocol), or a reference performance of another score
+(``reference_state``: its state h carries the interpretation over to the target score).
+
+Tempo: the model plays around the reference tempo it is given (written, or ``--tempo``); its tempo head is
+relative to that, so no mean-tempo correction is applied afterwards (a steered "faster" stays faster).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from espressivo.core import Alignment, Performance, Score
+from espressivo.errors import EspressivoError
+from espressivo.features.cvrnn import ScoreTrack, decode_performance, encode_performance, roll_windows
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def score_context(model, track: ScoreTrack):
+    """c_n for every note of ``track``: (1, n, score_dim)."""
+    torch = _torch()
+    c = model.config
+    roll, group = roll_windows(track, c.roll_steps_per_beat, c.roll_radius_beats, c.roll_pitches)
+    with torch.inference_mode():
+        return model.score(torch.from_numpy(track.cats)[None], torch.from_numpy(roll)[None],
+                           torch.from_numpy(group)[None])  # fmt: skip
+
+
+def _shift_rows(shift, n: int, z_dim: int) -> np.ndarray:
+    if shift is None:
+        return np.zeros((n, z_dim))
+    shift = np.asarray(shift, dtype=np.float64)
+    if shift.ndim == 1:
+        shift = np.tile(shift, (n, 1))
+    if shift.shape != (n, z_dim) or not np.isfinite(shift).all():
+        raise EspressivoError(f"the interpretation needs {z_dim} finite numbers (or one row of them per note)")
+    return shift
+
+
+@contextmanager
+def one_thread():
+    """Note-by-note steps multiply tiny matrices: one thread is fastest (and leaves the machine to others)."""
+    torch = _torch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(
+    model,
+    context,
+    *,
+    prime: np.ndarray | None = None,
+    state=None,
+    variations: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    shift=None,
+    sample_z: bool = True,
+    zero_z: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Walk the notes of ``context`` (1, n, d): the first ``len(prime)`` are encoded (q, z = its mean), the
+    rest generated (p; ``zero_z``: z = 0).  Returns ``(classes (variations, n, heads), z (variations, n,
+    z_dim))``."""
+    from espressivo.render.render import _sample
+
+    torch = _torch()
+    c = model.config
+    n = context.size(1)
+    k = 0 if prime is None else len(prime)
+    shift = torch.from_numpy(_shift_rows(shift, n, c.z_dim)).float()
+    generator = torch.Generator().manual_seed(int(seed))
+    classes = torch.zeros(variations, n, len(c.head_sizes), dtype=torch.long)
+    zs = torch.zeros(variations, n, c.z_dim)
+    if k:
+        classes[:, :k] = torch.from_numpy(np.asarray(prime, dtype=np.int64))
+    with one_thread(), torch.inference_mode():
+        state = model.new_state(variations) if state is None else [h.expand(variations, -1).clone() for h in state]
+        for i in range(n):
+            ctx = context[:, i].expand(variations, -1)
+            h = state[-1]
+            if i < k:
+                phi_x = model.embed_x(classes[:, i])
+                z, _ = model.posterior(torch.cat([h, phi_x], -1))
+            else:
+                mean, logvar = model.prior(h)
+                noise = torch.randn(variations, c.z_dim, generator=generator) if sample_z else 0.0
+                z = torch.zeros_like(mean) if zero_z else mean + (noise + shift[i]) * torch.exp(0.5 * logvar)
+            psi_z = model.psi(z)
+            if i >= k:
+                for head, logits in enumerate(model.logits(ctx, psi_z)):
+                    classes[:, i, head] = _sample(logits, temperature, top_p, generator)
+                phi_x = model.embed_x(classes[:, i])
+            zs[:, i] = z
+            state = model.step(state, ctx, phi_x, psi_z)
+    return classes.numpy(), zs.numpy()
+
+
+def reconstruct(model, context, x: np.ndarray) -> np.ndarray:
+    """Encode a performance's classes ``x`` (n, heads) with the inference network and decode every note
+    from its own posterior z (mean), taking the likeliest class per head: how much of a performance the
+    interpretation sequence carries, given the score."""
+    torch = _torch()
+    xs = torch.from_numpy(np.asarray(x, dtype=np.int64))[None]
+    out = np.zeros_like(x)
+    with one_thread(), torch.inference_mode():
+        state = model.new_state(1)
+        for i in range(xs.size(1)):
+            phi_x = model.embed_x(xs[:, i])
+            z, _ = model.posterior(torch.cat([state[-1], phi_x], -1))
+            psi_z = model.psi(z)
+            out[i] = [int(logits.argmax(-1)) for logits in model.logits(context[:, i], psi_z)]
+            state = model.step(state, context[:, i], phi_x, psi_z)
+    return out
+
+
+def render_cvrnn(
+    pretrained, score: Score, options, *, variations: int = 1, shift=None, sample_z: bool = True,
+    reference_state=None,
+) -> list:  # fmt: skip
+    """Render ``score`` ``variations`` times (see the module docstring); ``Rendering`` objects as
+    :func:`espressivo.render.render` returns."""
+    from dataclasses import replace
+
+    from espressivo.features.cvrnn import track_from_score
+    from espressivo.render.render import Rendering, finish
+
+    track = track_from_score(score, options.tempo)
+    context = score_context(pretrained.model, track)
+    classes, _ = run(pretrained.model, context, state=reference_state, variations=variations,
+                     temperature=options.temperature, top_p=options.top_p, seed=options.seed, shift=shift,
+                     sample_z=sample_z)  # fmt: skip
+    results = []
+    for rows in classes:
+        perf = decode_performance(track, rows)
+        notes = perf.notes.copy()  # track rows are score rows
+        perf = finish(Performance(notes, perf.controls), score, replace(options, tempo=None))  # tempo: given above
+        results.append(Rendering(perf, score, options))
+    return results
+
+
+def performed_track(score: Score, performance: Performance, alignment: Alignment):
+    """The score's track at the performer's mean tempo and the performance's classes (score order);
+    unplayed notes get interpolated values (as the training pairs)."""
+    from espressivo.data.pairs import performed_notes, performed_tempo_scale, written_notes
+    from espressivo.features import encode_expression, score_features
+    from espressivo.features.cvrnn import score_track
+
+    expression = encode_expression(score, performance, alignment)
+    played = performed_notes(score, performance, alignment, expression)
+    written = written_notes(score)
+    matched = expression.features["matched"]
+    scale = performed_tempo_scale(written["onset_sec"], played["onset_sec"], matched)
+    track = score_track(score.notes["onset_beat"], score_features(score), written["onset_sec"], 1.0 / scale)
+    x = encode_performance(track, played["onset_sec"], played["duration_sec"], played["velocity"], played["pedal"])
+    return track, x, matched
+
+
+def interpret(pretrained, score: Score, performance: Performance, alignment: Alignment | None = None):
+    """The interpretation sequence of a performance: the inference network's mean z of every score note,
+    (notes, z_dim), in score order; also returns the final state (to continue another score from it)."""
+    from espressivo.core.alignment import align
+
+    torch = _torch()
+    alignment = align(score, performance) if alignment is None else alignment
+    track, x, _ = performed_track(score, performance, alignment)
+    model = pretrained.model
+    context = score_context(model, track)
+    with one_thread(), torch.inference_mode():
+        state = model.new_state(1)
+        zs = []
+        xs = torch.from_numpy(x)[None]
+        for i in range(len(track)):
+            phi_x = model.embed_x(xs[:, i])
+            z, _ = model.posterior(torch.cat([state[-1], phi_x], -1))
+            zs.append(z[0])
+            state = model.step(state, context[:, i], phi_x, model.psi(z))
+    return torch.stack(zs).numpy(), state
+
+
+def reference_state(pretrained, score: Score, performance: Performance, alignment=None, notes: int = 64):
+    """The state after encoding the first ``notes`` score notes of a reference performance."""
+    if notes < 1:
+        raise EspressivoError("--reference-notes must be >= 1")
+    keep = np.argsort(score.notes["onset_beat"], kind="stable")[: min(notes, len(score))]
+    first = score.notes["id"][keep]
+    from espressivo.core.alignment import align
+
+    alignment = align(score, performance) if alignment is None else alignment
+    ok = np.isin(alignment.matches["score_id"], first)
+    if ok.sum() < 2:
+        raise EspressivoError("the reference performance plays fewer than two of the reference score's first notes")
+    sub_score = Score(score.notes[np.sort(keep)], score.time_signatures, score.key_signatures,
+                      score.tempo_markings, score.dynamics, score.measures, score.title)  # fmt: skip
+    sub_alignment = Alignment.from_pairs(alignment.matches["score_id"][ok], alignment.matches["performance_id"][ok])
+    _, state = interpret(pretrained, sub_score, performance, sub_alignment)
+    return state
+
+
+def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndarray:
+    """``--interpretation``: ``"d1,...,dk"`` (constant) or keyframes ``"0:d1,...;0.5:...;1:..."`` at fractions of
+    the score (0 = first note, 1 = last), interpolated linearly -> (notes, z_dim) shifts in prior sigmas."""
+    position = np.asarray(position, dtype=np.float64)
+    span = float(position.max() - position.min()) if len(position) else 0.0
+    where = (position - position.min()) / span if span > 0 else np.zeros(len(position))
+
+    def numbers(part: str) -> np.ndarray:
+        try:
+            values = np.array([float(v) for v in part.split(",")])
+        except ValueError:
+            raise EspressivoError(f"--interpretation: {part!r} is not {z_dim} comma-separated numbers") from None
+        if len(values) != z_dim or not np.isfinite(values).all() or np.abs(values).max() > 10:
+            raise EspressivoError(f"--interpretation needs {z_dim} numbers within ±10 (prior sigmas), got {part!r}")
+        return values
+
+    text = text.strip()
+    if ":" not in text:
+        return np.tile(numbers(text), (len(position), 1))
+    keys, rows = [], []
+    for frame in filter(None, (f.strip() for f in text.split(";"))):
+        at, _, values = frame.partition(":")
+        try:
+            key = float(at)
+        except ValueError:
+            raise EspressivoError(f"--interpretation: keyframe {frame!r} must read FRACTION:d1,...") from None
+        if not 0 <= key <= 1:
+            raise EspressivoError(f"--interpretation: keyframe positions lie in 0..1, got {key}")
+        keys.append(key)
+        rows.append(numbers(values))
+    order = np.argsort(keys)
+    keys, rows = np.array(keys)[order], np.array(rows)[order]
+    return np.stack([np.interp(where, keys, rows[:, d]) for d in range(z_dim)], 1)
