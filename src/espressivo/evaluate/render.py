@@ -476,7 +476,8 @@ def markdown_table(report: dict) -> str:
     for name, res in report.get("latent_consistency", {}).items():
         share = res["same_sign_share"]
         lines += ["", f"Latent consistency, {name}: the same random Δ applied to two segments of "
-                  f"{res['segment_notes']} notes ({res['pairs']} pairs); share of pairs whose change has the same sign (0.5 = chance): "
+                  f"{res['segment_notes']} notes ({res['pairs']} pairs); share of pairs whose change has the same "
+                  "sign (0.5 = chance): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in share.items()), "",
                   "| dimension | velocity change (+2sigma vs -2sigma) | same sign | tempo change (%) | same sign "
                   "| articulation change (log2) | same sign |", "|---|---|---|---|---|---|---|"]  # fmt: skip
