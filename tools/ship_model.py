@@ -3,7 +3,7 @@ test evaluation and training summary in config.json (``default`` picks the lowes
 
     python tools/ship_model.py RUN_DIR NAME EVALUATION.json [SYSTEM]
 
-For a renderer, EVALUATION.json is an ``espressivo evaluate render`` report and SYSTEM the label of this run's
+For a renderer or a CVRNN, EVALUATION.json is an ``espressivo evaluate render`` report and SYSTEM the label of this run's
 model in it (default: NAME).
 """
 
@@ -28,6 +28,17 @@ def _evaluation(pretrained, report: dict, system: str) -> dict:
             "per_note": entry["per_note"],
             "primed": report.get("primed", {}).get(system, {}).get("model"),
         }
+    if pretrained.model_type == "cvrnn":
+        entry = report["systems"][system]
+        primed = report.get("primed_cvrnn", {}).get(system, {})
+        return {
+            "split": report["split"],
+            "distribution_overall": entry["distribution"]["overall"],
+            "per_note": entry["per_note"],
+            "primed": {k: primed.get(k) for k in ("z_zero", "z_prior", "starting_points")},
+            "latent_consistency": report.get("latent_consistency", {}).get(system, {}).get("same_sign_share"),
+            "kl_per_dimension": report.get("kl_per_dimension", {}).get(system),
+        }
     return {
         "split": report["split"],
         "test_nll_nats_per_token": round(report["nll_nats_per_token"], 4),
@@ -40,6 +51,7 @@ DATA = {
     "lm": "(n)ASAP train + SUPRA, performance-rnn tokens",
     "denoise": "(n)ASAP train + SUPRA performances, note tokens, masked denoising",
     "render": "aligned (n)ASAP train pairs (espressivo data pairs)",
+    "cvrnn": "aligned (n)ASAP train pairs (espressivo data pairs), CVRNN classes",
 }
 
 
@@ -51,7 +63,7 @@ def main(run: str, name: str, evaluation: str, system: str = "") -> None:
     train = pretrained.config.get("train", {})
     task = train.get("task", "lm")
     if task == "auto":
-        task = "render" if pretrained.model_type == "renderer" else "lm"
+        task = {"renderer": "render", "cvrnn": "cvrnn"}.get(pretrained.model_type, "lm")
     extra = {
         "name": name,
         "evaluation": _evaluation(pretrained, report, system or name),

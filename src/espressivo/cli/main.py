@@ -626,6 +626,15 @@ def evaluate_render(
                                            progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
                "temperature": temperature, "top_p": top_p}  # fmt: skip
+    cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
+    if cvrnns:  # which z dimensions carry information, on this split's windows
+        from espressivo.data.cvrnn import CVRNNPairs
+        from espressivo.evaluate.cvrnn import kl_per_dimension
+
+        report["kl_per_dimension"] = {}
+        for name, m in cvrnns.items():
+            windows = list(CVRNNPairs(pairs, split, m.model.config, notes=120).windows())
+            report["kl_per_dimension"][name] = kl_per_dimension(m, windows[:: max(1, len(windows) // 200)])
     write_report(report, json)
     table = markdown_table(report)
     if markdown:

@@ -473,6 +473,9 @@ def markdown_table(report: dict) -> str:
                 ref = " | ".join(f"{paper[k]:.2f}" for k in PAPER_CVRNN_10)
                 label = "0" if mode == "z_zero" else "primed prior"
                 lines.append(f"| {label} | {hz.split('_')[0]} | {vals} | {ref} |")
+    for name, kl in report.get("kl_per_dimension", {}).items():
+        lines += ["", f"KL(q || p) per z dimension, {name} (nats per note; near 0 = an unused dimension): "
+                  + ", ".join(f"z{d + 1} {v:.3f}" for d, v in enumerate(kl))]  # fmt: skip
     for name, res in report.get("latent_consistency", {}).items():
         share = res["same_sign_share"]
         lines += ["", f"Latent consistency, {name}: the same random Δ applied to two segments of "
