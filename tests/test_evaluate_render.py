@@ -75,6 +75,32 @@ def test_cli_evaluate_render_end_to_end(tiny_checkpoint, eval_pairs, asap_root, 
     assert (tmp_path / "r.png").stat().st_size > 10_000 and (tmp_path / "r-hist.png").stat().st_size > 10_000
 
 
+def test_cli_evaluate_render_with_a_cvrnn_beside_a_renderer(tiny_checkpoint, eval_pairs, asap_root, tmp_path):
+    import torch
+
+    from espressivo.features.slots import render_tokenizer
+    from espressivo.models import build_model
+    from espressivo.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    cvrnn = save_checkpoint(tmp_path / "cvrnn", build_model("cvrnn", "tiny").eval(), "cvrnn", render_tokenizer())
+    report_path = tmp_path / "r.json"
+    code = main(["evaluate", "render", "--model", f"{tiny_checkpoint},{cvrnn}", "--pairs", str(eval_pairs),
+                 "--root", str(asap_root.parent), "--max-pieces", "1", "--stride", "300", "--json",
+                 str(report_path), "--markdown", str(tmp_path / "r.md")])  # fmt: skip
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert {str(tiny_checkpoint), str(cvrnn)} <= set(report["systems"])
+    primed = report["primed_cvrnn"][str(cvrnn)]
+    assert primed["starting_points"] > 0 and set(primed["z_prior"]) == {"10_notes", "40_notes"}
+    assert str(tiny_checkpoint) in report["primed"] and str(cvrnn) not in report["primed"]
+    latent = report["latent_consistency"][str(cvrnn)]
+    assert latent["pairs"] > 0 and all(0 <= v <= 1 for v in latent["same_sign_share"].values())
+    assert len(report["kl_per_dimension"][str(cvrnn)]) == 5
+    table = (tmp_path / "r.md").read_text()
+    assert "CVRNN primed protocol" in table and "Latent consistency" in table and "KL(q || p)" in table
+
+
 def test_cli_evaluate_render_bad_input(tmp_path, capsys):
     assert main(["evaluate", "render", "--model", ",", "--pairs", str(tmp_path)]) == 2
     assert main(["evaluate", "render", "--model", "transformer-small", "--pairs", str(tmp_path)]) == 2

@@ -880,6 +880,25 @@ def demo(out: Path = Path("out")) -> None:
         f"rendered the score with renderer-small: {out / 'etude_rendered.mid'} ({len(rendered)} notes, "
         f"{rendered.end_sec:.1f} s), {out / 'etude_rendered_editable.mid'}, {wav}, {png}"
     )
+    from espressivo.models.checkpoint import shipped_models
+
+    if "cvrnn-small" in shipped_models():  # the interpretation latent: one dimension pushed both ways
+        from espressivo.render.cvrnn import render_cvrnn
+
+        cvrnn = _load_renderer("cvrnn-small", ("cvrnn",))
+        kl = cvrnn.config.get("evaluation", {}).get("kl_per_dimension") or [0.0]
+        dim = int(np.argmax(kl))
+        lines = []
+        for label, value in (("minus2", -2.0), ("plus2", 2.0)):
+            shift = np.zeros(cvrnn.model.config.z_dim)
+            shift[dim] = value
+            perf = render_cvrnn(cvrnn, score, RenderOptions(seed=0), shift=shift)[0].performance
+            path = out / f"etude_cvrnn_z{dim + 1}_{label}.mid"
+            write_midi(perf, path)
+            wav = synthesize(perf, path.with_suffix(".wav"))
+            velocity = perf.notes["velocity"].mean()
+            lines.append(f"{path.name} + .wav ({perf.end_sec:.1f} s, mean velocity {velocity:.0f})")
+        print(f"rendered with cvrnn-small, z{dim + 1} at -2 and +2 prior sigmas: " + "; ".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
