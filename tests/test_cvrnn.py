@@ -325,3 +325,10 @@ def test_interpret_rejects_bad_input(tiny_cvrnn, tmp_path, capsys):
     assert main(["interpret", str(perf), "--score", str(score), "-o", str(tmp_path / "z.npy"), "--model",
                  str(renderer)]) == 2  # fmt: skip
     assert "not a cvrnn" in capsys.readouterr().err
+
+
+def test_a_negative_interpretation_reads_as_a_value(tiny_cvrnn, tmp_path):
+    out = tmp_path / "o.mid"
+    assert main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_cvrnn),
+                 "--interpretation", "-2,0,0,0,0"]) == 0  # fmt: skip
+    assert len(read_midi(out)) == 84

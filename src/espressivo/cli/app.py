@@ -90,6 +90,25 @@ def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
             parser.add_argument(*names, dest=name, default=param.default, **kwargs)
 
 
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--opt -2,0,1`` -> ``--opt=-2,0,1``: argparse would read a value starting with a minus sign and a
+    digit as an option (it only accepts plain negative numbers)."""
+    out: list[str] = []
+    for token in argv:
+        if (
+            out
+            and out[-1].startswith("--")
+            and "=" not in out[-1]
+            and len(token) > 1
+            and token[0] == "-"
+            and (token[1].isdigit() or token[1] == ".")
+        ):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 class App:
     def __init__(self, prog: str, description: str):
         self.prog, self.description = prog, description
@@ -132,7 +151,7 @@ class App:
 
     def main(self, argv: list[str] | None = None) -> int:
         parser = self.parser()
-        args, extra = parser.parse_known_args(argv)
+        args, extra = parser.parse_known_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
         func = getattr(args, "_func", None)
         if func is None:
             parser.print_help(sys.stderr)
