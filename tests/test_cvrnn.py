@@ -332,3 +332,16 @@ def test_a_negative_interpretation_reads_as_a_value(tiny_cvrnn, tmp_path):
     assert main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_cvrnn),
                  "--interpretation", "-2,0,0,0,0"]) == 0  # fmt: skip
     assert len(read_midi(out)) == 84
+
+
+def test_reference_snippet_from_an_asap_pair_through_the_cli(tiny_cvrnn, asap, tmp_path):
+    """A test-split (n)ASAP performance as the reference, once with its alignment file and once aligned by
+    parangonar; the etude is played in its style."""
+    item = next(i for i in asap.performances("test") if i.alignment_fits_score)
+    out = tmp_path / "styled.mid"
+    base = ["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_cvrnn), "--reference",
+            str(item.performance_path), "--reference-score", str(item.score_path), "--reference-notes", "48"]  # fmt: skip
+    assert main([*base, "--reference-alignment", str(item.alignment_path)]) == 0
+    with_file = read_midi(out)
+    assert main(base) == 0
+    assert len(with_file) == 84 and len(read_midi(out)) == 84

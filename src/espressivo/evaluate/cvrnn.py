@@ -26,7 +26,7 @@ from espressivo.evaluate.render import PAPER_CVRNN_10, pearson, segment_features
 from espressivo.features.cvrnn import decode_performance, encode_performance, written_bpm
 
 
-def _piece_context(model, piece: dict, arrays: dict):
+def _piece_context(model, arrays: dict):
     """The track of a piece at a human's mean tempo and the score context of all its notes."""
     from espressivo.data.cvrnn import piece_arrays
     from espressivo.render.cvrnn import score_context
@@ -45,10 +45,8 @@ def primed_cvrnn(pretrained, pieces: list[dict], *, prime: int = 20, horizons=(1
     pooled = {m: {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons} for m in modes}
     points = 0
     for piece in pieces:
-        context = None
         for arrays in piece["pairs"]:
-            info, ctx = _piece_context(model, piece, arrays)
-            context = ctx if context is None else context
+            info, ctx = _piece_context(model, arrays)
             track, group, starts = info["track"], info["group"], info["starts"]
             written = written_bpm(arrays["onset_beat"], arrays["written"]["onset_sec"])
             n = len(track)
