@@ -339,8 +339,9 @@ def test_reference_snippet_from_an_asap_pair_through_the_cli(tiny_cvrnn, asap, t
     parangonar; the etude is played in its style."""
     item = next(i for i in asap.performances("test") if i.alignment_fits_score)
     out = tmp_path / "styled.mid"
-    base = ["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_cvrnn), "--reference",
-            str(item.performance_path), "--reference-score", str(item.score_path), "--reference-notes", "48"]  # fmt: skip
+    base = ["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_cvrnn),
+            "--reference", str(item.performance_path), "--reference-score", str(item.score_path),
+            "--reference-notes", "48"]  # fmt: skip
     assert main([*base, "--reference-alignment", str(item.alignment_path)]) == 0
     with_file = read_midi(out)
     assert main(base) == 0
