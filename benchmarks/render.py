@@ -8,9 +8,10 @@ features, windowed encoder + decoder sampling, decoding to a performance) — th
 after one warm-up render of 256 notes.  The goal in the issue is <= 5 s for 6,000 notes on 2 cores.
 
 A CVRNN (``--model cvrnn-small``) walks the score in one sequential pass (its state carries the
-interpretation), so it is timed that way only.  For a renderer, twice: with the default side-by-side segments, and in one sequential pass (``segment=0``, one run); for each,
-``tempo_jumps`` compares the change of local tempo between consecutive score onsets near the segment seams
-with the change everywhere (measured against the default segment plan in both, as a control).
+interpretation), so it is timed that way only.  For a renderer, twice: with the default side-by-side
+segments, and in one sequential pass (``segment=0``, one run); for each, ``tempo_jumps`` compares the change
+of local tempo between consecutive score onsets near the segment seams with the change everywhere (measured
+against the default segment plan in both, as a control).
 """
 
 from __future__ import annotations

@@ -346,3 +346,31 @@ def test_reference_snippet_from_an_asap_pair_through_the_cli(tiny_cvrnn, asap, t
     with_file = read_midi(out)
     assert main(base) == 0
     assert len(with_file) == 84 and len(read_midi(out)) == 84
+
+
+def test_sampled_decoding_keeps_onset_groups_in_order_and_smooths_the_tempo():
+    from espressivo.features.cvrnn import MIN_GROUP_IOI_SHARE, score_track
+    from espressivo.features.score import SCORE_FEATURE_DTYPE
+
+    n = 40
+    sf = np.zeros(n, SCORE_FEATURE_DTYPE)
+    sf["pitch"], sf["duration_beat"], sf["ts_beats"], sf["ts_beat_type"] = 60, 0.5, 4, 4
+    beats = np.arange(n) * 0.5
+    track = score_track(beats, sf, beats * 0.5)  # 120 BPM written
+    x = np.zeros((n, len(HEADS)), np.int64)
+    x[:, 0], x[:, 1] = 64, 49
+    x[:, 2] = np.where(np.arange(n) % 2, 0, 50)  # every other note drawn half a beat early: -50/100
+    x[:, 3] = np.where(np.arange(n) % 2, 99, 0)  # tempo jumping between -50 % and +49 %
+    raw = decode_performance(track, x)
+    smooth = decode_performance(track, x, sampled=True)
+    raw_on, on = np.sort(raw.notes["onset_sec"]), smooth.notes["onset_sec"][np.argsort(smooth.notes["id"])]
+    assert np.any(np.diff(raw.notes["onset_sec"][np.argsort(raw.notes["id"])]) < 0)  # raw: notes out of order
+    gaps = np.diff(on)
+    period = np.exp(np.mean(np.log([0.5 / 0.5, 0.5 / 1.49]))) * 0.5  # the smoothed tempo's beat period
+    assert gaps.min() >= MIN_GROUP_IOI_SHARE * 0.5 * period * 0.9
+    assert len(raw_on) == n
+    x[:, 2] = 50  # no micro-timing: the gaps show the tempo alone
+    steady = decode_performance(track, x, sampled=True)
+    inner = np.diff(np.sort(steady.notes["onset_sec"]))[8:-8]
+    jumpy = np.diff(np.sort(decode_performance(track, x).notes["onset_sec"]))[8:-8]
+    assert jumpy.max() / jumpy.min() > 2.5 and inner.max() / inner.min() < 1.1  # the alternation is smoothed away

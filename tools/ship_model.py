@@ -3,8 +3,8 @@ test evaluation and training summary in config.json (``default`` picks the lowes
 
     python tools/ship_model.py RUN_DIR NAME EVALUATION.json [SYSTEM]
 
-For a renderer or a CVRNN, EVALUATION.json is an ``espressivo evaluate render`` report and SYSTEM the label of this run's
-model in it (default: NAME).
+For a renderer or a CVRNN, EVALUATION.json is an ``espressivo evaluate render`` report and SYSTEM the label
+of this run's model in it (default: NAME).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def primed_cvrnn(pretrained, pieces: list[dict], *, prime: int = 20, horizons=(1
                 for mode in modes:
                     classes, _ = run(model, ctx[:, seg], prime=x[:prime], seed=seed + points, temperature=temperature,
                                      top_p=top_p, zero_z=mode == "zero")  # fmt: skip
-                    perf = decode_performance(sub, classes[0])
+                    perf = decode_performance(sub, classes[0], sampled=True)
                     rows = perf.notes["id"]
                     o = np.empty(len(rows))
                     o[rows] = perf.notes["onset_sec"]
@@ -105,7 +105,7 @@ def primed_cvrnn(pretrained, pieces: list[dict], *, prime: int = 20, horizons=(1
 def _segment_measures(track, classes) -> np.ndarray:
     """Mean velocity, tempo (% of the reference, from the onsets) and articulation (log2 performed /
     written duration at the segment's tempo) of a rendered segment."""
-    perf = decode_performance(track, classes)
+    perf = decode_performance(track, classes, sampled=True)
     rows = perf.notes["id"]
     onset = perf.notes["onset_sec"]
     beats = track.onset_beat[rows]

@@ -231,16 +231,44 @@ def encode_performance(
     return out
 
 
-def decode_performance(track: ScoreTrack, classes: np.ndarray, start_sec: float = 0.0) -> Performance:
+def kernel_smooth(at: np.ndarray, values: np.ndarray, fwhm: float = FWHM_BEATS) -> np.ndarray:
+    """Gaussian-kernel (Nadaraya-Watson) smoothing of ``values`` given at positions ``at`` (beats)."""
+    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    out = np.empty(len(at))
+    for lo in range(0, len(at), 512):
+        w = np.exp(-0.5 * ((at[None, :] - at[lo : lo + 512, None]) / sigma) ** 2)
+        out[lo : lo + 512] = (w * values).sum(1) / w.sum(1)
+    return out
+
+
+MIN_GROUP_IOI_SHARE = 0.3  # sampled timing: an onset group comes at least 30 % of its written IOI after the last
+
+
+def decode_performance(
+    track: ScoreTrack, classes: np.ndarray, start_sec: float = 0.0, *, sampled: bool = False
+) -> Performance:
     """Classes (score order) -> :class:`Performance` whose notes' ``id`` is the row in ``track``.  A group's
-    tempo is its first note's."""
+    tempo is its first note's.
+
+    ``sampled``: the classes were drawn note by note, not measured.  The group tempi are then smoothed with
+    the kernel the tempo targets were made with (FWHM 2 beats: a measured tempo curve is smooth by
+    construction, independent draws are not), and no onset group comes earlier than
+    ``MIN_GROUP_IOI_SHARE`` of its written distance after the previous one (a tail draw of the micro-onset
+    could otherwise put a group before the one it follows)."""
     if classes.ndim != 2 or classes.shape != (len(track), len(HEADS)):
         raise EspressivoError(f"classes must have shape ({len(track)}, {len(HEADS)})")
     group, starts = track.groups
     u = track.onset_beat[starts]
-    bp_hat = (60.0 / track.ref_bpm[starts]) / (1.0 + (classes[starts, 3] - 50) / 100.0)
+    factor = 1.0 + (classes[starts, 3] - 50) / 100.0
+    if sampled and len(u) > 1:
+        factor = np.exp(kernel_smooth(u, np.log(factor)))
+    bp_hat = (60.0 / track.ref_bpm[starts]) / factor
     micro = (classes[:, 2] - 50) / 100.0 * bp_hat[group]
     mean_micro = np.bincount(group, weights=micro) / np.bincount(group)
+    if sampled and len(u) > 1:
+        floor = -(1.0 - MIN_GROUP_IOI_SHARE) * np.diff(u) * bp_hat[1:]
+        lift = np.concatenate([[0.0], np.maximum(floor - mean_micro[1:], 0.0)])
+        micro, mean_micro = micro + lift[group], mean_micro + lift
     # P_g = P_{g-1} + (u_g - u_{g-1}) bp_g + mean micro-onset of g: a cumulative sum
     steps = np.concatenate([[0.0], np.diff(u) * bp_hat[1:]]) + mean_micro
     steps[0] = mean_micro[0]

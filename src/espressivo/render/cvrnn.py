@@ -155,7 +155,7 @@ def render_cvrnn(
                      sample_z=sample_z)  # fmt: skip
     results = []
     for rows in classes:
-        perf = decode_performance(track, rows)
+        perf = decode_performance(track, rows, sampled=True)
         notes = perf.notes.copy()  # track rows are score rows
         perf = finish(Performance(notes, perf.controls), score, replace(options, tempo=None))  # tempo: given above
         results.append(Rendering(perf, score, options))
