@@ -145,7 +145,7 @@ class CVRNNPairs:
 
 def _retime(onset, duration, bp, beats, previous, sd: float, rng):
     """Re-time a window group by group with a factor ``1 / (1 + noise)`` (zero-reverting noise)."""
-    group, starts = onset_groups(beats)
+    group, _ = onset_groups(beats)
     count = np.bincount(group)
     mean = np.bincount(group, weights=onset) / count
     first = previous[1] if previous is not None else mean[0]

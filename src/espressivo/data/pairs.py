@@ -1,8 +1,8 @@
 """Aligned score/performance pairs for renderers: per score note, score features + expression targets.
 
 ``espressivo data pairs --out DIR [--split train]`` writes one ``.npz`` per (n)ASAP performance
-(``score_features``, ``expression``, ``score_ids``, ``onset_beat``, ``performed``, ``written``) and ``pairs.json`` with what
-was kept and why the rest was dropped.
+(``score_features``, ``expression``, ``score_ids``, ``onset_beat``, ``performed``, ``written``) and
+``pairs.json`` with what was kept and why the rest was dropped.
 
 ``performed`` holds, per score note, the note the pianist played in absolute terms (``onset_sec``,
 ``duration_sec`` key-down, ``velocity``, ``pedal``: CC64 sampled at 0, 1/4, 1/2, 3/4 of the time to the next
@@ -111,7 +111,8 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
             continue
         buffer = io.BytesIO()
         np.savez(buffer, score_features=features, expression=expression.features, score_ids=score.notes["id"],
-                 onset_beat=score.notes["onset_beat"], origin_sec=np.array(expression.origin_sec), written=written_notes(score),
+                 onset_beat=score.notes["onset_beat"], origin_sec=np.array(expression.origin_sec),
+                 written=written_notes(score),
                  performed=performed_notes(score, perf, alignment, expression))  # fmt: skip
         atomic_write_bytes(path, buffer.getvalue())
         results.append(record | {"status": "kept", "notes": len(score), "matched": matched})
