@@ -374,3 +374,15 @@ def test_sampled_decoding_keeps_onset_groups_in_order_and_smooths_the_tempo():
     inner = np.diff(np.sort(steady.notes["onset_sec"]))[8:-8]
     jumpy = np.diff(np.sort(decode_performance(track, x).notes["onset_sec"]))[8:-8]
     assert jumpy.max() / jumpy.min() > 2.5 and inner.max() / inner.min() < 1.1  # the alternation is smoothed away
+
+
+def test_the_demo_steers_the_dimension_that_moved_the_tempo_most_consistently():
+    from types import SimpleNamespace
+
+    from espressivo.cli.main import _steering_dimension
+
+    row = lambda change, share: {"tempo_percent": {"mean_change_plus2_vs_minus2": change, "same_sign_share": share}}  # noqa: E731
+    dims = {"z1": row(30.0, 0.5), "z2": row(-20.0, 1.0), "z3": row(5.0, 1.0)}
+    assert _steering_dimension(SimpleNamespace(config={"evaluation": {"latent_dimensions": dims}})) == 1
+    assert _steering_dimension(SimpleNamespace(config={})) == 0
+    assert _steering_dimension(load_pretrained("cvrnn-small")) in range(5)  # the shipped model: z3 today

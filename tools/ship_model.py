@@ -37,6 +37,7 @@ def _evaluation(pretrained, report: dict, system: str) -> dict:
             "per_note": entry["per_note"],
             "primed": {k: primed.get(k) for k in ("z_zero", "z_prior", "starting_points")},
             "latent_consistency": report.get("latent_consistency", {}).get(system, {}).get("same_sign_share"),
+            "latent_dimensions": report.get("latent_consistency", {}).get(system, {}).get("dimensions"),
             "kl_per_dimension": report.get("kl_per_dimension", {}).get(system),
         }
     return {

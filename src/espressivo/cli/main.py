@@ -660,6 +660,17 @@ def _load_renderer(model: str, kinds: tuple[str, ...] = ("renderer", "cvrnn")):
     return pretrained
 
 
+def _steering_dimension(pretrained) -> int:
+    """The z dimension whose +-2 sigma shift changed the tempo most, and most consistently, in the model's test
+    evaluation (``latent_dimensions`` in its config); 0 when the config does not say."""
+    dims = pretrained.config.get("evaluation", {}).get("latent_dimensions") or {}
+    scores = {}
+    for name, row in dims.items():
+        tempo = row.get("tempo_percent", {})
+        scores[int(name[1:]) - 1] = abs(tempo.get("mean_change_plus2_vs_minus2", 0.0)) * tempo.get("same_sign_share", 0)
+    return max(scores, key=scores.get) if scores else 0
+
+
 def _read_alignment_for(score_path: Path, perf_path: Path, alignment: Path | None):
     """Score, performance and their alignment (parangonar's when no file is given)."""
     from espressivo.core.alignment import align
@@ -882,12 +893,11 @@ def demo(out: Path = Path("out")) -> None:
     )
     from espressivo.models.checkpoint import shipped_models
 
-    if "cvrnn-small" in shipped_models():  # the interpretation latent: one dimension pushed both ways
+    if "cvrnn-small" in shipped_models():  # the interpretation latent: its strongest dimension pushed both ways
         from espressivo.render.cvrnn import render_cvrnn
 
         cvrnn = _load_renderer("cvrnn-small", ("cvrnn",))
-        kl = cvrnn.config.get("evaluation", {}).get("kl_per_dimension") or [0.0]
-        dim = int(np.argmax(kl))
+        dim = _steering_dimension(cvrnn)
         lines = []
         for label, value in (("minus2", -2.0), ("plus2", 2.0)):
             shift = np.zeros(cvrnn.model.config.z_dim)
