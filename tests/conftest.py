@@ -53,3 +53,19 @@ def tiny_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("renderer", "tiny", slot_sizes=slot_sizes(tok)).eval()
     return save_checkpoint(tmp_path_factory.mktemp("renderer"), model, "renderer", tok)
+
+
+def small_pairs(out: Path, asap_root: Path, limit: int) -> Path:
+    """Aligned pairs of the first ``limit`` test-split performances: the first is the validation split, the
+    rest train (tiny training runs)."""
+    import json
+
+    from espressivo.cli import main
+
+    assert main(["data", "pairs", "--out", str(out), "--root", str(asap_root.parent), "--split", "test",
+                 "--limit", str(limit), "--workers", "1"]) == 0  # fmt: skip
+    index = json.loads((out / "pairs.json").read_text())
+    for i, entry in enumerate(index["entries"]):
+        entry["split"] = "validation" if i == 0 else "train"
+    (out / "pairs.json").write_text(json.dumps(index))
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -25,7 +24,7 @@ from espressivo.models import build_model
 from espressivo.models.checkpoint import load_pretrained, save_checkpoint
 from espressivo.render import RenderOptions, render
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, small_pairs
 
 
 @pytest.fixture(scope="module")
@@ -237,14 +236,7 @@ def test_long_score_renders_every_note(tiny_cvrnn):
 # ---------------------------------------------------------------------------- training task
 @pytest.fixture(scope="module")
 def cvrnn_pairs(tmp_path_factory, asap_root):
-    out = tmp_path_factory.mktemp("cpairs")
-    assert main(["data", "pairs", "--out", str(out), "--root", str(asap_root.parent), "--split", "test",
-                 "--limit", "2", "--workers", "1"]) == 0  # fmt: skip
-    index = json.loads((out / "pairs.json").read_text())
-    for i, entry in enumerate(index["entries"]):
-        entry["split"] = "validation" if i == 0 else "train"
-    (out / "pairs.json").write_text(json.dumps(index))
-    return out
+    return small_pairs(tmp_path_factory.mktemp("cpairs"), asap_root, 2)
 
 
 def test_cvrnn_windows_with_augmentation(cvrnn_pairs):

@@ -25,7 +25,7 @@ from espressivo.models import build_model
 from espressivo.models.checkpoint import load_pretrained
 from espressivo.render import RenderOptions, render, tempo_mapped_bytes
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, small_pairs
 
 TOK = render_tokenizer()
 
@@ -237,14 +237,7 @@ def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_
 # ---------------------------------------------------------------------------- training tasks
 @pytest.fixture(scope="module")
 def render_pairs(tmp_path_factory, asap_root):
-    out = tmp_path_factory.mktemp("rpairs")
-    assert main(["data", "pairs", "--out", str(out), "--root", str(asap_root.parent), "--split", "test",
-                 "--limit", "3", "--workers", "1"]) == 0  # fmt: skip
-    index = json.loads((out / "pairs.json").read_text())
-    for i, entry in enumerate(index["entries"]):
-        entry["split"] = "validation" if i == 0 else "train"
-    (out / "pairs.json").write_text(json.dumps(index))
-    return out
+    return small_pairs(tmp_path_factory.mktemp("rpairs"), asap_root, 3)
 
 
 def test_render_pairs_windows(render_pairs):

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from espressivo.evaluate.render import PAPER_CVRNN_10, pearson, segment_features
+from espressivo.evaluate.render import PAPER_CVRNN_10, pooled_pearson, segment_features
 from espressivo.features.cvrnn import decode_performance, encode_performance, written_bpm
 
 
@@ -82,18 +82,11 @@ def primed_cvrnn(pretrained, pieces: list[dict], *, prime: int = 20, horizons=(1
                             pooled[mode][hz][k][0].append(pred[k][window])
                             pooled[mode][hz][k][1].append(truth[k][window])
                 points += 1
-    out = {"starting_points": points}
-    for mode in modes:
-        table = {}
-        for hz, feats in pooled[mode].items():
-            row = {}
-            for k, (a, b) in feats.items():
-                if a:
-                    x, y = np.concatenate(a), np.concatenate(b)
-                    ok = np.isfinite(x) & np.isfinite(y)
-                    row[k] = pearson(x[ok], y[ok])
-            table[f"{hz}_notes"] = row
-        out["z_prior" if mode == "prior" else "z_zero"] = table
+    out = {
+        "starting_points": points,
+        "z_prior": pooled_pearson(pooled["prior"]),
+        "z_zero": pooled_pearson(pooled["zero"]),
+    }
     out["paper"] = {"10_notes": {"z_zero": {"velocity": 0.61, "onset_deviation": 0.02, "duration": 0.77, "tempo": 0.07},
                                  "z_prior": PAPER_CVRNN_10},
                     "40_notes": {"z_zero": {"velocity": 0.37, "onset_deviation": 0.19, "duration": 0.82, "tempo": 0.00},

@@ -273,19 +273,22 @@ def primed_protocol(
                             human_pooled[hz][k][1].append(true_f[k][window])
                 points += 1
 
-    def summarise(table):
-        out = {}
-        for hz, feats in table.items():
-            row = {}
-            for k, (a, b) in feats.items():
-                if a:
-                    x, y = np.concatenate(a), np.concatenate(b)
-                    ok = np.isfinite(x) & np.isfinite(y)
-                    row[k] = pearson(x[ok], y[ok])
-            out[f"{hz}_notes"] = row
-        return out
+    return {"starting_points": points, "model": pooled_pearson(pooled), "human": pooled_pearson(human_pooled)}
 
-    return {"starting_points": points, "model": summarise(pooled), "human": summarise(human_pooled)}
+
+def pooled_pearson(table: dict) -> dict:
+    """``{horizon: {feature: (predicted parts, true parts)}}`` -> ``{"H_notes": {feature: r}}``, Pearson r over
+    the concatenated parts (non-finite pairs left out)."""
+    out = {}
+    for hz, feats in table.items():
+        row = {}
+        for k, (a, b) in feats.items():
+            if a:
+                x, y = np.concatenate(a), np.concatenate(b)
+                ok = np.isfinite(x) & np.isfinite(y)
+                row[k] = pearson(x[ok], y[ok])
+        out[f"{hz}_notes"] = row
+    return out
 
 
 # ---------------------------------------------------------------------------- the whole evaluation

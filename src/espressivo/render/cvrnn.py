@@ -165,18 +165,21 @@ def render_cvrnn(
 def performed_track(score: Score, performance: Performance, alignment: Alignment):
     """The score's track at the performer's mean tempo and the performance's classes (score order);
     unplayed notes get interpolated values (as the training pairs)."""
-    from espressivo.data.pairs import performed_notes, performed_tempo_scale, written_notes
+    from espressivo.data.cvrnn import piece_arrays
+    from espressivo.data.pairs import performed_notes, written_notes
     from espressivo.features import encode_expression, score_features
-    from espressivo.features.cvrnn import score_track
 
     expression = encode_expression(score, performance, alignment)
-    played = performed_notes(score, performance, alignment, expression)
-    written = written_notes(score)
-    matched = expression.features["matched"]
-    scale = performed_tempo_scale(written["onset_sec"], played["onset_sec"], matched)
-    track = score_track(score.notes["onset_beat"], score_features(score), written["onset_sec"], 1.0 / scale)
-    x = encode_performance(track, played["onset_sec"], played["duration_sec"], played["velocity"], played["pedal"])
-    return track, x, matched
+    info = piece_arrays({
+        "written": written_notes(score),
+        "performed": performed_notes(score, performance, alignment, expression),
+        "expression": expression.features,
+        "onset_beat": score.notes["onset_beat"],
+        "score_features": score_features(score),
+    })  # fmt: skip
+    x = encode_performance(info["track"], info["onset"], info["duration"], info["velocity"], info["pedal"],
+                           beat_period=info["beat_period"])  # fmt: skip
+    return info["track"], x, info["matched"]
 
 
 def interpret(pretrained, score: Score, performance: Performance, alignment: Alignment | None = None):
