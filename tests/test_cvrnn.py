@@ -218,7 +218,16 @@ def test_parse_interpretation_constant_and_curve():
     assert np.array_equal(parse_interpretation("1,0,0,0,-2", 5, pos), np.tile([1, 0, 0, 0, -2], (4, 1)))
     curve = parse_interpretation("0:-2,0,0,0,0; 1:2,0,0,0,0", 5, pos)
     assert np.allclose(curve[:, 0], [-2, -1, 0, 2]) and not curve[:, 1:].any()
-    for bad in ("1,2", "a,b,c,d,e", "2:0,0,0,0,0", "0:1,1,1,1,1;x:0,0,0,0,0", "99,0,0,0,0", "nan,0,0,0,0"):
+    for bad in (
+        "1,2",
+        "a,b,c,d,e",
+        "2:0,0,0,0,0",
+        "0:1,1,1,1,1;x:0,0,0,0,0",
+        "99,0,0,0,0",
+        "nan,0,0,0,0",
+        ";;",
+        "0:1,1,1,1,1;0:2,2,2,2,2",
+    ):
         with pytest.raises(EspressivoError):
             parse_interpretation(bad, 5, pos)
 
@@ -298,6 +307,17 @@ def test_bad_steering_input_is_one_line_and_exit_2(tiny_cvrnn, tmp_path, capsys,
                  str(tiny_cvrnn), *args])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_performance_of_another_piece_is_refused(tiny_cvrnn, asap, tmp_path, capsys):
+    item = next(i for i in asap.performances("test") if i.alignment_fits_score)
+    etude, etude_perf = EXAMPLES / "etude.musicxml", EXAMPLES / "etude_performance.mid"
+    for perf, score in ((etude_perf, item.score_path), (item.performance_path, etude)):
+        code = main(["interpret", str(perf), "--score", str(score), "-o", str(tmp_path / "z.npy"), "--model",
+                     str(tiny_cvrnn)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "is it a performance of that score?" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "z.npy").exists()
 
 
 def test_steering_a_renderer_is_refused(tmp_path, capsys):

@@ -671,6 +671,9 @@ def _steering_dimension(pretrained) -> int:
     return max(scores, key=scores.get) if scores else 0
 
 
+MIN_ALIGNED_SHARE = 0.5  # of the performance's notes, or of the score's, that must align
+
+
 def _read_alignment_for(score_path: Path, perf_path: Path, alignment: Path | None):
     """Score, performance and their alignment (parangonar's when no file is given)."""
     from espressivo.core.alignment import align
@@ -689,8 +692,14 @@ def _read_alignment_for(score_path: Path, perf_path: Path, alignment: Path | Non
         as_written = read_score(score_path, unfold=False)
         if len(found.indices(as_written, perf)[0]) > len(found.indices(the_score, perf)[0]):
             the_score = as_written
-    if len(found.indices(the_score, perf)[0]) < 2:
+    matched = len(found.indices(the_score, perf)[0])
+    if matched < 2:
         raise EspressivoError(f"{perf_path}: fewer than two notes align with {score_path.name}")
+    if max(matched / len(perf), matched / len(the_score)) < MIN_ALIGNED_SHARE:  # a snippet or an excerpt is fine
+        raise EspressivoError(
+            f"{perf_path}: only {matched} of its {len(perf)} notes align with the {len(the_score)} notes of "
+            f"{score_path.name}; is it a performance of that score?"
+        )
     return the_score, perf, found
 
 

@@ -253,6 +253,8 @@ def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndar
             raise EspressivoError(f"--interpretation: keyframe positions lie in 0..1, got {key}")
         keys.append(key)
         rows.append(numbers(values))
+    if len(set(keys)) != len(keys):
+        raise EspressivoError("--interpretation: two keyframes at the same position")
     order = np.argsort(keys)
     keys, rows = np.array(keys)[order], np.array(rows)[order]
     return np.stack([np.interp(where, keys, rows[:, d]) for d in range(z_dim)], 1)
