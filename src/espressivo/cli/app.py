@@ -2,7 +2,7 @@
 
 Parameters without a default become positional arguments, the others ``--options`` (``snake_case``
 → ``--kebab-case``).  Supported annotations: ``str``, ``int``, ``float``, ``bool`` (``--flag`` /
-``--no-flag``), ``Path``, ``Literal[...]`` (choices) and ``X | None``.  The first docstring line is
+``--no-flag``), ``Path``, ``Literal[...]`` (choices), ``list[X]`` (one or more) and ``X | None``.  The first docstring line is
 the command's help; lines ``name: text`` under ``Args:`` describe the parameters.
 
 Errors are one line on stderr and exit status 2: :class:`EspressivoError` from the command, and
@@ -74,7 +74,11 @@ def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
                 raise TypeError(f"{func.__name__}: name the bool parameter {name!r} positively (--x / --no-x)")
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=param.default, help=help_text)
             continue
-        if typing.get_origin(annotation) is typing.Literal:
+        if typing.get_origin(annotation) is list:  # one or more values (positional: FILES...)
+            kwargs["nargs"] = "+"
+            (item,) = typing.get_args(annotation) or (str,)
+            kwargs["type"] = Path if item is Path else _positive(item) if item in (int, float) else str
+        elif typing.get_origin(annotation) is typing.Literal:
             kwargs["choices"] = list(typing.get_args(annotation))
         elif annotation in (int, float):
             kwargs["type"] = _positive(annotation)

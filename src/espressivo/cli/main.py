@@ -13,11 +13,14 @@ from typing import Literal
 import numpy as np
 
 from espressivo.cli.app import App
+from espressivo.cli.embed import register as register_embedding_commands
 from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
 
-app = App("espressivo", "Expressive piano performance: look at, listen to and (soon) render performances.")
+app = App(
+    "espressivo", "Expressive piano performance: look at, listen to, render, generate, embed and classify performances."
+)
 NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 KEYS = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
 
@@ -918,6 +921,9 @@ def demo(out: Path = Path("out")) -> None:
             velocity = perf.notes["velocity"].mean()
             lines.append(f"{path.name} + .wav ({perf.end_sec:.1f} s, mean velocity {velocity:.0f})")
         print(f"rendered with cvrnn-small, z{dim + 1} at -2 and +2 prior sigmas: " + "; ".join(lines))
+
+
+register_embedding_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from espressivo.errors import EspressivoError
 from espressivo.models.cvrnn import CVRNN, CVRNNConfig
+from espressivo.models.embedder import Embedder, EmbedderConfig
 from espressivo.models.perfrnn import PerfRNN, PerfRNNConfig
 from espressivo.models.renderer import Renderer, RendererConfig
 from espressivo.models.transformer import Transformer, TransformerConfig
@@ -15,6 +16,7 @@ MODEL_TYPES = {
     "transformer": (TransformerConfig, Transformer),
     "renderer": (RendererConfig, Renderer),
     "cvrnn": (CVRNNConfig, CVRNN),
+    "embedder": (EmbedderConfig, Embedder),
 }
 
 
@@ -42,6 +44,8 @@ __all__ = [
     "CVRNN",
     "MODEL_TYPES",
     "CVRNNConfig",
+    "Embedder",
+    "EmbedderConfig",
     "PerfRNN",
     "PerfRNNConfig",
     "Renderer",

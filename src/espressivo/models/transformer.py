@@ -169,6 +169,11 @@ class Transformer(nn.Module):
 
     def step(self, idx: torch.Tensor, cache=None):
         """Run ``idx`` (B, T) after what ``cache`` holds (None: from scratch, no cache kept)."""
+        hidden, cache = self.features(idx, cache)
+        return self.head(hidden), cache
+
+    def features(self, idx: torch.Tensor, cache=None):
+        """The normalised last-layer states (B, T, d_model) that the LM head reads, and the cache."""
         pos = 0 if cache is None else cache["pos"]
         t = idx.size(1)
         if pos + t > self.config.max_seq_len:
@@ -179,7 +184,26 @@ class Transformer(nn.Module):
             x = block(x, rotation, None if cache is None else cache["layers"][i], pos)
         if cache is not None:
             cache["pos"] = pos + t
-        return self.head(self.norm(x)), cache
+        return self.norm(x), cache
+
+    def pool(self, idx: torch.Tensor, last: torch.Tensor, mode: str = "last", group: int = 4) -> torch.Tensor:
+        """One state (N, d_model) per right-padded row: the last-layer state at position ``last`` (``last``),
+        or the mean over positions ``0..last - 1`` (``mean``).  Rows run in groups of ``group`` of similar
+        length, each cut after its longest ``last``: attention is causal, so padding after ``last`` never
+        changes what is read, and is not computed (small groups are also faster on CPU)."""
+        order = torch.argsort(last)
+        states = []
+        for start in range(0, len(order), group):
+            rows = order[start : start + group]
+            ends = last[rows]
+            hidden, _ = self.features(idx[rows, : int(ends.max()) + 1])
+            if mode == "last":
+                states.append(hidden[torch.arange(len(rows), device=idx.device), ends])
+            else:
+                inside = torch.arange(hidden.size(1), device=idx.device)[None, :] < ends[:, None]
+                total = (hidden * inside[..., None]).sum(1)
+                states.append(total / ends.clamp(min=1)[:, None])
+        return torch.cat(states)[torch.argsort(order)]
 
     @staticmethod
     def reorder_state(cache, index: torch.Tensor):

@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.errors import EspressivoError
+from espressivo.train.tasks import TASKS
 
 
 @dataclass
 class TrainConfig:
     data: str = ""  # a prepared token corpus, or aligned pairs (renderer fine-tuning)
     out: str = "runs/run"
-    task: str = "auto"  # lm, denoise, render or cvrnn (auto: from the model type and the data folder)
+    task: str = "auto"  # lm, denoise, render, cvrnn, contrastive, classify (auto: from model type and data)
     mask_prob: float = 0.3  # denoise: share of slots masked
     score_tempo: str = "written"  # render: the score at its written tempo, or "performed" (see RenderPairs)
     model_type: str = "transformer"
@@ -62,7 +63,10 @@ class TrainConfig:
     augment_stretch: float = 0.05
     augment_velocity: int = 4
     augment_tempo_noise: float = 0.05  # cvrnn: sd of the zero-reverting tempo-curve noise (fraction)
-    init_from: str = ""  # start from this checkpoint folder's weights (fine-tuning / continued training)
+    init_from: str = ""  # start from this checkpoint's weights (a folder or a shipped model's name)
+    min_notes: int = 48  # contrastive / classify: slices of min_notes..max_notes notes, seq_len tokens at most
+    max_notes: int = 160
+    label: str = ""  # classify: composer, period, or a labels CSV (file,label[,split])
 
     @classmethod
     def from_file(cls, path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -112,10 +116,8 @@ class TrainConfig:
             ),
             (self.autocast in ("auto", "bf16", "none"), "autocast must be auto, bf16 or none"),
             (isinstance(self.model_overrides, dict), "model_overrides must be a mapping of model settings"),
-            (
-                self.task in ("auto", "lm", "denoise", "render", "cvrnn"),
-                "task must be auto, lm, denoise, render or cvrnn",
-            ),
+            (self.task in ("auto", *TASKS), f"task must be auto or one of {', '.join(TASKS)}"),
+            (1 <= self.min_notes <= self.max_notes, "need 1 <= min_notes <= max_notes"),
             (0 <= self.augment_tempo_noise <= 0.3, "augment_tempo_noise must lie in 0..0.3"),
             (0 < self.mask_prob < 1, "mask_prob must lie in (0, 1)"),
             (self.score_tempo in ("written", "performed"), "score_tempo must be written or performed"),
@@ -186,7 +188,9 @@ class Trainer:
         self.rng = np.random.default_rng([c.seed, self.rank])
         self.model = build_model(c.model_type, c.model, **self.task.model_settings(), **c.model_overrides)
         if c.init_from:
-            self._load_weights(Path(c.init_from))
+            from espressivo.models.checkpoint import resolve
+
+            self._load_weights(resolve(c.init_from))
         self.model.to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
@@ -212,7 +216,9 @@ class Trainer:
             raise EspressivoError(f"{folder}: cannot read model.safetensors to start from ({err})") from None
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         missing, unexpected = self.model.load_state_dict(state, strict=False)
-        if set(missing) - set(getattr(self.model, "tied_weights", ())) or unexpected:
+        fresh = getattr(self.model, "fresh_weights", ())  # new parts on a pretrained body (heads)
+        missing = {m for m in missing if not m.startswith(fresh)} if fresh else set(missing)
+        if missing - set(getattr(self.model, "tied_weights", ())) or unexpected:
             raise EspressivoError(f"{folder}: its weights do not fit the configured model")
 
     # ------------------------------------------------------------------ state

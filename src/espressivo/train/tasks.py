@@ -6,6 +6,9 @@
                                                       pretraining: each slot masked with ``mask_prob``)
 ``render`` aligned pairs (``data pairs``)             score -> performance (renderer fine-tuning)
 ``cvrnn``  aligned pairs (``data pairs``)             the CVRNN's ELBO (score + performance windows)
+``contrastive``  MIDI sources (``asap,supra``)        NT-Xent on two slices per performance (embedder)
+``classify``  sources + ``label`` (composer, period,   cross-entropy on one slice per labelled file,
+           or a labels CSV)                          classes sampled evenly (embedder with a head)
 =========  ========================================  ================================================
 
 Every task gives ``batch(rng)`` (keyword arguments of the model's ``forward``), ``validation()`` (fixed
@@ -22,7 +25,7 @@ import numpy as np
 
 from espressivo.errors import EspressivoError
 
-TASKS = ("lm", "denoise", "render", "cvrnn")
+TASKS = ("lm", "denoise", "render", "cvrnn", "contrastive", "classify")
 
 
 def spread(items: list, count: int) -> list:
@@ -32,9 +35,11 @@ def spread(items: list, count: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
-def default_task(model_type: str, data: str) -> str:
+def default_task(model_type: str, data: str, label: str = "") -> str:
     if model_type == "cvrnn":
         return "cvrnn"
+    if model_type == "embedder":
+        return "classify" if label else "contrastive"
     if model_type != "renderer":
         return "lm"
     return "render" if (Path(data) / "pairs.json").is_file() else "denoise"
@@ -180,10 +185,121 @@ class CVRNNTask(_NoteTask):
             yield batch, int(batch["keep"].sum())
 
 
+class _SliceTask:
+    """Shared by the embedder's tasks: the tokenizer of the model it starts from, slices packed into rows."""
+
+    def __init__(self, c, device):
+        import torch
+
+        self.torch, self.c, self.device = torch, c, device
+        self.tokenizer = self._start_tokenizer(c.init_from)
+
+    @staticmethod
+    def _start_tokenizer(init_from: str):
+        import json
+
+        from espressivo.models.checkpoint import resolve
+        from espressivo.tokenizers import from_dict, from_name
+
+        if not init_from:
+            return from_name("performance-rnn")
+        try:
+            return from_dict(json.loads((resolve(init_from) / "config.json").read_text())["tokenizer"])
+        except (OSError, ValueError, KeyError) as err:
+            raise EspressivoError(
+                f"{init_from}: cannot read the tokenizer of the model to start from ({err})"
+            ) from None
+
+    def model_settings(self) -> dict:
+        return {"vocab_size": len(self.tokenizer.vocab), "pad_id": self.tokenizer.pad_id}
+
+    def _rows(self, views, **extra) -> dict:
+        from espressivo.data.performances import pack
+
+        idx, last = pack(self.tokenizer, views, self.c.seq_len)
+        arrays = {"idx": idx, "last": last} | extra
+        return {k: self.torch.from_numpy(np.asarray(v)).to(self.device) for k, v in arrays.items()}
+
+    def validation(self) -> Iterator[tuple[dict, int]]:
+        for batch in self.val_batches:
+            yield batch, len(batch["last"])
+
+
+class ContrastiveTask(_SliceTask):
+    """SimCLR on performances: the two views of one performance are positives, the rest of the batch
+    (``batch_size`` performances of distinct pieces) negatives; train files of the sources in ``data``."""
+
+    def __init__(self, c, augmentation, device, rank: int):
+        from espressivo.data.performances import SliceSampler, load_items
+
+        super().__init__(c, device)
+        items, _ = load_items(c.data, splits=("train", "validation"))
+        train = [i for i in items if i.split == "train"]
+        self.sampler = SliceSampler(train, c.min_notes, c.max_notes, augmentation)
+        held = [i for i in items if i.split == "validation" and len(i) >= c.min_notes]
+        validation = SliceSampler(held if len(held) >= 2 else train, c.min_notes, c.max_notes)  # else: train
+        rng = np.random.default_rng(0)  # the same validation pairs at every evaluation
+        count = max(1, c.eval_windows // (2 * c.batch_size))
+        self.val_batches = [self._pairs(validation.pairs(rng, c.batch_size)) for _ in range(count)]
+
+    def _pairs(self, views) -> dict:
+        n = len(views) // 2
+        return self._rows(views, positive=np.concatenate([np.arange(n, 2 * n), np.arange(n)]))
+
+    def batch(self, rng: np.random.Generator) -> dict:
+        return self._pairs(self.sampler.pairs(rng, self.c.batch_size))
+
+
+class ClassifyTask(_SliceTask):
+    """Fine-tuning with a class head: one slice per labelled train file, classes drawn evenly."""
+
+    def __init__(self, c, augmentation, device, rank: int):
+        from espressivo.data.performances import SliceSampler, labelled_items
+
+        super().__init__(c, device)
+        if not c.label:
+            raise EspressivoError("task classify needs `label`: composer, period or a labels CSV")
+        items, labels, self.classes = labelled_items(c.label, c.data)
+        code = {name: i for i, name in enumerate(self.classes)}
+        self.samplers, self.codes = {}, {}
+        for split in ("train", "validation"):
+            chosen = [i for i, item in enumerate(items) if item.split == split and len(item) >= c.min_notes]
+            if not chosen:
+                continue
+            per_class = {lab: sum(len(items[i]) for i in chosen if labels[i] == lab) for lab in self.classes}
+            weights = [len(items[i]) / per_class[labels[i]] for i in chosen]  # every class equally often
+            self.samplers[split] = SliceSampler([items[i] for i in chosen], c.min_notes, c.max_notes,
+                                                augmentation if split == "train" else None, weights)  # fmt: skip
+            self.codes[split] = np.array([code[labels[i]] for i in chosen])
+        if "train" not in self.samplers:
+            raise EspressivoError(f"{c.label}: no labelled training file has {c.min_notes} notes or more")
+        split = "validation" if "validation" in self.samplers else "train"  # no held-out files: train slices
+        rng = np.random.default_rng(0)
+        count = max(1, c.eval_windows // c.batch_size)
+        self.val_batches = [self._labelled(split, rng) for _ in range(count)]
+
+    def model_settings(self) -> dict:
+        return super().model_settings() | {"classes": tuple(self.classes)}
+
+    def _labelled(self, split: str, rng: np.random.Generator) -> dict:
+        views, chosen = self.samplers[split].singles(rng, self.c.batch_size)
+        return self._rows(views, labels=self.codes[split][chosen])
+
+    def batch(self, rng: np.random.Generator) -> dict:
+        return self._labelled("train", rng)
+
+
+EMBEDDER_TASKS = {"contrastive": ContrastiveTask, "classify": ClassifyTask}
+
+
 def make_task(c, augmentation, device, rank: int = 0):
-    name = c.task if c.task != "auto" else default_task(c.model_type, c.data)
+    name = c.task if c.task != "auto" else default_task(c.model_type, c.data, c.label)
     if (name == "cvrnn") != (c.model_type == "cvrnn"):
         raise EspressivoError("the cvrnn model trains with task cvrnn (aligned pairs), and only it")
+    if (name in EMBEDDER_TASKS) != (c.model_type == "embedder"):
+        raise EspressivoError("the embedder trains with task contrastive or classify, and only it")
+    if name in EMBEDDER_TASKS:
+        return EMBEDDER_TASKS[name](c, augmentation, device, rank)
     if name == "cvrnn":
         return CVRNNTask(c, augmentation, device, rank)
     if name == "lm" and c.model_type == "renderer":
