@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python benchmarks/tokenize.py
 	$(BIN)/python benchmarks/lm.py
 	$(BIN)/python benchmarks/render.py
+	$(BIN)/python benchmarks/embed.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

@@ -272,3 +272,19 @@ def test_bad_files_in_a_folder_are_skipped(tiny_embedder, labelled_folder, tmp_p
     assert main(["embed", str(folder), "--model", str(tiny_embedder), "-o", str(tmp_path / "e.npz")]) == 0
     assert "skipped 1 file(s)" in capsys.readouterr().err
     assert EmbeddingIndex.load(tmp_path / "e.npz").names == [str(folder / "fine.mid")]
+
+
+# ---------------------------------------------------------------- real data
+def test_asap_labels_follow_the_piece_split(asap_root):
+    from espressivo.data.performances import composer_classes, labels_for, load_items
+
+    items, failed = load_items("asap", asap_root.parent)
+    assert not failed and len(items) > 1000
+    assert composer_classes(items) == [
+        "Bach", "Beethoven", "Chopin", "Haydn", "Liszt", "Mozart", "Rachmaninoff", "Ravel", "Schubert", "Schumann"
+    ]  # fmt: skip
+    pieces = {split: {i.piece for i in items if i.split == split} for split in ("train", "validation", "test")}
+    assert not pieces["train"] & pieces["test"] and not pieces["train"] & pieces["validation"]
+    periods = labels_for(items, "period")
+    assert None not in periods
+    assert {p for p, i in zip(periods, items, strict=True) if i.composer == "Bach"} == {"Baroque"}

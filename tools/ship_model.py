@@ -4,7 +4,7 @@ test evaluation and training summary in config.json (``default`` picks the lowes
     python tools/ship_model.py RUN_DIR NAME EVALUATION.json [SYSTEM]
 
 For a renderer or a CVRNN, EVALUATION.json is an ``espressivo evaluate render`` report and SYSTEM the label
-of this run's model in it (default: NAME).
+of this run's model in it (default: NAME); for an embedder, an ``espressivo evaluate embed`` report.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def _evaluation(pretrained, report: dict, system: str) -> dict:
             "latent_dimensions": report.get("latent_consistency", {}).get(system, {}).get("dimensions"),
             "kl_per_dimension": report.get("kl_per_dimension", {}).get(system),
         }
+    if pretrained.model_type == "embedder":  # an `espressivo evaluate embed` report
+        tasks = {t: e["results"][system]["all"] for t, e in report["tasks"].items()}
+        return {"split": "test", "probe": tasks, "retrieval": report["retrieval"][system],
+                "max_chunks": report["max_chunks"]}  # fmt: skip
     return {
         "split": report["split"],
         "test_nll_nats_per_token": round(report["nll_nats_per_token"], 4),
@@ -53,6 +57,7 @@ DATA = {
     "denoise": "(n)ASAP train + SUPRA performances, note tokens, masked denoising",
     "render": "aligned (n)ASAP train pairs (espressivo data pairs)",
     "cvrnn": "aligned (n)ASAP train pairs (espressivo data pairs), CVRNN classes",
+    "contrastive": "(n)ASAP train + SUPRA performances, two slices per performance (NT-Xent)",
 }
 
 

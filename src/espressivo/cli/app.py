@@ -2,8 +2,8 @@
 
 Parameters without a default become positional arguments, the others ``--options`` (``snake_case``
 → ``--kebab-case``).  Supported annotations: ``str``, ``int``, ``float``, ``bool`` (``--flag`` /
-``--no-flag``), ``Path``, ``Literal[...]`` (choices), ``list[X]`` (one or more) and ``X | None``.  The first docstring line is
-the command's help; lines ``name: text`` under ``Args:`` describe the parameters.
+``--no-flag``), ``Path``, ``Literal[...]`` (choices), ``list[X]`` (one or more) and ``X | None``.
+The first docstring line is the command's help; lines ``name: text`` under ``Args:`` describe the parameters.
 
 Errors are one line on stderr and exit status 2: :class:`EspressivoError` from the command, and
 argparse's own usage errors.  Set ``ESPRESSIVO_DEBUG=1`` to see tracebacks.

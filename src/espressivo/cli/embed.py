@@ -111,9 +111,8 @@ def classify_train(
         raise EspressivoError("give one of --task (composer, period) or --labels CSV")
     label = task or str(labels)
     if method == "finetune":
-        from espressivo.train.engine import TrainConfig, train
-
         from espressivo.models.checkpoint import resolve
+        from espressivo.train.engine import TrainConfig, train
 
         if steps < 1:
             raise EspressivoError("--steps must be 1 or more")
@@ -230,6 +229,7 @@ def evaluate_embed(
     max_chunks: int = 8,
     json: Path | None = None,
     markdown: Path | None = None,
+    cache: Path | None = None,
     root: Path | None = None,
 ) -> None:
     """Evaluate embeddings on the (n)ASAP test split: linear-probe accuracy and macro-F1 for composer and
@@ -242,6 +242,7 @@ def evaluate_embed(
         max_chunks: chunks embedded per file, spread over it (0: all; slow)
         json: write the report here
         markdown: write the tables here
+        cache: keep each network's vectors in this folder and reuse them (same model, files and chunking)
         root: the shared data folder holding asap/
     """
     import json as json_module
@@ -259,10 +260,17 @@ def evaluate_embed(
     representations, timing = {}, {}
     for name in [model, baseline] if baseline else [model]:
         embedder = FileEmbedder.load(name, max_chunks=max_chunks)
-        started = time.time()
         label = name if embedder.kind == "projection" else f"{name} (mean state, before contrastive training)"
+        stored = _cache_path(cache, embedder, items) if cache else None
+        if stored is not None and stored.is_file():
+            representations[label] = np.load(stored)
+            continue
+        started = time.time()
         representations[label] = _embed_items(embedder, items)
         timing[label] = round(time.time() - started, 1)
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            np.save(stored, representations[label])
     representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
     report = evaluate_representations(items, representations, standardise=("statistics",))
     report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}
@@ -272,6 +280,18 @@ def evaluate_embed(
     if markdown:
         atomic_write_bytes(markdown, text.encode())
     print(text)
+
+
+def _cache_path(cache: Path, embedder, items) -> Path:
+    """A file name that changes with the weights, the chunking and the files embedded."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{embedder.chunk_notes}|{embedder.max_chunks}|{embedder.precision}".encode())
+    for tensor in embedder.model.state_dict().values():
+        digest.update(tensor.float().numpy().tobytes()[:4096])
+    for item in items:
+        digest.update(f"{item.path}|{len(item)}\n".encode())
+    return Path(cache) / f"{Path(embedder.name).name}-{digest.hexdigest()[:16]}.npy"
 
 
 def register(app) -> None:

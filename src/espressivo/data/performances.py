@@ -11,6 +11,7 @@ own.  Labels come from the composer: ``composer`` (classes with enough training 
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ def chunk_spans(n_notes: int, chunk_notes: int, max_chunks: int = 0) -> list[tup
         return []
     n = -(-n_notes // chunk_notes)
     bounds = np.linspace(0, n_notes, n + 1).round().astype(int)
-    spans = [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    spans = [(int(a), int(b - a)) for a, b in itertools.pairwise(bounds)]
     if max_chunks and len(spans) > max_chunks:
         spans = [spans[i] for i in np.linspace(0, len(spans) - 1, max_chunks).round().astype(int)]
     return spans

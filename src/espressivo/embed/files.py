@@ -54,8 +54,6 @@ class FileEmbedder:
             raise EspressivoError(
                 f"{name_or_path}: a {pretrained.model_type} model cannot embed (an embedder or transformer can)"
             )
-        trained = pretrained.config.get("embedding", {})  # the chunking a shipped embedder was evaluated with
-        settings = {"chunk_notes": trained.get("chunk_notes", 160)} | settings
         return cls(pretrained.model, pretrained.tokenizer, str(name_or_path), **settings)
 
     @property
