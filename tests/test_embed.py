@@ -288,3 +288,27 @@ def test_asap_labels_follow_the_piece_split(asap_root):
     periods = labels_for(items, "period")
     assert None not in periods
     assert {p for p, i in zip(periods, items, strict=True) if i.composer == "Bach"} == {"Baroque"}
+
+
+def test_evaluation_report_on_a_synthetic_corpus():
+    from espressivo.evaluate.embed import evaluate_representations, markdown_report
+
+    rng = np.random.default_rng(0)
+    notes = scale(60, 10).notes
+    items, signal = [], []
+    for c, composer in enumerate(["Bach", "Chopin", "Mozart"]):
+        for piece in range(5):
+            split = "test" if piece == 4 else "train"
+            for perf in range(3):
+                items.append(Item(f"{composer}{piece}-{perf}", "x.mid", split, composer, f"{composer}/{piece}", notes))
+                signal.append(np.eye(3)[c] * 3)  # the composer, plus noise below
+    signal = np.array(signal) + rng.normal(0, 0.5, (len(items), 3))
+    noise = rng.normal(0, 1, (len(items), 3))
+    report = evaluate_representations(items, {"signal": signal, "noise": noise})
+    composer = report["tasks"]["composer"]
+    assert composer["classes"] == ["Bach", "Chopin", "Mozart"] and composer["test_files"] == 9
+    assert composer["results"]["signal"]["all"]["accuracy"] == 1.0
+    assert composer["results"]["signal"]["10"]["accuracy"] > composer["results"]["noise"]["10"]["accuracy"]
+    assert report["tasks"]["period"]["classes"] == ["Baroque", "Classical", "Romantic"]
+    assert report["retrieval"]["signal"]["queries"] == 9 and report["test_pieces"] == 3
+    assert "| all | 1.000 / 1.000 |" in markdown_report(report)

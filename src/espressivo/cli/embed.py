@@ -230,6 +230,7 @@ def evaluate_embed(
     json: Path | None = None,
     markdown: Path | None = None,
     cache: Path | None = None,
+    finetuned: list[str] | None = None,
     root: Path | None = None,
 ) -> None:
     """Evaluate embeddings on the (n)ASAP test split: linear-probe accuracy and macro-F1 for composer and
@@ -243,6 +244,8 @@ def evaluate_embed(
         json: write the report here
         markdown: write the tables here
         cache: keep each network's vectors in this folder and reuse them (same model, files and chunking)
+        finetuned: fine-tuned classifiers (runs' best/ folders from `classify train --method finetune`) to
+            score on the test files of the task each was trained for
         root: the shared data folder holding asap/
     """
     import json as json_module
@@ -274,12 +277,38 @@ def evaluate_embed(
     representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
     report = evaluate_representations(items, representations, standardise=("statistics",))
     report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}
+    report["finetuned"] = {str(path): _score_finetuned(path, items, max_chunks) for path in finetuned or []}
     text = markdown_report(report)
     if json:
         atomic_write_bytes(json, json_module.dumps(report, indent=2).encode())
     if markdown:
         atomic_write_bytes(markdown, text.encode())
     print(text)
+
+
+def _score_finetuned(path: str, items, max_chunks: int) -> dict:
+    """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
+    from espressivo.core import Performance
+    from espressivo.data.performances import composer_classes, labels_for
+    from espressivo.embed.classify import accuracy, macro_f1
+    from espressivo.embed.files import FileEmbedder
+    from espressivo.models.checkpoint import load_pretrained
+
+    pretrained = load_pretrained(path)
+    embedder = FileEmbedder(pretrained.model, pretrained.tokenizer, path, max_chunks=max_chunks)
+    config = pretrained.training_config
+    task = config.get("label", "")
+    if task not in ("composer", "period") or getattr(embedder.model, "classifier", None) is None:
+        raise EspressivoError(f"{path}: not a classifier fine-tuned on (n)ASAP composer or period")
+    labels = labels_for(items, task, composer_classes(items))
+    rows = [i for i, item in enumerate(items) if item.split == "test" and labels[i] is not None]
+    probabilities = embedder.class_probabilities([Performance(items[i].notes) for i in rows])
+    classes = embedder.model.config.classes
+    predicted = [classes[k] for k in probabilities.argmax(axis=1)]
+    truth = [labels[i] for i in rows]
+    steps = config.get("max_steps")
+    return {"task": task, "accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted),
+            "test_files": len(rows), "steps": steps}  # fmt: skip
 
 
 def _cache_path(cache: Path, embedder, items) -> Path:

@@ -116,6 +116,9 @@ def markdown_report(report: dict) -> str:
                 cells.append(f"{r['accuracy']:.3f} / {r['macro_f1']:.3f}")
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
         lines += ["", "Cells: accuracy / macro-F1 (few-label rows: mean of 5 draws).", ""]
+    for path, r in report.get("finetuned", {}).items():
+        lines += [f"Fine-tuned ({path}, {r['task']}, {r['steps']} steps): accuracy {r['accuracy']:.3f}, "
+                  f"macro-F1 {r['macro_f1']:.3f} on {r['test_files']} test files.", ""]  # fmt: skip
     lines += ["### piece retrieval (test)", "", "| representation | mAP | recall@5 |", "|---|---|---|"]
     for name in names:
         r = report["retrieval"][name]
