@@ -157,9 +157,13 @@ def test_metrics_by_hand():
     # query 0 ranks 1 first (AP 1); query 1 ranks 2, then 0 (AP 1/2); query 2 ranks 1, then 3 (AP 1/2);
     # query 3 ranks 2 first (AP 1)
     vectors = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1]], np.float32)
-    r = retrieval(vectors, ["A", "A", "B", "B"])
+    pieces = ["A", "A", "B", "B"]
+    r = retrieval(vectors, pieces, vectors, pieces, own=np.arange(4))
     assert r["queries"] == 4 and r["recall_at_5"] == 1.0
     assert r["map"] == pytest.approx(0.75)
+    # a query from outside the gallery at (0.6, 0.8), piece A: ranks B, A, B, A (AP (1/2 + 2/4) / 2)
+    r = retrieval(np.array([[0.6, 0.8]]), ["A"], vectors[[3, 1, 2, 0]], ["B", "A", "B", "A"])
+    assert r["map"] == pytest.approx(0.5)
 
 
 def test_probe_separates_and_round_trips(tmp_path):
@@ -304,11 +308,13 @@ def test_evaluation_report_on_a_synthetic_corpus():
                 signal.append(np.eye(3)[c] * 3)  # the composer, plus noise below
     signal = np.array(signal) + rng.normal(0, 0.5, (len(items), 3))
     noise = rng.normal(0, 1, (len(items), 3))
-    report = evaluate_representations(items, {"signal": signal, "noise": noise})
+    test_rows = [i for i, item in enumerate(items) if item.split == "test"]
+    report = evaluate_representations(items, {"signal": signal, "noise": noise}, snippets={"signal": signal[test_rows]})
     composer = report["tasks"]["composer"]
     assert composer["classes"] == ["Bach", "Chopin", "Mozart"] and composer["test_files"] == 9
     assert composer["results"]["signal"]["all"]["accuracy"] == 1.0
     assert composer["results"]["signal"]["10"]["accuracy"] > composer["results"]["noise"]["10"]["accuracy"]
     assert report["tasks"]["period"]["classes"] == ["Baroque", "Classical", "Romantic"]
     assert report["retrieval"]["signal"]["queries"] == 9 and report["test_pieces"] == 3
+    assert report["snippet_retrieval"]["signal"]["queries"] == 9 and "noise" not in report["snippet_retrieval"]
     assert "| all | 1.000 / 1.000 |" in markdown_report(report)

@@ -260,22 +260,28 @@ def evaluate_embed(
 
     items, failed = load_items("asap", root)
     _report_skipped(failed)
-    representations, timing = {}, {}
+    test_items = [item for item in items if item.split == "test"]
+    representations, snippets, timing = {}, {}, {}
     for name in [model, baseline] if baseline else [model]:
         embedder = FileEmbedder.load(name, max_chunks=max_chunks)
         label = name if embedder.kind == "projection" else f"{name} (mean state, before contrastive training)"
         stored = _cache_path(cache, embedder, items) if cache else None
         if stored is not None and stored.is_file():
-            representations[label] = np.load(stored)
+            with np.load(stored) as kept:
+                representations[label], snippets[label] = kept["files"], kept["snippets"]
             continue
         started = time.time()
         representations[label] = _embed_items(embedder, items)
         timing[label] = round(time.time() - started, 1)
+        snippets[label] = embedder.embed_chunks([_snippet(item, embedder.chunk_notes) for item in test_items])
         if stored is not None:
             stored.parent.mkdir(parents=True, exist_ok=True)
-            np.save(stored, representations[label])
+            with stored.open("wb") as handle:
+                np.savez(handle, files=representations[label], snippets=snippets[label])
     representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
-    report = evaluate_representations(items, representations, standardise=("statistics",))
+    chunk_notes = FileEmbedder.load(model).chunk_notes  # the statistics see the same excerpts
+    snippets["statistics"] = np.stack([performance_statistics(_snippet(i, chunk_notes).notes) for i in test_items])
+    report = evaluate_representations(items, representations, snippets, standardise=("statistics",))
     report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}
     report["finetuned"] = {str(path): _score_finetuned(path, items, max_chunks) for path in finetuned or []}
     text = markdown_report(report)
@@ -284,6 +290,14 @@ def evaluate_embed(
     if markdown:
         atomic_write_bytes(markdown, text.encode())
     print(text)
+
+
+def _snippet(item, chunk_notes: int):
+    """The chunk in the middle of a performance: a short excerpt to query with."""
+    from espressivo.data.performances import chunk_spans, note_slice
+
+    spans = chunk_spans(len(item), chunk_notes)
+    return note_slice(item.notes, *spans[len(spans) // 2])
 
 
 def _score_finetuned(path: str, items, max_chunks: int) -> dict:
@@ -320,7 +334,7 @@ def _cache_path(cache: Path, embedder, items) -> Path:
         digest.update(tensor.float().numpy().tobytes()[:4096])
     for item in items:
         digest.update(f"{item.path}|{len(item)}\n".encode())
-    return Path(cache) / f"{Path(embedder.name).name}-{digest.hexdigest()[:16]}.npy"
+    return Path(cache) / f"{Path(embedder.name).name}-{digest.hexdigest()[:16]}.npz"
 
 
 def register(app) -> None:
