@@ -208,6 +208,31 @@ def test_tempo_option_keeps_the_written_tempo_changes():
     assert (at_90[at_90 > 0][:3] > 1.9 * at_90[at_90 > 0][-1]).all()
 
 
+def test_tempo_smoothing_removes_beat_jitter_and_keeps_the_rest():
+    from espressivo.core import Performance
+    from espressivo.render.timing import smooth_tempo
+
+    score = long_score(64)  # 16 four-note chords, one per beat
+    periods = np.tile([0.4, 0.6], 8)[:15]  # seconds per beat, jittering from beat to beat
+    chord_time = np.concatenate([[1.0], 1.0 + np.cumsum(periods)])
+    notes = score.to_performance(velocity=64).notes.copy()  # id = score row; chord = row // 4
+    chord = notes["id"] // 4
+    notes["onset_sec"] = chord_time[chord] + 0.01 * (notes["id"] % 4)  # a 30 ms spread in every chord
+    notes["duration_sec"] = 0.5 * periods.mean()
+    perf = Performance(notes)
+    assert smooth_tempo(perf, score, 0.0) is perf
+    smooth = smooth_tempo(perf, score, 2.0)
+    new = smooth.notes
+    assert np.array_equal(new["id"], notes["id"]) and np.array_equal(new["pitch"], notes["pitch"])
+    mean = np.bincount(chord, weights=new["onset_sec"]) / 4  # each chord's mean time: the time map
+    assert new["onset_sec"][0] == 1.0 and mean[-1] == pytest.approx(chord_time[-1] + 0.015, abs=0.005)
+    inner = np.diff(mean)[3:-3]  # away from the edges the beat is steady
+    assert np.ptp(inner) < 0.05 and np.ptp(np.diff(chord_time)) == pytest.approx(0.2)
+    spread = new["onset_sec"][3::4] - new["onset_sec"][0::4]
+    assert np.allclose(spread, 0.03, rtol=0.25)  # asynchrony follows the local tempo, not erased
+    assert (new["duration_sec"] > 0).all() and np.all(np.diff(new["onset_sec"]) >= -1e-9)
+
+
 def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_path):
     import symusic
 
@@ -366,6 +391,7 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--top-p", "0"], "top-p"),
         (["--temperature", "-1"], "temperature"),
         (["--tempo-scale", "100"], "--tempo-scale"),
+        (["--tempo-smoothing", "-1"], "--tempo-smoothing"),
     ],
 )
 def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):

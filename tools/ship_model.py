@@ -43,6 +43,7 @@ def _evaluation(pretrained, report: dict, system: str) -> dict:
     if pretrained.model_type == "embedder":  # an `espressivo evaluate embed` report
         tasks = {t: e["results"][system]["all"] for t, e in report["tasks"].items()}
         return {"split": "test", "probe": tasks, "retrieval": report["retrieval"][system],
+                "snippet_retrieval": report.get("snippet_retrieval", {}).get(system),
                 "max_chunks": report["max_chunks"]}  # fmt: skip
     return {
         "split": report["split"],

@@ -17,6 +17,7 @@ from espressivo.cli.embed import register as register_embedding_commands
 from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
+from espressivo.render.timing import DEFAULT_TEMPO_SMOOTHING
 
 app = App(
     "espressivo", "Expressive piano performance: look at, listen to, render, generate, embed and classify performances."
@@ -575,6 +576,7 @@ def evaluate_render(
     stride: int = 400,
     primed: bool = True,
     max_pieces: int = 0,
+    tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -594,6 +596,7 @@ def evaluate_render(
         stride: notes between starting points of the primed protocol
         primed: run the primed protocol (--no-primed skips it)
         max_pieces: only the first N pieces (0: all)
+        tempo_smoothing: smooth the renderers' local tempo over this many beats, as `render` does
         json: write the full report here
         markdown: write the tables here
         plot: write a figure here (PNG); the histograms go next to it (-hist.png)
@@ -616,7 +619,7 @@ def evaluate_render(
         raise EspressivoError("give at least one renderer with --model")
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
-    RenderOptions(temperature, top_p)  # checks them
+    RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing)  # checks them
     models = {name: _load_renderer(name) for name in names}
     index = pairs / "pairs.json"
     if not index.is_file() or not any(e["split"] == split for e in json_module.loads(index.read_text())["entries"]):
@@ -625,10 +628,10 @@ def evaluate_render(
     pieces = load_pieces(pairs, split, root, max_pieces)
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
-                                           temperature=temperature, top_p=top_p,
+                                           temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
                                            progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
-               "temperature": temperature, "top_p": top_p}  # fmt: skip
+               "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing}  # fmt: skip
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -717,6 +720,7 @@ def render_command(
     tempo: float | None = None,
     tempo_scale: float = 1.0,
     dynamics_scale: float = 1.0,
+    tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -742,6 +746,8 @@ def render_command(
         tempo: overall tempo in quarter notes per minute (default: the model's choice for the written tempo)
         tempo_scale: multiply the tempo (1.1 = 10 % faster)
         dynamics_scale: widen (> 1) or narrow (< 1) the dynamic range around the mean velocity
+        tempo_smoothing: smooth the renderer's local tempo over this many score beats (Gaussian sigma;
+            0: the sampled timing as it is; not used by a CVRNN, whose tempo is its own output)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -765,7 +771,9 @@ def render_command(
             raise EspressivoError(f"{path}: the output must be a .mid file")
     if tempo_mapped is not None and tempo_mapped.resolve() == output.resolve():
         raise EspressivoError("--tempo-mapped must name another file than -o")
-    options = RenderOptions(temperature, top_p, seed, tempo, tempo_scale, dynamics_scale)
+    options = RenderOptions(
+        temperature, top_p, seed, tempo, tempo_scale, dynamics_scale, tempo_smoothing=tempo_smoothing
+    )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")
     if not 1 <= variations <= 16:

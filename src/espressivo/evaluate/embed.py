@@ -96,9 +96,9 @@ def evaluate_representations(
                 rng = np.random.default_rng(k)
                 draws = [probe_scores(vectors, labels, few_label_rows(labels, task_train, k, rng), task_test)
                          for _ in range(DRAWS)]  # fmt: skip
-                result[str(k)] = {
-                    m: float(np.mean([d[m] for d in draws])) for m in ("accuracy", "macro_f1")
-                } | {f"{m}_sd": float(np.std([d[m] for d in draws])) for m in ("accuracy", "macro_f1")}
+                result[str(k)] = {m: float(np.mean([d[m] for d in draws])) for m in ("accuracy", "macro_f1")} | {
+                    f"{m}_sd": float(np.std([d[m] for d in draws])) for m in ("accuracy", "macro_f1")
+                }
             entry["results"][name] = result
         report["tasks"][task] = entry
     pieces = [i.piece for i in items]

@@ -23,7 +23,8 @@ a human performance (used by the evaluation's primed protocol).
 model at that mean tempo — its written tempo changes kept — and the rendering is then stretched so its
 mean tempo is exactly that; a model trained with the score at the pianist's tempo is held to the written
 mean tempo the same way when no tempo is given),
-``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider).
+``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider),
+``tempo_smoothing`` (a renderer's local tempo smoothed over that many beats: :mod:`espressivo.render.timing`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from espressivo.features.slots import (
     render_order,
     score_slots,
 )
+from espressivo.render.timing import DEFAULT_TEMPO_SMOOTHING, smooth_tempo
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class RenderOptions:
     context: int = 64
     segment: int = 1024  # notes per segment rendered side by side (0: the whole score in one pass)
     overlap: int = 64  # notes shared by consecutive segments, cross-faded
+    tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -68,6 +71,8 @@ class RenderOptions:
             raise EspressivoError("window must lie in 16..4096 notes and context in 0..window/4")
         if self.segment and not (4 * self.overlap <= self.segment and self.overlap >= 1):
             raise EspressivoError("segment must be 0 or at least 4 x overlap, and overlap >= 1")
+        if not 0 <= self.tempo_smoothing <= 64:
+            raise EspressivoError("--tempo-smoothing must lie in 0..64 beats")
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,7 @@ def render(
         perf = decode_slots(slots, inputs.src[:, 1], tok)
         notes = perf.notes.copy()
         notes["id"] = inputs.order[notes["id"]]  # back to score rows
-        perf = finish(Performance(notes, perf.controls), score, options, anchored)
+        perf = smooth_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing)
+        perf = finish(perf, score, options, anchored)
         results.append(Rendering(perf, score, options))
     return results
