@@ -254,12 +254,16 @@ def test_contrastive_training_steps(tiny_embedder, labelled_folder, tmp_path):
         ["classify", "train", "--labels", "{bad}"],
         ["classify", "train"],
         ["embed", "{good}", "--max-chunks", "-1"],
+        ["evaluate", "embed", "--max-chunks", "-1"],
+        ["evaluate", "embed", "--finetuned", "{embedder}"],  # not a classifier: refused before any work
+        ["evaluate", "embed", "--model", "{missing}"],
     ],
 )
 def test_bad_input_is_one_line_exit_2(argv, tiny_embedder, labelled_folder, tmp_path, capsys):
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd not really a midi file")
-    values = {"bad": bad, "missing": tmp_path / "nope.mid", "good": labelled_folder / "low0.mid", "tmp": tmp_path}
+    values = {"bad": bad, "missing": tmp_path / "nope.mid", "good": labelled_folder / "low0.mid", "tmp": tmp_path,
+              "embedder": tiny_embedder}  # fmt: skip
     argv = [a.format(**values) for a in argv]
     if argv[0] == "embed":
         argv += ["--model", str(tiny_embedder), "-o", str(tmp_path / "e.npz")]

@@ -258,6 +258,7 @@ def evaluate_embed(
     from espressivo.evaluate.embed import evaluate_representations, markdown_report
     from espressivo.io.files import atomic_write_bytes
 
+    classifiers = {str(path): _load_finetuned(path, max_chunks) for path in finetuned or []}  # fail early
     items, failed = load_items("asap", root)
     _report_skipped(failed)
     test_items = [item for item in items if item.split == "test"]
@@ -283,7 +284,7 @@ def evaluate_embed(
     snippets["statistics"] = np.stack([performance_statistics(_snippet(i, chunk_notes).notes) for i in test_items])
     report = evaluate_representations(items, representations, snippets, standardise=("statistics",))
     report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}
-    report["finetuned"] = {str(path): _score_finetuned(path, items, max_chunks) for path in finetuned or []}
+    report["finetuned"] = {path: _score_finetuned(*loaded, items) for path, loaded in classifiers.items()}
     text = markdown_report(report)
     if json:
         atomic_write_bytes(json, json_module.dumps(report, indent=2).encode())
@@ -300,27 +301,33 @@ def _snippet(item, chunk_notes: int):
     return note_slice(item.notes, *spans[len(spans) // 2])
 
 
-def _score_finetuned(path: str, items, max_chunks: int) -> dict:
-    """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
-    from espressivo.core import Performance
-    from espressivo.data.performances import composer_classes, labels_for
-    from espressivo.embed.classify import accuracy, macro_f1
+def _load_finetuned(path: str, max_chunks: int):
+    """A classifier fine-tuned on (n)ASAP composer or period, ready to embed with, and its task."""
     from espressivo.embed.files import FileEmbedder
     from espressivo.models.checkpoint import load_pretrained
 
     pretrained = load_pretrained(path)
+    task = pretrained.training_config.get("label", "")
+    if pretrained.model_type != "embedder" or getattr(pretrained.model, "classifier", None) is None:
+        raise EspressivoError(f"{path}: not a classifier from `classify train --method finetune`")
+    if task not in ("composer", "period"):
+        raise EspressivoError(f"{path}: fine-tuned on {task!r}, not on (n)ASAP composer or period")
     embedder = FileEmbedder(pretrained.model, pretrained.tokenizer, path, max_chunks=max_chunks)
-    config = pretrained.training_config
-    task = config.get("label", "")
-    if task not in ("composer", "period") or getattr(embedder.model, "classifier", None) is None:
-        raise EspressivoError(f"{path}: not a classifier fine-tuned on (n)ASAP composer or period")
+    return embedder, task, pretrained.training_config.get("max_steps")
+
+
+def _score_finetuned(embedder, task: str, steps, items) -> dict:
+    """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
+    from espressivo.core import Performance
+    from espressivo.data.performances import composer_classes, labels_for
+    from espressivo.embed.classify import accuracy, macro_f1
+
     labels = labels_for(items, task, composer_classes(items))
     rows = [i for i, item in enumerate(items) if item.split == "test" and labels[i] is not None]
     probabilities = embedder.class_probabilities([Performance(items[i].notes) for i in rows])
     classes = embedder.model.config.classes
     predicted = [classes[k] for k in probabilities.argmax(axis=1)]
     truth = [labels[i] for i in rows]
-    steps = config.get("max_steps")
     return {"task": task, "accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted),
             "test_files": len(rows), "steps": steps}  # fmt: skip
 
