@@ -70,6 +70,8 @@ def test_demo_as_a_user_runs_it(tmp_path):
     assert (tmp_path / "out" / "etude_performance.wav").stat().st_size > 1_000_000
     assert (tmp_path / "out" / "etude_performance.png").stat().st_size > 20_000
     assert "Espressivo Etude No. 1" in result.stdout
+    similarity = result.stdout.split("cosine similarity to the human performance: ")[1].splitlines()[0]
+    assert similarity.startswith("renderer-small ") and -1 <= float(similarity.split()[1].rstrip(",")) <= 1
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):

@@ -874,7 +874,8 @@ def interpret_command(
 def demo(out: Path = Path("out")) -> None:
     """Run the main job on the bundled example: load the etude's score and a human-like performance of it
     (summary, WAV, piano roll with tempo and velocity curves), then render the score with the shipped
-    renderer (MIDI, editable tempo-mapped MIDI, WAV, PNG).
+    renderer (MIDI, editable tempo-mapped MIDI, WAV, PNG); steer cvrnn-small; compare the performances'
+    embeddings.
 
     Args:
         out: folder for the results
@@ -913,6 +914,7 @@ def demo(out: Path = Path("out")) -> None:
     )
     from espressivo.models.checkpoint import shipped_models
 
+    performances = {"the human performance": perf, "renderer-small": rendered}
     if "cvrnn-small" in shipped_models():  # the interpretation latent: its strongest dimension pushed both ways
         from espressivo.render.cvrnn import render_cvrnn
 
@@ -928,7 +930,15 @@ def demo(out: Path = Path("out")) -> None:
             wav = synthesize(perf, path.with_suffix(".wav"))
             velocity = perf.notes["velocity"].mean()
             lines.append(f"{path.name} + .wav ({perf.end_sec:.1f} s, mean velocity {velocity:.0f})")
+            performances[f"cvrnn-small z{dim + 1} {value:+.0f}"] = perf
         print(f"rendered with cvrnn-small, z{dim + 1} at -2 and +2 prior sigmas: " + "; ".join(lines))
+    if "embed-small" in shipped_models():  # performance embeddings: how alike the performances are
+        from espressivo.embed.files import FileEmbedder
+
+        vectors = FileEmbedder.load("embed-small").embed(list(performances.values()))
+        cosines = vectors[1:] @ vectors[0]
+        alike = ", ".join(f"{name} {cos:.3f}" for name, cos in zip(list(performances)[1:], cosines, strict=True))
+        print(f"embed-small, cosine similarity to the human performance: {alike}")
 
 
 register_embedding_commands(app)
