@@ -233,6 +233,28 @@ def test_tempo_smoothing_removes_beat_jitter_and_keeps_the_rest():
     assert (new["duration_sec"] > 0).all() and np.all(np.diff(new["onset_sec"]) >= -1e-9)
 
 
+def test_tempo_drift_is_taken_out_and_fast_rubato_kept():
+    from espressivo.core import Performance
+    from espressivo.errors import EspressivoError
+    from espressivo.render.timing import smooth_tempo
+
+    score = long_score(256)  # 64 chords, one per beat, at one written tempo
+    beats = np.arange(63)
+    periods = np.linspace(0.4, 0.8, 63) * np.where(beats % 8 == 7, 1.3, 1.0)  # a slow slide; every 8th beat held
+    chord_time = np.concatenate([[0.0], np.cumsum(periods)])
+    notes = score.to_performance(velocity=64).notes.copy()
+    notes["onset_sec"] = chord_time[notes["id"] // 4]
+    notes["duration_sec"] = 0.2
+    steady = smooth_tempo(Performance(notes), score, 0.0, drift_beats=8.0).notes
+    new = np.diff(steady["onset_sec"][::4])[8:-8]  # away from the edges
+    held = beats[8:-8] % 8 == 7
+    assert np.ptp(new[~held]) < 0.25 * np.ptp(periods[8:-8][~held])  # the slide is gone ...
+    assert (new[held] / new[~held].mean() > 1.2).all()  # ... the held beats are still held
+    assert steady["onset_sec"][-1] == pytest.approx(notes["onset_sec"][-1], abs=1e-6)  # the same length
+    with pytest.raises(EspressivoError, match="tempo-drift"):
+        RenderOptions(tempo_drift=1)
+
+
 def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_path):
     import symusic
 

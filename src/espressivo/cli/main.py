@@ -17,7 +17,7 @@ from espressivo.cli.embed import register as register_embedding_commands
 from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
-from espressivo.render.timing import DEFAULT_TEMPO_SMOOTHING
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
 
 app = App(
     "espressivo", "Expressive piano performance: look at, listen to, render, generate, embed and classify performances."
@@ -577,6 +577,7 @@ def evaluate_render(
     primed: bool = True,
     max_pieces: int = 0,
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
+    tempo_drift: float = DEFAULT_TEMPO_DRIFT,
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -597,6 +598,7 @@ def evaluate_render(
         primed: run the primed protocol (--no-primed skips it)
         max_pieces: only the first N pieces (0: all)
         tempo_smoothing: smooth the renderers' local tempo over this many beats, as `render` does
+        tempo_drift: take out the renderers' departures from the written tempo slower than this many beats
         json: write the full report here
         markdown: write the tables here
         plot: write a figure here (PNG); the histograms go next to it (-hist.png)
@@ -619,7 +621,7 @@ def evaluate_render(
         raise EspressivoError("give at least one renderer with --model")
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
-    RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing)  # checks them
+    RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift)  # checks them
     models = {name: _load_renderer(name) for name in names}
     index = pairs / "pairs.json"
     if not index.is_file() or not any(e["split"] == split for e in json_module.loads(index.read_text())["entries"]):
@@ -629,9 +631,10 @@ def evaluate_render(
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
                                            temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
-                                           progress=lambda _: bar.update(1))  # fmt: skip
+                                           tempo_drift=tempo_drift, progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
-               "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing}  # fmt: skip
+               "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing,
+               "tempo_drift": tempo_drift}  # fmt: skip
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -721,6 +724,7 @@ def render_command(
     tempo_scale: float = 1.0,
     dynamics_scale: float = 1.0,
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
+    tempo_drift: float = DEFAULT_TEMPO_DRIFT,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -748,6 +752,8 @@ def render_command(
         dynamics_scale: widen (> 1) or narrow (< 1) the dynamic range around the mean velocity
         tempo_smoothing: smooth the renderer's local tempo over this many score beats (Gaussian sigma;
             0: the sampled timing as it is; not used by a CVRNN, whose tempo is its own output)
+        tempo_drift: take out the renderer's departures from the written tempo map that are slower than
+            this many beats (0: keep them); its faster rubato stays
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -772,7 +778,14 @@ def render_command(
     if tempo_mapped is not None and tempo_mapped.resolve() == output.resolve():
         raise EspressivoError("--tempo-mapped must name another file than -o")
     options = RenderOptions(
-        temperature, top_p, seed, tempo, tempo_scale, dynamics_scale, tempo_smoothing=tempo_smoothing
+        temperature,
+        top_p,
+        seed,
+        tempo,
+        tempo_scale,
+        dynamics_scale,
+        tempo_smoothing=tempo_smoothing,
+        tempo_drift=tempo_drift,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")

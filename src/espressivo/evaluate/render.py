@@ -345,15 +345,15 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
 def evaluate_renderers(
     models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
     temperature: float = 1.0, top_p: float = 0.95, tempo_smoothing: float | None = None,
-    progress=None,
+    tempo_drift: float | None = None, progress=None,
 ) -> tuple[dict, dict]:  # fmt: skip
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).
-    ``tempo_smoothing``: as ``espressivo render`` (None: its default)."""
+    ``tempo_smoothing``, ``tempo_drift``: as ``espressivo render`` (None: its defaults)."""
     from espressivo.render.render import RenderOptions, render
-    from espressivo.render.timing import DEFAULT_TEMPO_SMOOTHING
+    from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
 
-    if tempo_smoothing is None:
-        tempo_smoothing = DEFAULT_TEMPO_SMOOTHING
+    tempo_smoothing = DEFAULT_TEMPO_SMOOTHING if tempo_smoothing is None else tempo_smoothing
+    tempo_drift = DEFAULT_TEMPO_DRIFT if tempo_drift is None else tempo_drift
 
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
@@ -374,7 +374,8 @@ def evaluate_renderers(
 
         for name, pretrained in models.items():
             started = time.perf_counter()
-            options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing)
+            shaping = {"tempo_smoothing": tempo_smoothing, "tempo_drift": tempo_drift}
+            options = RenderOptions(temperature, top_p, seed, **shaping)
             rendered[name] = render(pretrained, score, options)[0].performance
             systems[name]["seconds"] += time.perf_counter() - started
             systems[name]["notes"] += len(score)
@@ -383,7 +384,7 @@ def evaluate_renderers(
             view = rendered_view(score, perf)
             systems[name]["pairs"] += [compare(view, h) for h in views]
             if name in models:  # how much two seeds differ: the same comparison between two renderings
-                again = RenderOptions(temperature, top_p, seed + 1, tempo_smoothing=tempo_smoothing)
+                again = RenderOptions(temperature, top_p, seed + 1, **shaping)
                 other = render(models[name], score, again)[0].performance
                 systems[name].setdefault("seeds", []).append(compare(rendered_view(score, other), view))
         if progress:

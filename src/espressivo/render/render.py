@@ -43,7 +43,7 @@ from espressivo.features.slots import (
     render_order,
     score_slots,
 )
-from espressivo.render.timing import DEFAULT_TEMPO_SMOOTHING, smooth_tempo
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, smooth_tempo
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class RenderOptions:
     segment: int = 1024  # notes per segment rendered side by side (0: the whole score in one pass)
     overlap: int = 64  # notes shared by consecutive segments, cross-faded
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
+    tempo_drift: float = DEFAULT_TEMPO_DRIFT  # departures from the written tempo slower than this many beats removed
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -71,8 +72,8 @@ class RenderOptions:
             raise EspressivoError("window must lie in 16..4096 notes and context in 0..window/4")
         if self.segment and not (4 * self.overlap <= self.segment and self.overlap >= 1):
             raise EspressivoError("segment must be 0 or at least 4 x overlap, and overlap >= 1")
-        if not 0 <= self.tempo_smoothing <= 64:
-            raise EspressivoError("--tempo-smoothing must lie in 0..64 beats")
+        if not 0 <= self.tempo_smoothing <= 64 or not (self.tempo_drift == 0 or 2 <= self.tempo_drift <= 1024):
+            raise EspressivoError("--tempo-smoothing must lie in 0..64 beats and --tempo-drift be 0 or 2..1024")
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ def render(
         perf = decode_slots(slots, inputs.src[:, 1], tok)
         notes = perf.notes.copy()
         notes["id"] = inputs.order[notes["id"]]  # back to score rows
-        perf = smooth_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing)
+        perf = smooth_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
         perf = finish(perf, score, options, anchored)
         results.append(Rendering(perf, score, options))
     return results

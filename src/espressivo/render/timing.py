@@ -17,6 +17,7 @@ import numpy as np
 from espressivo.core import Performance, Score
 
 DEFAULT_TEMPO_SMOOTHING = 0.0  # beats; what `espressivo render` and `evaluate render` use
+DEFAULT_TEMPO_DRIFT = 4.0  # beats (0: the rendering's slow tempo drift kept); tuned on validation
 GRID = 8  # time-map samples per beat
 MIN_PERIOD = 1e-3  # seconds per beat: a floor for near-simultaneous groups (log of 0)
 
@@ -30,23 +31,39 @@ def _time_map(beat: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return unique / 1e4, times
 
 
-def smooth_tempo(perf: Performance, score: Score, sigma_beats: float) -> Performance:
+def _gaussian(x: np.ndarray, sigma_steps: float) -> np.ndarray:
+    """``x`` smoothed by a Gaussian of ``sigma_steps`` samples; at the edges, normalised by what is inside."""
+    radius = int(np.ceil(3 * sigma_steps))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_steps) ** 2)
+    inside = slice(radius, radius + len(x))
+    return np.convolve(x, kernel)[inside] / np.convolve(np.ones_like(x), kernel)[inside]
+
+
+def smooth_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats: float = 0.0) -> Performance:
     """``perf`` (one note per score note, ``notes["id"]`` = score row) with its log tempo smoothed by a
-    Gaussian of ``sigma_beats`` score beats (0: unchanged)."""
-    if sigma_beats <= 0 or len(perf) < 3:
+    Gaussian of ``sigma_beats`` score beats, and with ``drift_beats``, its slow departures from the written
+    tempo map (its log-tempo deviation smoothed over that many beats) taken out (0: unchanged)."""
+    if (sigma_beats <= 0 and drift_beats <= 0) or len(perf) < 3:
         return perf
     notes = perf.notes
-    beats, times = _time_map(score.notes["onset_beat"][notes["id"]], notes["onset_sec"])
+    beat = score.notes["onset_beat"][notes["id"]]
+    beats, times = _time_map(beat, notes["onset_sec"])
     if len(beats) < 3 or times[-1] <= times[0]:
         return perf
     grid = np.linspace(beats[0], beats[-1], max(2, int(np.ceil((beats[-1] - beats[0]) * GRID)) + 1))
     step = grid[1] - grid[0]
     old = np.interp(grid, beats, times)
     log_period = np.log(np.maximum(np.diff(old) / step, MIN_PERIOD))
-    radius = int(np.ceil(3 * sigma_beats * GRID))
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / (sigma_beats * GRID)) ** 2)
-    weight = np.convolve(np.ones_like(log_period), kernel, mode="same")  # edges: normalise by what is inside
-    period = np.exp(np.convolve(log_period, kernel, mode="same") / weight)
+    base = np.zeros_like(log_period)
+    if drift_beats > 0:  # deviations from the written time map (its tempo changes are the score's, not drift)
+        written = score.seconds_from_quarter(score.notes["onset_quarter"][notes["id"]])
+        _, written_times = _time_map(beat, written)
+        base = np.log(np.maximum(np.diff(np.interp(grid, beats, written_times)) / step, MIN_PERIOD))
+    deviation = log_period - base
+    shaped = _gaussian(deviation, sigma_beats * GRID) if sigma_beats > 0 else deviation
+    if drift_beats > 0:
+        shaped = shaped - _gaussian(deviation, drift_beats * GRID)
+    period = np.exp(base + shaped)
     period *= (old[-1] - old[0]) / (period.sum() * step)  # the same total length
     new = old[0] + np.concatenate([[0.0], np.cumsum(period * step)])
     old = old + np.arange(len(old)) * 1e-9  # strictly increasing, to invert
