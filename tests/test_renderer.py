@@ -210,7 +210,7 @@ def test_tempo_option_keeps_the_written_tempo_changes():
 
 def test_tempo_smoothing_removes_beat_jitter_and_keeps_the_rest():
     from espressivo.core import Performance
-    from espressivo.render.timing import smooth_tempo
+    from espressivo.render.timing import shape_tempo
 
     score = long_score(64)  # 16 four-note chords, one per beat
     periods = np.tile([0.4, 0.6], 8)[:15]  # seconds per beat, jittering from beat to beat
@@ -220,8 +220,8 @@ def test_tempo_smoothing_removes_beat_jitter_and_keeps_the_rest():
     notes["onset_sec"] = chord_time[chord] + 0.01 * (notes["id"] % 4)  # a 30 ms spread in every chord
     notes["duration_sec"] = 0.5 * periods.mean()
     perf = Performance(notes)
-    assert smooth_tempo(perf, score, 0.0) is perf
-    smooth = smooth_tempo(perf, score, 2.0)
+    assert shape_tempo(perf, score, 0.0) is perf
+    smooth = shape_tempo(perf, score, 2.0)
     new = smooth.notes
     assert np.array_equal(new["id"], notes["id"]) and np.array_equal(new["pitch"], notes["pitch"])
     mean = np.bincount(chord, weights=new["onset_sec"]) / 4  # each chord's mean time: the time map
@@ -236,7 +236,7 @@ def test_tempo_smoothing_removes_beat_jitter_and_keeps_the_rest():
 def test_tempo_drift_is_taken_out_and_fast_rubato_kept():
     from espressivo.core import Performance
     from espressivo.errors import EspressivoError
-    from espressivo.render.timing import smooth_tempo
+    from espressivo.render.timing import shape_tempo
 
     score = long_score(256)  # 64 chords, one per beat, at one written tempo
     beats = np.arange(63)
@@ -245,7 +245,7 @@ def test_tempo_drift_is_taken_out_and_fast_rubato_kept():
     notes = score.to_performance(velocity=64).notes.copy()
     notes["onset_sec"] = chord_time[notes["id"] // 4]
     notes["duration_sec"] = 0.2
-    steady = smooth_tempo(Performance(notes), score, 0.0, drift_beats=8.0).notes
+    steady = shape_tempo(Performance(notes), score, 0.0, drift_beats=8.0).notes
     new = np.diff(steady["onset_sec"][::4])[8:-8]  # away from the edges
     held = beats[8:-8] % 8 == 7
     assert np.ptp(new[~held]) < 0.25 * np.ptp(periods[8:-8][~held])  # the slide is gone ...
@@ -414,6 +414,7 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--temperature", "-1"], "temperature"),
         (["--tempo-scale", "100"], "--tempo-scale"),
         (["--tempo-smoothing", "-1"], "--tempo-smoothing"),
+        (["--tempo-drift", "1"], "--tempo-drift"),
     ],
 )
 def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):

@@ -265,6 +265,8 @@ def evaluate_embed(
     representations, snippets, timing = {}, {}, {}
     for name in [model, baseline] if baseline else [model]:
         embedder = FileEmbedder.load(name, max_chunks=max_chunks)
+        if name == model:
+            chunk_notes = embedder.chunk_notes  # the statistics' snippets are the same excerpts
         label = name if embedder.kind == "projection" else f"{name} (mean state, before contrastive training)"
         stored = _cache_path(cache, embedder, items) if cache else None
         if stored is not None and stored.is_file():
@@ -280,7 +282,6 @@ def evaluate_embed(
             with stored.open("wb") as handle:
                 np.savez(handle, files=representations[label], snippets=snippets[label])
     representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
-    chunk_notes = FileEmbedder.load(model).chunk_notes  # the statistics see the same excerpts
     snippets["statistics"] = np.stack([performance_statistics(_snippet(i, chunk_notes).notes) for i in test_items])
     report = evaluate_representations(items, representations, snippets, standardise=("statistics",))
     report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}

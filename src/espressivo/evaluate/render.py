@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ import numpy as np
 from espressivo.core import Alignment, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.lm import js_distance
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
 
 PAPER_CVRNN_10 = {"velocity": 0.72, "onset_deviation": 0.07, "duration": 0.77, "tempo": 0.21}
 HIST_SPECS = {
@@ -344,17 +345,14 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
 
 def evaluate_renderers(
     models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
-    temperature: float = 1.0, top_p: float = 0.95, tempo_smoothing: float | None = None,
-    tempo_drift: float | None = None, progress=None,
+    temperature: float = 1.0, top_p: float = 0.95, tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
+    tempo_drift: float = DEFAULT_TEMPO_DRIFT, progress=None,
 ) -> tuple[dict, dict]:  # fmt: skip
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).
-    ``tempo_smoothing``, ``tempo_drift``: as ``espressivo render`` (None: its defaults)."""
+    ``tempo_smoothing``, ``tempo_drift``: as ``espressivo render``."""
     from espressivo.render.render import RenderOptions, render
-    from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
 
-    tempo_smoothing = DEFAULT_TEMPO_SMOOTHING if tempo_smoothing is None else tempo_smoothing
-    tempo_drift = DEFAULT_TEMPO_DRIFT if tempo_drift is None else tempo_drift
-
+    options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift)
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
     human_gen, human_ref, human_pairs = [], [], []
@@ -374,8 +372,6 @@ def evaluate_renderers(
 
         for name, pretrained in models.items():
             started = time.perf_counter()
-            shaping = {"tempo_smoothing": tempo_smoothing, "tempo_drift": tempo_drift}
-            options = RenderOptions(temperature, top_p, seed, **shaping)
             rendered[name] = render(pretrained, score, options)[0].performance
             systems[name]["seconds"] += time.perf_counter() - started
             systems[name]["notes"] += len(score)
@@ -384,8 +380,7 @@ def evaluate_renderers(
             view = rendered_view(score, perf)
             systems[name]["pairs"] += [compare(view, h) for h in views]
             if name in models:  # how much two seeds differ: the same comparison between two renderings
-                again = RenderOptions(temperature, top_p, seed + 1, **shaping)
-                other = render(models[name], score, again)[0].performance
+                other = render(models[name], score, replace(options, seed=seed + 1))[0].performance
                 systems[name].setdefault("seeds", []).append(compare(rendered_view(score, other), view))
         if progress:
             progress(piece["name"])

@@ -24,7 +24,8 @@ model at that mean tempo — its written tempo changes kept — and the renderin
 mean tempo is exactly that; a model trained with the score at the pianist's tempo is held to the written
 mean tempo the same way when no tempo is given),
 ``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider),
-``tempo_smoothing`` (a renderer's local tempo smoothed over that many beats: :mod:`espressivo.render.timing`).
+``tempo_drift`` (a renderer's departures from the written tempo slower than that many beats taken out) and
+``tempo_smoothing`` (its local tempo smoothed over that many beats): :mod:`espressivo.render.timing`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from espressivo.features.slots import (
     render_order,
     score_slots,
 )
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, smooth_tempo
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def render(
         perf = decode_slots(slots, inputs.src[:, 1], tok)
         notes = perf.notes.copy()
         notes["id"] = inputs.order[notes["id"]]  # back to score rows
-        perf = smooth_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
+        perf = shape_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
         perf = finish(perf, score, options, anchored)
         results.append(Rendering(perf, score, options))
     return results

@@ -1,13 +1,14 @@
-"""Tempo smoothing: keep a rendering's phrase-level rubato, drop its beat-to-beat jitter.
+"""Re-timing a rendering: its slow tempo drift taken out (``--tempo-drift``), its beat-to-beat jitter smoothed
+(``--tempo-smoothing``).
 
-The renderer samples every note's IOI on its own, so its local tempo wobbles from beat to beat far more than
-a pianist's (whose tempo curve is smooth at the scale of a beat).  :func:`smooth_tempo` reads the rendering's
-time map (score beat -> seconds, one point per onset group), smooths its log tempo with a Gaussian over
-``sigma_beats`` score beats, and re-times every event through the piecewise-linear warp old map -> new map:
-chord asynchronies and each note's articulation follow their local tempo, the first onset stays put and the
-total length is kept.
+:func:`shape_tempo` reads the rendering's time map (score beat -> seconds, one point per onset group) on a
+grid of ``GRID`` points per beat and reshapes its log tempo: a Gaussian over ``sigma_beats`` smooths it; with
+``drift_beats``, its deviation from the score's written time map, smoothed over that many beats, is taken out
+(the renderer wanders slowly away from the tempo it is given; pianists do not share that wandering).  Every
+event is then re-timed through the piecewise-linear warp old map -> new map: chord asynchronies and each
+note's articulation follow their local tempo, the first onset stays put and the total length is kept.
 
->>> smooth_tempo(performance, score, sigma_beats=2.0)   # performance.notes["id"] = score rows
+>>> shape_tempo(performance, score, sigma_beats=0.0, drift_beats=4.0)   # performance.notes["id"] = score rows
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _gaussian(x: np.ndarray, sigma_steps: float) -> np.ndarray:
     return np.convolve(x, kernel)[inside] / np.convolve(np.ones_like(x), kernel)[inside]
 
 
-def smooth_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats: float = 0.0) -> Performance:
+def shape_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats: float = 0.0) -> Performance:
     """``perf`` (one note per score note, ``notes["id"]`` = score row) with its log tempo smoothed by a
     Gaussian of ``sigma_beats`` score beats, and with ``drift_beats``, its slow departures from the written
     tempo map (its log-tempo deviation smoothed over that many beats) taken out (0: unchanged)."""
