@@ -165,6 +165,38 @@ def test_segments_overlap_and_stitch_by_cross_fading():
     assert (np.diff(ioi[31:41]) > 0).all()  # a glide across the overlap, not a jump
 
 
+def test_consensus_averages_samples_note_by_note():
+    from espressivo.render.render import consensus_slots
+
+    # three samples of two notes: PITCH IOI VELOCITY DURATION PEDAL x4
+    samples = np.array(
+        [
+            [[60, 0, 40, 99, 0, 0, 1, 1], [64, 100, 60, 9, 0, 1, 1, 0]],
+            [[60, 0, 50, 999, 1, 0, 1, 0], [64, 200, 70, 99, 0, 1, 0, 0]],
+            [[60, 0, 61, 9, 1, 0, 0, 0], [64, 330, 80, 999, 0, 0, 1, 0]],
+        ]
+    )
+    out = consensus_slots(samples)
+    assert out.tolist() == [[60, 0, 50, 99, 1, 0, 1, 0], [64, 210, 70, 99, 0, 1, 1, 0]]
+    assert consensus_slots(samples[:1]).tolist() == samples[0].tolist()
+
+
+def test_consensus_rendering_is_steadier_than_one_sample(tiny_checkpoint, etude):
+    pretrained = load_pretrained(tiny_checkpoint)
+
+    def velocities(seed, consensus):
+        perf = render(pretrained, etude, RenderOptions(seed=seed, consensus=consensus))[0].performance
+        out = np.empty(len(perf))
+        out[perf.notes["id"]] = perf.notes["velocity"]
+        return out
+
+    one = [velocities(s, 1) for s in (1, 2)]
+    many = [velocities(s, 8) for s in (1, 2)]
+    assert np.array_equal(many[0], velocities(1, 8))  # reproducible
+    assert not np.array_equal(many[0], many[1])  # seeds still differ ...
+    assert np.abs(many[0] - many[1]).mean() < np.abs(one[0] - one[1]).mean()  # ... by less
+
+
 def test_global_controls(tiny_checkpoint, etude):
     pretrained = load_pretrained(tiny_checkpoint)
     perf = render(pretrained, etude, RenderOptions(seed=1, tempo=90))[0].performance
@@ -415,6 +447,8 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--tempo-scale", "100"], "--tempo-scale"),
         (["--tempo-smoothing", "-1"], "--tempo-smoothing"),
         (["--tempo-drift", "1"], "--tempo-drift"),
+        (["--consensus", "0"], "--consensus"),
+        (["--consensus", "1000"], "--consensus"),
     ],
 )
 def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):

@@ -578,6 +578,7 @@ def evaluate_render(
     max_pieces: int = 0,
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT,
+    consensus: int = 1,
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -599,6 +600,7 @@ def evaluate_render(
         max_pieces: only the first N pieces (0: all)
         tempo_smoothing: smooth the renderers' local tempo over this many beats, as `render` does
         tempo_drift: take out the renderers' departures from the written tempo slower than this many beats
+        consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
         json: write the full report here
         markdown: write the tables here
         plot: write a figure here (PNG); the histograms go next to it (-hist.png)
@@ -621,8 +623,11 @@ def evaluate_render(
         raise EspressivoError("give at least one renderer with --model")
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
-    RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift)  # checks them
+    RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
+                  consensus=consensus)  # checks them  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
+    if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
+        raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
     index = pairs / "pairs.json"
     if not index.is_file() or not any(e["split"] == split for e in json_module.loads(index.read_text())["entries"]):
         print(f"building the {split} pairs in {pairs} ...", file=sys.stderr)
@@ -631,10 +636,11 @@ def evaluate_render(
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
                                            temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
-                                           tempo_drift=tempo_drift, progress=lambda _: bar.update(1))  # fmt: skip
+                                           tempo_drift=tempo_drift, consensus=consensus,
+                                           progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
                "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing,
-               "tempo_drift": tempo_drift}  # fmt: skip
+               "tempo_drift": tempo_drift, "consensus": consensus}  # fmt: skip
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -725,6 +731,7 @@ def render_command(
     dynamics_scale: float = 1.0,
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT,
+    consensus: int = 1,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -754,6 +761,9 @@ def render_command(
             0: the sampled timing as it is; not used by a CVRNN, whose tempo is its own output)
         tempo_drift: take out the renderer's departures from the written tempo map that are slower than
             this many beats (0: keep them); its faster rubato stays
+        consensus: sample this many performances and play their note-by-note average (mean onsets,
+            velocities and log durations, majority pedal): steadier and closer to pianists note by note,
+            less varied between seeds (1: one sample as drawn)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -786,6 +796,7 @@ def render_command(
         dynamics_scale,
         tempo_smoothing=tempo_smoothing,
         tempo_drift=tempo_drift,
+        consensus=consensus,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")
@@ -796,6 +807,8 @@ def render_command(
     steering = interpretation is not None or reference is not None or reference_score is not None
     if pretrained.model_type != "cvrnn" and steering:
         raise EspressivoError("--interpretation and --reference need a CVRNN model (--model cvrnn-small)")
+    if pretrained.model_type == "cvrnn" and consensus > 1:
+        raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
     if (reference is None) != (reference_score is None):
         raise EspressivoError("give --reference and --reference-score together")
     if pretrained.model_type == "cvrnn":

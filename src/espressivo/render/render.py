@@ -47,6 +47,9 @@ from espressivo.features.slots import (
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 
+MAX_CONSENSUS = 32
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     temperature: float = 1.0
@@ -61,6 +64,7 @@ class RenderOptions:
     overlap: int = 64  # notes shared by consecutive segments, cross-faded
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
     tempo_drift: float = DEFAULT_TEMPO_DRIFT  # departures from the written tempo slower than this many beats removed
+    consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -75,6 +79,8 @@ class RenderOptions:
             raise EspressivoError("segment must be 0 or at least 4 x overlap, and overlap >= 1")
         if not 0 <= self.tempo_smoothing <= 64 or not (self.tempo_drift == 0 or 2 <= self.tempo_drift <= 1024):
             raise EspressivoError("--tempo-smoothing must lie in 0..64 beats and --tempo-drift be 0 or 2..1024")
+        if not 1 <= self.consensus <= MAX_CONSENSUS:
+            raise EspressivoError(f"--consensus must lie in 1..{MAX_CONSENSUS}")
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,23 @@ def _stitch(parts: np.ndarray, segments: list[tuple[int, int]], overlap: int, n:
     return out
 
 
+def consensus_slots(samples: np.ndarray) -> np.ndarray:
+    """(K, n, S) sampled performances of one score -> (n, S): their note-by-note consensus.
+
+    IOIs are averaged (so every onset is the mean of the K onsets: the mean time map, chord spreads
+    included), velocities averaged, durations averaged in log (a geometric mean: articulation is a ratio),
+    each pedal sample taken by majority (ties: down).  Pitch is the score's in every sample."""
+    if samples.ndim != 3 or not len(samples):
+        raise EspressivoError("consensus needs (samples, notes, slots) slot classes")
+    out = samples[0].copy()
+    x = samples.astype(np.float64)
+    out[:, 1] = np.rint(x[:, :, 1].mean(0))
+    out[:, 2] = np.rint(x[:, :, 2].mean(0))
+    out[:, 3] = np.rint(np.expm1(np.log1p(x[:, :, 3]).mean(0)))
+    out[:, 4:] = 2 * samples[:, :, 4:].sum(0) >= len(samples)
+    return out
+
+
 def mean_qpm(quarters: np.ndarray, seconds: np.ndarray) -> float:
     """Quarter notes per minute from the first to the last onset (0 when undefined)."""
     span_q, span_t = float(quarters.max() - quarters.min()), float(seconds.max() - seconds.min())
@@ -293,7 +316,10 @@ def render(
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.tempo)
     anchored = plays_at_given_tempo(pretrained)
-    rendered = render_slots(pretrained.model, inputs, options, prime, variations)
+    rendered = render_slots(pretrained.model, inputs, options, prime, variations * options.consensus)
+    if options.consensus > 1:
+        rendered = rendered.reshape(variations, options.consensus, *rendered.shape[1:])
+        rendered = np.stack([consensus_slots(group) for group in rendered])
     results = []
     for slots in rendered:
         perf = decode_slots(slots, inputs.src[:, 1], tok)
