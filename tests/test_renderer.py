@@ -179,6 +179,12 @@ def test_consensus_averages_samples_note_by_note():
     out = consensus_slots(samples)
     assert out.tolist() == [[60, 0, 50, 99, 1, 0, 1, 0], [64, 210, 70, 99, 0, 1, 1, 0]]
     assert consensus_slots(samples[:1]).tolist() == samples[0].tolist()
+    # a chord (notes 1 and 2 share a score onset): placed at the mean chord onset, spread by the median offsets
+    chord = np.zeros((3, 3, 8), np.int64)
+    chord[:, :, 0] = 60
+    chord[:, 1:, 1] = [[100, 0], [200, 0], [330, 30]]
+    out = consensus_slots(chord, score_ioi=np.array([0, 500, 0]))
+    assert out[:, 1].tolist() == [0, 215, 0]  # one sample's spread is outvoted; the mean IOI would give 10
 
 
 def test_consensus_rendering_is_steadier_than_one_sample(tiny_checkpoint, etude):
@@ -195,6 +201,27 @@ def test_consensus_rendering_is_steadier_than_one_sample(tiny_checkpoint, etude)
     assert np.array_equal(many[0], velocities(1, 8))  # reproducible
     assert not np.array_equal(many[0], many[1])  # seeds still differ ...
     assert np.abs(many[0] - many[1]).mean() < np.abs(one[0] - one[1]).mean()  # ... by less
+
+
+def test_dynamics_drift_follows_the_markings_and_keeps_accents():
+    from espressivo.core import Performance
+    from espressivo.render.dynamics import marked_level, smooth_over_beats, steady_dynamics
+
+    score = long_score(400)  # 100 beats of four-note chords, no dynamics markings
+    level = marked_level(score)
+    assert np.allclose(level, level[0]) and 60 < level[0] < 70
+    perf = score.to_performance(velocity=64)
+    beat = score.notes["onset_beat"][perf.notes["id"]]
+    drift = 40 * beat / beat.max()  # louder and louder: +40 by the end
+    accent = np.where(beat % 4 == 0, 12.0, 0.0)  # every fourth beat accented
+    notes = perf.notes.copy()
+    notes["velocity"] = np.rint(60 + drift + accent)
+    steady = steady_dynamics(Performance(notes, perf.controls), score, 4.0).notes["velocity"].astype(float)
+    middle = (beat > 20) & (beat < 80)
+    assert abs(steady[middle].mean() - level[0]) < 1.5  # the level is the marked one again
+    assert np.allclose(steady[middle] - smooth_over_beats(beat, steady, 4.0)[middle], accent[middle] - 3, atol=1.5)
+    unchanged = steady_dynamics(Performance(notes, perf.controls), score, 0.0)
+    assert np.array_equal(unchanged.notes["velocity"], notes["velocity"])
 
 
 def test_global_controls(tiny_checkpoint, etude):
@@ -448,6 +475,7 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--tempo-smoothing", "-1"], "--tempo-smoothing"),
         (["--tempo-drift", "1"], "--tempo-drift"),
         (["--consensus", "0"], "--consensus"),
+        (["--dynamics-drift", "-2"], "--dynamics-drift"),
         (["--consensus", "1000"], "--consensus"),
     ],
 )

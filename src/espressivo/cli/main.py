@@ -17,6 +17,7 @@ from espressivo.cli.embed import register as register_embedding_commands
 from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
+from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
 
 app = App(
@@ -578,6 +579,7 @@ def evaluate_render(
     max_pieces: int = 0,
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT,
+    dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
     consensus: int = 1,
     json: Path | None = None,
     markdown: Path | None = None,
@@ -600,6 +602,7 @@ def evaluate_render(
         max_pieces: only the first N pieces (0: all)
         tempo_smoothing: smooth the renderers' local tempo over this many beats, as `render` does
         tempo_drift: take out the renderers' departures from the written tempo slower than this many beats
+        dynamics_drift: hold the renderers' loudness level to the marked dynamics over this many beats, as `render`
         consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
         json: write the full report here
         markdown: write the tables here
@@ -624,7 +627,7 @@ def evaluate_render(
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                  consensus=consensus)  # checks them  # fmt: skip
+                  dynamics_drift=dynamics_drift, consensus=consensus)  # checks them  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
@@ -636,11 +639,12 @@ def evaluate_render(
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
                                            temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
-                                           tempo_drift=tempo_drift, consensus=consensus,
+                                           tempo_drift=tempo_drift, dynamics_drift=dynamics_drift,
+                                           consensus=consensus,
                                            progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
                "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing,
-               "tempo_drift": tempo_drift, "consensus": consensus}  # fmt: skip
+               "tempo_drift": tempo_drift, "dynamics_drift": dynamics_drift, "consensus": consensus}  # fmt: skip
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -731,6 +735,7 @@ def render_command(
     dynamics_scale: float = 1.0,
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT,
+    dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
     consensus: int = 1,
     wav: bool = False,
     plot: bool = False,
@@ -761,8 +766,10 @@ def render_command(
             0: the sampled timing as it is; not used by a CVRNN, whose tempo is its own output)
         tempo_drift: take out the renderer's departures from the written tempo map that are slower than
             this many beats (0: keep them); its faster rubato stays
-        consensus: sample this many performances and play their note-by-note average (mean onsets,
-            velocities and log durations, majority pedal): steadier and closer to pianists note by note,
+        dynamics_drift: hold the renderer's loudness level to what the score's dynamics markings call for,
+            taking out its slower departures than this many beats (0: its own level); accents and swells stay
+        consensus: sample this many performances and play their note-by-note consensus (mean chord onsets,
+            median spread, velocity and duration, majority pedal): steadier and closer to pianists note by note,
             less varied between seeds (1: one sample as drawn)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
@@ -796,6 +803,7 @@ def render_command(
         dynamics_scale,
         tempo_smoothing=tempo_smoothing,
         tempo_drift=tempo_drift,
+        dynamics_drift=dynamics_drift,
         consensus=consensus,
     )
     if not score.is_file():

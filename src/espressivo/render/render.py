@@ -44,6 +44,7 @@ from espressivo.features.slots import (
     render_order,
     score_slots,
 )
+from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT, steady_dynamics
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 
@@ -64,6 +65,7 @@ class RenderOptions:
     overlap: int = 64  # notes shared by consecutive segments, cross-faded
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
     tempo_drift: float = DEFAULT_TEMPO_DRIFT  # departures from the written tempo slower than this many beats removed
+    dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT  # loudness departures from the marked level slower than this
     consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
 
     def __post_init__(self) -> None:
@@ -79,6 +81,8 @@ class RenderOptions:
             raise EspressivoError("segment must be 0 or at least 4 x overlap, and overlap >= 1")
         if not 0 <= self.tempo_smoothing <= 64 or not (self.tempo_drift == 0 or 2 <= self.tempo_drift <= 1024):
             raise EspressivoError("--tempo-smoothing must lie in 0..64 beats and --tempo-drift be 0 or 2..1024")
+        if not (self.dynamics_drift == 0 or 1 <= self.dynamics_drift <= 1024):
+            raise EspressivoError("--dynamics-drift must be 0 or lie in 1..1024 beats")
         if not 1 <= self.consensus <= MAX_CONSENSUS:
             raise EspressivoError(f"--consensus must lie in 1..{MAX_CONSENSUS}")
 
@@ -240,19 +244,33 @@ def _stitch(parts: np.ndarray, segments: list[tuple[int, int]], overlap: int, n:
     return out
 
 
-def consensus_slots(samples: np.ndarray) -> np.ndarray:
-    """(K, n, S) sampled performances of one score -> (n, S): their note-by-note consensus.
+def consensus_slots(samples: np.ndarray, score_ioi: np.ndarray | None = None) -> np.ndarray:
+    """(K, n, S) sampled performances of one score (renderer order) -> (n, S): their note-by-note consensus.
 
-    IOIs are averaged (so every onset is the mean of the K onsets: the mean time map, chord spreads
-    included), velocities averaged, durations averaged in log (a geometric mean: articulation is a ratio),
-    each pedal sample taken by majority (ties: down).  Pitch is the score's in every sample."""
+    Onsets: every chord (run of notes whose ``score_ioi`` is 0 after the first) is placed at the mean of its
+    K mean onsets (the mean time map: tempo and rubato), and each of its notes at the median of its K offsets
+    from the chord's onset (the spread the samples agree on; offsets are ordered in every sample, so their
+    medians are too).  Velocity and duration: the median of the K (the estimate closest, in absolute error, to
+    what the model believes).  Each pedal sample by majority (ties: down).  Pitch is the score's in every
+    sample.  Without ``score_ioi`` every note is its own chord.
+    """
     if samples.ndim != 3 or not len(samples):
         raise EspressivoError("consensus needs (samples, notes, slots) slot classes")
     out = samples[0].copy()
-    x = samples.astype(np.float64)
-    out[:, 1] = np.rint(x[:, :, 1].mean(0))
-    out[:, 2] = np.rint(x[:, :, 2].mean(0))
-    out[:, 3] = np.rint(np.expm1(np.log1p(x[:, :, 3]).mean(0)))
+    n = samples.shape[1]
+    if n == 0:
+        return out
+    onset = np.cumsum(samples[:, :, 1].astype(np.float64), axis=1)
+    onset -= onset[:, :1]
+    moves = np.ones(n, bool) if score_ioi is None else np.asarray(score_ioi) > 0
+    chord = np.cumsum(np.concatenate([[0], moves[1:]]))
+    count = np.bincount(chord)
+    chord_onset = np.stack([np.bincount(chord, weights=row) / count for row in onset])  # (K, chords)
+    offset = onset - chord_onset[:, chord]
+    placed = chord_onset.mean(0)[chord] + np.median(offset, axis=0)
+    out[:, 1] = np.maximum(np.rint(np.diff(placed, prepend=placed[0])), 0)
+    out[:, 2] = np.rint(np.median(samples[:, :, 2], axis=0))
+    out[:, 3] = np.rint(np.median(samples[:, :, 3], axis=0))
     out[:, 4:] = 2 * samples[:, :, 4:].sum(0) >= len(samples)
     return out
 
@@ -315,17 +333,19 @@ def render(
         raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type}, not a renderer")
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.tempo)
-    anchored = plays_at_given_tempo(pretrained)
     rendered = render_slots(pretrained.model, inputs, options, prime, variations * options.consensus)
     if options.consensus > 1:
         rendered = rendered.reshape(variations, options.consensus, *rendered.shape[1:])
-        rendered = np.stack([consensus_slots(group) for group in rendered])
-    results = []
-    for slots in rendered:
-        perf = decode_slots(slots, inputs.src[:, 1], tok)
-        notes = perf.notes.copy()
-        notes["id"] = inputs.order[notes["id"]]  # back to score rows
-        perf = shape_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
-        perf = finish(perf, score, options, anchored)
-        results.append(Rendering(perf, score, options))
-    return results
+        rendered = np.stack([consensus_slots(group, inputs.src[:, 1]) for group in rendered])
+    return [Rendering(performance(slots, inputs, score, options, pretrained), score, options) for slots in rendered]
+
+
+def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: RenderOptions, pretrained):
+    """Rendered slots (renderer order) -> the performance: decoded, re-timed (``tempo_smoothing``,
+    ``tempo_drift``), its loudness steadied (``dynamics_drift``), the global controls applied."""
+    perf = decode_slots(slots, inputs.src[:, 1], pretrained.tokenizer)
+    notes = perf.notes.copy()
+    notes["id"] = inputs.order[notes["id"]]  # back to score rows
+    perf = shape_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
+    perf = steady_dynamics(perf, score, options.dynamics_drift)
+    return finish(perf, score, options, plays_at_given_tempo(pretrained))

@@ -1,0 +1,70 @@
+"""Sweep rendering settings on a split without re-sampling: each score is sampled ``--samples`` times once;
+every (consensus K, tempo drift, dynamics drift) setting is then built from the same samples (consensus of the
+first K) and compared with every human performance as ``espressivo evaluate render`` does (per note and tempo
+curves; seed ``--seed``).  Prints JSON: the mean per setting, with deadpan and human rows for scale.
+
+    python tools/sweep_render.py --split validation --consensus 1,4,8 --dynamics-drift 0,4,16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from espressivo.evaluate.render import compare, load_pieces, mean_of, rendered_view
+from espressivo.models.checkpoint import load_pretrained
+from espressivo.render.render import RenderOptions, consensus_slots, performance, render_slots
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="renderer-small")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--consensus", default="1,8")
+    parser.add_argument("--tempo-drift", default="4")
+    parser.add_argument("--dynamics-drift", default="0")
+    parser.add_argument("--max-pieces", type=int, default=0)
+    args = parser.parse_args()
+    pretrained = load_pretrained(args.model)
+    ks = [int(k) for k in floats(args.consensus)]
+    settings = [(k, t, d) for k in ks for t in floats(args.tempo_drift) for d in floats(args.dynamics_drift)]
+    base = RenderOptions(top_p=args.top_p, seed=args.seed)
+    results: dict = {s: [] for s in settings}
+    deadpan, human = [], []
+    for piece in load_pieces(args.pairs, args.split, max_pieces=args.max_pieces):
+        score, inputs = piece["score"], piece["inputs"]
+        views = [h["view"] for h in piece["humans"]]
+        samples = render_slots(pretrained.model, inputs, base, None, max(ks))
+        dp = rendered_view(score, score.to_performance(velocity=64))
+        deadpan += [compare(dp, v) for v in views]
+        human += [compare(views[i], views[j]) for i in range(len(views)) for j in range(i + 1, len(views))]
+        for k, t, d in settings:
+            slots = consensus_slots(samples[:k], inputs.src[:, 1])
+            options = replace(base, tempo_drift=t, dynamics_drift=d, consensus=k)
+            view = rendered_view(score, performance(slots, inputs, score, options, pretrained))
+            results[(k, t, d)] += [compare(view, v) for v in views]
+
+    def row(m: dict) -> dict:
+        return {"velocity_r": m["velocity"]["r"], "velocity_mae": m["velocity"]["mae"], "timing_r": m["timing"]["r"],
+                "timing_mae_ms": 1000 * m["timing"]["mae"], "articulation_r": m["articulation"]["r"],
+                "tempo_r": m["tempo"]["r"], "tempo_curve_mae_bpm": m["tempo_curve_mae_bpm"],
+                "tempo_curve_r": m["tempo_curve_r"]}  # fmt: skip
+
+    out = {"split": args.split, "model": args.model, "seed": args.seed, "samples": max(ks),
+           "deadpan": row(mean_of(deadpan)), "human": row(mean_of(human)),
+           "settings": [{"consensus": k, "tempo_drift": t, "dynamics_drift": d} | row(mean_of(results[(k, t, d)]))
+                        for k, t, d in settings]}  # fmt: skip
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
