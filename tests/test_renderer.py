@@ -187,6 +187,18 @@ def test_consensus_averages_samples_note_by_note():
     assert out[:, 1].tolist() == [0, 215, 0]  # one sample's spread is outvoted; the mean IOI would give 10
 
 
+def test_chord_spread_scales_offsets_around_the_chord_onset():
+    from espressivo.render.render import spread_chords
+
+    slots = np.zeros((5, 8), np.int64)
+    slots[:, 1] = [0, 500, 10, 20, 400]  # a note, a three-note chord spread over 30 ms, a note
+    score_ioi = np.array([0, 500, 0, 0, 400])
+    onsets = lambda s: np.cumsum(s[:, 1])  # noqa: E731
+    assert onsets(spread_chords(slots, score_ioi, 0.5)).tolist() == [0, 507, 512, 522, 930]
+    assert onsets(spread_chords(slots, score_ioi, 0.0)).tolist() == [0, 513, 513, 513, 930]
+    assert spread_chords(slots, score_ioi, 1.0) is slots
+
+
 def test_consensus_rendering_is_steadier_than_one_sample(tiny_checkpoint, etude):
     pretrained = load_pretrained(tiny_checkpoint)
 
@@ -476,6 +488,7 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--tempo-drift", "1"], "--tempo-drift"),
         (["--consensus", "0"], "--consensus"),
         (["--dynamics-drift", "-2"], "--dynamics-drift"),
+        (["--chord-spread", "9"], "--chord-spread"),
         (["--consensus", "1000"], "--consensus"),
     ],
 )

@@ -1,5 +1,5 @@
 """Sweep rendering settings on a split without re-sampling: each score is sampled ``--samples`` times once;
-every (consensus K, tempo drift, dynamics drift) setting is then built from the same samples (consensus of the
+every (consensus K, tempo drift, dynamics drift, chord spread) setting is then built from the same samples (consensus of the
 first K) and compared with every human performance as ``espressivo evaluate render`` does (per note and tempo
 curves; seed ``--seed``).  Prints JSON: the mean per setting, with deadpan and human rows for scale.
 
@@ -32,11 +32,13 @@ def main() -> None:
     parser.add_argument("--consensus", default="1,8")
     parser.add_argument("--tempo-drift", default="4")
     parser.add_argument("--dynamics-drift", default="0")
+    parser.add_argument("--chord-spread", default="1")
     parser.add_argument("--max-pieces", type=int, default=0)
     args = parser.parse_args()
     pretrained = load_pretrained(args.model)
     ks = [int(k) for k in floats(args.consensus)]
-    settings = [(k, t, d) for k in ks for t in floats(args.tempo_drift) for d in floats(args.dynamics_drift)]
+    settings = [(k, t, d, c) for k in ks for t in floats(args.tempo_drift) for d in floats(args.dynamics_drift)
+                for c in floats(args.chord_spread)]  # fmt: skip
     base = RenderOptions(top_p=args.top_p, seed=args.seed)
     results: dict = {s: [] for s in settings}
     deadpan, human = [], []
@@ -47,11 +49,11 @@ def main() -> None:
         dp = rendered_view(score, score.to_performance(velocity=64))
         deadpan += [compare(dp, v) for v in views]
         human += [compare(views[i], views[j]) for i in range(len(views)) for j in range(i + 1, len(views))]
-        for k, t, d in settings:
+        for k, t, d, c in settings:
             slots = consensus_slots(samples[:k], inputs.src[:, 1])
-            options = replace(base, tempo_drift=t, dynamics_drift=d, consensus=k)
+            options = replace(base, tempo_drift=t, dynamics_drift=d, chord_spread=c, consensus=k)
             view = rendered_view(score, performance(slots, inputs, score, options, pretrained))
-            results[(k, t, d)] += [compare(view, v) for v in views]
+            results[(k, t, d, c)] += [compare(view, v) for v in views]
 
     def row(m: dict) -> dict:
         return {"velocity_r": m["velocity"]["r"], "velocity_mae": m["velocity"]["mae"], "timing_r": m["timing"]["r"],
@@ -61,8 +63,8 @@ def main() -> None:
 
     out = {"split": args.split, "model": args.model, "seed": args.seed, "samples": max(ks),
            "deadpan": row(mean_of(deadpan)), "human": row(mean_of(human)),
-           "settings": [{"consensus": k, "tempo_drift": t, "dynamics_drift": d} | row(mean_of(results[(k, t, d)]))
-                        for k, t, d in settings]}  # fmt: skip
+           "settings": [{"consensus": k, "tempo_drift": t, "dynamics_drift": d, "chord_spread": c}
+                        | row(mean_of(results[(k, t, d, c)])) for k, t, d, c in settings]}  # fmt: skip
     print(json.dumps(out, indent=1))
 
 

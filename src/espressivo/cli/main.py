@@ -580,6 +580,7 @@ def evaluate_render(
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT,
     dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
+    chord_spread: float = 1.0,
     consensus: int = 1,
     json: Path | None = None,
     markdown: Path | None = None,
@@ -603,6 +604,7 @@ def evaluate_render(
         tempo_smoothing: smooth the renderers' local tempo over this many beats, as `render` does
         tempo_drift: take out the renderers' departures from the written tempo slower than this many beats
         dynamics_drift: hold the renderers' loudness level to the marked dynamics over this many beats, as `render`
+        chord_spread: scale the renderers' chord spreads, as `render --chord-spread`
         consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
         json: write the full report here
         markdown: write the tables here
@@ -627,7 +629,7 @@ def evaluate_render(
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                  dynamics_drift=dynamics_drift, consensus=consensus)  # checks them  # fmt: skip
+                  dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus)  # checks them  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
@@ -640,11 +642,12 @@ def evaluate_render(
         report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
                                            temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
                                            tempo_drift=tempo_drift, dynamics_drift=dynamics_drift,
-                                           consensus=consensus,
+                                           chord_spread=chord_spread, consensus=consensus,
                                            progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
                "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing,
-               "tempo_drift": tempo_drift, "dynamics_drift": dynamics_drift, "consensus": consensus}  # fmt: skip
+               "tempo_drift": tempo_drift, "dynamics_drift": dynamics_drift, "chord_spread": chord_spread,
+               "consensus": consensus}  # fmt: skip
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -736,6 +739,7 @@ def render_command(
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT,
     dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
+    chord_spread: float = 1.0,
     consensus: int = 1,
     wav: bool = False,
     plot: bool = False,
@@ -768,6 +772,8 @@ def render_command(
             this many beats (0: keep them); its faster rubato stays
         dynamics_drift: hold the renderer's loudness level to what the score's dynamics markings call for,
             taking out its slower departures than this many beats (0: its own level); accents and swells stay
+        chord_spread: scale how far chord notes spread around the chord's onset (0: struck together, 1: as
+            sampled)
         consensus: sample this many performances and play their note-by-note consensus (mean chord onsets,
             median spread, velocity and duration, majority pedal): steadier and closer to pianists note by note,
             less varied between seeds (1: one sample as drawn)
@@ -804,6 +810,7 @@ def render_command(
         tempo_smoothing=tempo_smoothing,
         tempo_drift=tempo_drift,
         dynamics_drift=dynamics_drift,
+        chord_spread=chord_spread,
         consensus=consensus,
     )
     if not score.is_file():

@@ -347,15 +347,16 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
 def evaluate_renderers(
     models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
     temperature: float = 1.0, top_p: float = 0.95, tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
-    tempo_drift: float = DEFAULT_TEMPO_DRIFT, dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT, consensus: int = 1,
-    progress=None,
+    tempo_drift: float = DEFAULT_TEMPO_DRIFT, dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
+    chord_spread: float = 1.0, consensus: int = 1, progress=None,
 ) -> tuple[dict, dict]:  # fmt: skip
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).
-    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``consensus``: as ``espressivo render``."""
+    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``chord_spread``, ``consensus``: as ``espressivo render``."""
     from espressivo.render.render import RenderOptions, render
 
     options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                            dynamics_drift=dynamics_drift, consensus=consensus)  # fmt: skip
+                            dynamics_drift=dynamics_drift, chord_spread=chord_spread,
+                            consensus=consensus)  # fmt: skip
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
     human_gen, human_ref, human_pairs = [], [], []

@@ -66,6 +66,7 @@ class RenderOptions:
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
     tempo_drift: float = DEFAULT_TEMPO_DRIFT  # departures from the written tempo slower than this many beats removed
     dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT  # loudness departures from the marked level slower than this
+    chord_spread: float = 1.0  # chord notes' spread around the chord's onset (0: together, 1: as sampled)
     consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
 
     def __post_init__(self) -> None:
@@ -83,6 +84,8 @@ class RenderOptions:
             raise EspressivoError("--tempo-smoothing must lie in 0..64 beats and --tempo-drift be 0 or 2..1024")
         if not (self.dynamics_drift == 0 or 1 <= self.dynamics_drift <= 1024):
             raise EspressivoError("--dynamics-drift must be 0 or lie in 1..1024 beats")
+        if not 0 <= self.chord_spread <= 4:
+            raise EspressivoError("--chord-spread must lie in 0..4")
         if not 1 <= self.consensus <= MAX_CONSENSUS:
             raise EspressivoError(f"--consensus must lie in 1..{MAX_CONSENSUS}")
 
@@ -262,16 +265,35 @@ def consensus_slots(samples: np.ndarray, score_ioi: np.ndarray | None = None) ->
         return out
     onset = np.cumsum(samples[:, :, 1].astype(np.float64), axis=1)
     onset -= onset[:, :1]
-    moves = np.ones(n, bool) if score_ioi is None else np.asarray(score_ioi) > 0
-    chord = np.cumsum(np.concatenate([[0], moves[1:]]))
+    chord = chords(n, score_ioi)
     count = np.bincount(chord)
     chord_onset = np.stack([np.bincount(chord, weights=row) / count for row in onset])  # (K, chords)
     offset = onset - chord_onset[:, chord]
     placed = chord_onset.mean(0)[chord] + np.median(offset, axis=0)
-    out[:, 1] = np.maximum(np.rint(np.diff(placed, prepend=placed[0])), 0)
+    out[:, 1] = np.maximum(np.diff(np.rint(placed), prepend=np.rint(placed[0])), 0)
     out[:, 2] = np.rint(np.median(samples[:, :, 2], axis=0))
     out[:, 3] = np.rint(np.median(samples[:, :, 3], axis=0))
     out[:, 4:] = 2 * samples[:, :, 4:].sum(0) >= len(samples)
+    return out
+
+
+def chords(n: int, score_ioi: np.ndarray | None) -> np.ndarray:
+    """Chord number of each of ``n`` notes in renderer order: a new chord wherever the score moves on."""
+    moves = np.ones(n, bool) if score_ioi is None else np.asarray(score_ioi) > 0
+    return np.cumsum(np.concatenate([[0], moves[1:n]])) if n else np.zeros(0, np.int64)
+
+
+def spread_chords(slots: np.ndarray, score_ioi: np.ndarray, factor: float) -> np.ndarray:
+    """(n, S) slots with every chord's spread (each note's offset from the chord's mean onset) times
+    ``factor``: 0 plays chord notes together, 1 as sampled; the chord's mean onset stays."""
+    if factor == 1.0 or len(slots) < 2:
+        return slots
+    onset = np.cumsum(slots[:, 1].astype(np.float64))
+    chord = chords(len(slots), score_ioi)
+    middle = (np.bincount(chord, weights=onset) / np.bincount(chord))[chord]
+    placed = middle + factor * (onset - middle)
+    out = slots.copy()
+    out[1:, 1] = np.maximum(np.diff(np.rint(placed)), 0)
     return out
 
 
@@ -342,7 +364,9 @@ def render(
 
 def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: RenderOptions, pretrained):
     """Rendered slots (renderer order) -> the performance: decoded, re-timed (``tempo_smoothing``,
-    ``tempo_drift``), its loudness steadied (``dynamics_drift``), the global controls applied."""
+    ``tempo_drift``), chords spread (``chord_spread``), loudness steadied (``dynamics_drift``), the global
+    controls applied."""
+    slots = spread_chords(slots, inputs.src[:, 1], options.chord_spread)
     perf = decode_slots(slots, inputs.src[:, 1], pretrained.tokenizer)
     notes = perf.notes.copy()
     notes["id"] = inputs.order[notes["id"]]  # back to score rows
