@@ -1,7 +1,9 @@
-"""Sweep rendering settings on a split without re-sampling: each score is sampled ``--samples`` times once;
-every (consensus K, tempo drift, dynamics drift, chord spread) setting is then built from the same samples (consensus of the
-first K) and compared with every human performance as ``espressivo evaluate render`` does (per note and tempo
-curves; seed ``--seed``).  Prints JSON: the mean per setting, with deadpan and human rows for scale.
+"""Sweep rendering settings on a split without re-sampling; prints JSON.
+
+Each score is sampled max(``--consensus``) times once; every (consensus K, tempo drift, dynamics drift, chord
+spread) setting is then built from the same samples (the consensus of the first K) and compared with every human
+performance as ``espressivo evaluate render`` does: per note, tempo curves, and the JS distances of the
+distributions (seed ``--seed``).  The mean per setting, with deadpan and human rows for scale.
 
     python tools/sweep_render.py --split validation --consensus 1,4,8 --dynamics-drift 0,4,16
 """
@@ -13,7 +15,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from espressivo.evaluate.render import compare, load_pieces, mean_of, rendered_view
+from espressivo.evaluate.render import (
+    compare,
+    distribution_scores,
+    load_pieces,
+    mean_of,
+    note_statistics,
+    rendered_view,
+)
 from espressivo.models.checkpoint import load_pretrained
 from espressivo.render.render import RenderOptions, consensus_slots, performance, render_slots
 
@@ -41,10 +50,12 @@ def main() -> None:
                 for c in floats(args.chord_spread)]  # fmt: skip
     base = RenderOptions(top_p=args.top_p, seed=args.seed)
     results: dict = {s: [] for s in settings}
-    deadpan, human = [], []
+    stats: dict = {s: [] for s in settings}
+    deadpan, human, reference = [], [], []
     for piece in load_pieces(args.pairs, args.split, max_pieces=args.max_pieces):
         score, inputs = piece["score"], piece["inputs"]
         views = [h["view"] for h in piece["humans"]]
+        reference += [note_statistics(h["performance"]) for h in piece["humans"]]
         samples = render_slots(pretrained.model, inputs, base, None, max(ks))
         dp = rendered_view(score, score.to_performance(velocity=64))
         deadpan += [compare(dp, v) for v in views]
@@ -52,8 +63,9 @@ def main() -> None:
         for k, t, d, c in settings:
             slots = consensus_slots(samples[:k], inputs.src[:, 1])
             options = replace(base, tempo_drift=t, dynamics_drift=d, chord_spread=c, consensus=k)
-            view = rendered_view(score, performance(slots, inputs, score, options, pretrained))
-            results[(k, t, d, c)] += [compare(view, v) for v in views]
+            perf = performance(slots, inputs, score, options, pretrained)
+            stats[(k, t, d, c)].append(note_statistics(perf))
+            results[(k, t, d, c)] += [compare(rendered_view(score, perf), v) for v in views]
 
     def row(m: dict) -> dict:
         return {"velocity_r": m["velocity"]["r"], "velocity_mae": m["velocity"]["mae"], "timing_r": m["timing"]["r"],
@@ -64,7 +76,10 @@ def main() -> None:
     out = {"split": args.split, "model": args.model, "seed": args.seed, "samples": max(ks),
            "deadpan": row(mean_of(deadpan)), "human": row(mean_of(human)),
            "settings": [{"consensus": k, "tempo_drift": t, "dynamics_drift": d, "chord_spread": c}
-                        | row(mean_of(results[(k, t, d, c)])) for k, t, d, c in settings]}  # fmt: skip
+                        | row(mean_of(results[(k, t, d, c)]))
+                        | {"js_distance": {name: v["js_distance"]
+                                           for name, v in distribution_scores(stats[s], reference).items()}}
+                        for s in settings for k, t, d, c in [s]]}  # fmt: skip
     print(json.dumps(out, indent=1))
 
 

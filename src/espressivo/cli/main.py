@@ -629,7 +629,7 @@ def evaluate_render(
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                  dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus)  # checks them  # fmt: skip
+                  dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus)  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")

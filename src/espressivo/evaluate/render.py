@@ -351,7 +351,8 @@ def evaluate_renderers(
     chord_spread: float = 1.0, consensus: int = 1, progress=None,
 ) -> tuple[dict, dict]:  # fmt: skip
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).
-    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``chord_spread``, ``consensus``: as ``espressivo render``."""
+    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``chord_spread``, ``consensus``: as
+    ``espressivo render``."""
     from espressivo.render.render import RenderOptions, render
 
     options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,

@@ -47,7 +47,6 @@ from espressivo.features.slots import (
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT, steady_dynamics
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
-
 MAX_CONSENSUS = 32
 
 
