@@ -772,8 +772,9 @@ def render_command(
             this many beats (0: keep them); its faster rubato stays
         dynamics_drift: hold the renderer's loudness level to what the score's dynamics markings call for,
             taking out its slower departures than this many beats (0: its own level); accents and swells stay
+            (not used by a CVRNN)
         chord_spread: scale how far chord notes spread around the chord's onset (0: struck together, 1: as
-            sampled)
+            sampled; not used by a CVRNN)
         consensus: sample this many performances and play their note-by-note consensus (mean chord onsets,
             median spread, velocity and duration, majority pedal): steadier and closer to pianists note by note,
             less varied between seeds (1: one sample as drawn)
