@@ -422,9 +422,15 @@ def evaluate_renderers(
     return report, stats
 
 
+RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread",
+                   "consensus")  # fmt: skip
+
+
 def markdown_table(report: dict) -> str:
     names = list(report["systems"])
-    lines = [
+    settings = ", ".join(f"{k.replace('_', ' ')} {report[k]}" for k in RENDER_SETTINGS if k in report)
+    lines = [f"Split {report['split']}; renderers rendered with {settings}.", ""] if "split" in report else []
+    lines += [
         "| system | overall JS dist. ↓ | overall intersection ↑ | velocity r ↑ | velocity MAE ↓ | timing r ↑ "
         "| timing MAE (ms) ↓ | articulation r ↑ | tempo r ↑ | tempo-curve MAE (BPM) ↓ | tempo-curve r ↑ |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
