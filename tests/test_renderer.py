@@ -560,3 +560,22 @@ def test_cli_render_variations(tiny_checkpoint, tmp_path, capsys):
     assert not np.array_equal(files[0].notes["onset_sec"], files[1].notes["onset_sec"])
     assert main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_checkpoint),
                  "--variations", "0"]) == 2  # fmt: skip
+
+
+def test_sampling_heads_match_the_model_heads():
+    from espressivo.render.render import BF16_HEAD_CLASSES, _logits, cpu_has_bf16, sampling_heads
+
+    model = build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK)).eval()
+    heads = sampling_heads(model)
+    wide = [s for s, h in enumerate(model.heads) if h.out_features >= BF16_HEAD_CLASSES]
+    assert wide == [1, 3]
+    for s, head in enumerate(heads):
+        expected = torch.bfloat16 if s in wide and cpu_has_bf16() else torch.float32
+        assert head.weight.dtype == expected
+    assert sampling_heads(model)[1] is heads[1]  # cast once, reused
+    hidden, context = torch.randn(3, 64), torch.randn(3, 64)
+    with torch.inference_mode():
+        for s in range(1, len(heads)):
+            exact = model.slot_logits(hidden, s, context)
+            fast = _logits(model, heads, hidden, s, context)
+            assert fast.dtype == torch.float32 and torch.allclose(fast, exact, atol=0.02 * exact.abs().max().item())

@@ -142,6 +142,46 @@ def _sample(logits, temperature: float, top_p: float, generator):
     return index.gather(-1, choice[:, None])[:, 0]
 
 
+BF16_HEAD_CLASSES = 1024  # heads at least this wide are read in bf16 when sampling on a CPU with native bf16
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX): there a bf16 head reads half the memory
+    and runs about 3x faster; elsewhere bf16 would be emulated, and slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def sampling_heads(model) -> list:
+    """The slot heads to sample with: on a CPU with native bf16, bf16 copies of the wide ones (the IOI and
+    duration heads, 5,000 classes: rendering is bound by reading them at every note; teacher-forced NLL on the
+    validation pairs is unchanged to 1e-4), else the model's own."""
+    import torch
+
+    heads = list(model.heads)
+    if model.bos.device.type != "cpu" or model.bos.dtype != torch.float32 or not cpu_has_bf16():
+        return heads
+    cache = model.__dict__.setdefault("_sampling_heads", {})
+    for s, head in enumerate(heads):
+        if head.out_features >= BF16_HEAD_CLASSES:
+            key = (s, head.weight.data_ptr(), head.weight._version)
+            if key not in cache:
+                cache[key] = torch.nn.Linear(head.in_features, head.out_features, bias=False, dtype=torch.bfloat16)
+                cache[key].weight.data.copy_(head.weight.data)
+            heads[s] = cache[key]
+    return heads
+
+
+def _logits(model, heads, hidden, slot: int, context):
+    z = model.slot_norms[slot](hidden + context)
+    head = heads[slot]
+    return head(z.to(head.weight.dtype)).float()
+
+
 def plan_segments(n: int, segment: int, overlap: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of the segments rendered side by side; consecutive ones share ``overlap`` notes."""
     if segment <= 0 or n <= segment:
@@ -159,6 +199,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
     window = min(options.window, model.config.max_notes)
     context = min(options.context, window // 4)
     batch = performed.size(0)
+    heads = sampling_heads(model)
     while committed < length:
         start = max(0, committed - context)
         stop = min(start + window, length)
@@ -182,7 +223,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
             context_sum = model.slot_embed[0](performed[:, i, 0])
             for s in range(1, slots):
                 choice = _sample(
-                    model.slot_logits(hidden, s, context_sum), options.temperature, options.top_p, generator
+                    _logits(model, heads, hidden, s, context_sum), options.temperature, options.top_p, generator
                 )
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):
