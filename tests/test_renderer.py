@@ -563,7 +563,7 @@ def test_cli_render_variations(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_sampling_heads_match_the_model_heads():
-    from espressivo.render.render import BF16_HEAD_CLASSES, _logits, cpu_has_bf16, sampling_heads
+    from espressivo.render.render import BF16_HEAD_CLASSES, cpu_has_bf16, sampling_heads
 
     model = build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK)).eval()
     heads = sampling_heads(model)
@@ -577,5 +577,5 @@ def test_sampling_heads_match_the_model_heads():
     with torch.inference_mode():
         for s in range(1, len(heads)):
             exact = model.slot_logits(hidden, s, context)
-            fast = _logits(model, heads, hidden, s, context)
+            fast = model.slot_logits(hidden, s, context, heads)
             assert fast.dtype == torch.float32 and torch.allclose(fast, exact, atol=0.02 * exact.abs().max().item())

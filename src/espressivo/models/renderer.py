@@ -173,10 +173,15 @@ class Renderer(nn.Module):
         w = self.bos
         return {"layers": [(w.new_zeros(shape), w.new_zeros(shape)) for _ in self.decoder], "pos": 0}
 
-    def slot_logits(self, hidden: torch.Tensor, slot: int, context: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of ``slot`` from the decoder state plus ``context`` (the sum of earlier slots' embeddings)."""
-        z = hidden if context is None else hidden + context
-        return self.heads[slot](self.slot_norms[slot](z))
+    def slot_logits(
+        self, hidden: torch.Tensor, slot: int, context: torch.Tensor | None = None, heads=None
+    ) -> torch.Tensor:
+        """Logits of ``slot`` from the decoder state plus ``context`` (the sum of earlier slots' embeddings);
+        ``heads``: other copies of the heads to read (e.g. bf16 ones for sampling), the logits still float32."""
+        z = self.slot_norms[slot](hidden if context is None else hidden + context)
+        if heads is None:
+            return self.heads[slot](z)
+        return heads[slot](z.to(heads[slot].weight.dtype)).float()
 
     # ------------------------------------------------------------------ training
     def forward(

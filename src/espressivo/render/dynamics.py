@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from espressivo.core import Performance, Score
+from espressivo.render.timing import gaussian_smooth
 
 DEFAULT_DYNAMICS_DRIFT = 4.0  # beats (0: the rendering's own loudness level kept); tuned on validation
 LEVEL_INTERCEPT = 39.94
@@ -43,13 +44,9 @@ def fit_level(marking_velocity: np.ndarray, velocity: np.ndarray) -> tuple[float
 def smooth_over_beats(beat: np.ndarray, values: np.ndarray, sigma_beats: float) -> np.ndarray:
     """At each note, the Gaussian-weighted mean (sigma in beats) of ``values`` over the notes around it."""
     cell = np.rint((beat - beat.min()) * GRID).astype(np.int64)
-    sums = np.bincount(cell, weights=values)
-    counts = np.bincount(cell).astype(np.float64)
-    radius = int(np.ceil(3 * sigma_beats * GRID))
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / (sigma_beats * GRID)) ** 2)
-    inside = slice(radius, radius + len(sums))
-    smooth = np.convolve(sums, kernel)[inside] / np.maximum(np.convolve(counts, kernel)[inside], 1e-12)
-    return smooth[cell]
+    sums = gaussian_smooth(np.bincount(cell, weights=values), sigma_beats * GRID)
+    counts = gaussian_smooth(np.bincount(cell).astype(np.float64), sigma_beats * GRID)
+    return sums[cell] / counts[cell]  # every note's own cell counts: never 0
 
 
 def steady_dynamics(perf: Performance, score: Score, drift_beats: float) -> Performance:

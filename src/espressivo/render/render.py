@@ -30,6 +30,7 @@ mean tempo the same way when no tempo is given),
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,6 +146,7 @@ def _sample(logits, temperature: float, top_p: float, generator):
 BF16_HEAD_CLASSES = 1024  # heads at least this wide are read in bf16 when sampling on a CPU with native bf16
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX): there a bf16 head reads half the memory
     and runs about 3x faster; elsewhere bf16 would be emulated, and slower."""
@@ -165,21 +167,16 @@ def sampling_heads(model) -> list:
     heads = list(model.heads)
     if model.bos.device.type != "cpu" or model.bos.dtype != torch.float32 or not cpu_has_bf16():
         return heads
-    cache = model.__dict__.setdefault("_sampling_heads", {})
+    cache = model.__dict__.setdefault("_sampling_heads", {})  # slot -> (the weights it copies, the copy)
     for s, head in enumerate(heads):
         if head.out_features >= BF16_HEAD_CLASSES:
-            key = (s, head.weight.data_ptr(), head.weight._version)
-            if key not in cache:
-                cache[key] = torch.nn.Linear(head.in_features, head.out_features, bias=False, dtype=torch.bfloat16)
-                cache[key].weight.data.copy_(head.weight.data)
-            heads[s] = cache[key]
+            key = (head.weight.data_ptr(), head.weight._version)
+            if cache.get(s, (None,))[0] != key:
+                copy = torch.nn.Linear(head.in_features, head.out_features, bias=False, dtype=torch.bfloat16)
+                copy.weight.data.copy_(head.weight.data)
+                cache[s] = (key, copy)
+            heads[s] = cache[s][1]
     return heads
-
-
-def _logits(model, heads, hidden, slot: int, context):
-    z = model.slot_norms[slot](hidden + context)
-    head = heads[slot]
-    return head(z.to(head.weight.dtype)).float()
 
 
 def plan_segments(n: int, segment: int, overlap: int) -> list[tuple[int, int]]:
@@ -223,7 +220,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
             context_sum = model.slot_embed[0](performed[:, i, 0])
             for s in range(1, slots):
                 choice = _sample(
-                    _logits(model, heads, hidden, s, context_sum), options.temperature, options.top_p, generator
+                    model.slot_logits(hidden, s, context_sum, heads), options.temperature, options.top_p, generator
                 )
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):

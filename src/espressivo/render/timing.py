@@ -32,7 +32,7 @@ def _time_map(beat: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return unique / 1e4, times
 
 
-def _gaussian(x: np.ndarray, sigma_steps: float) -> np.ndarray:
+def gaussian_smooth(x: np.ndarray, sigma_steps: float) -> np.ndarray:
     """``x`` smoothed by a Gaussian of ``sigma_steps`` samples; at the edges, normalised by what is inside."""
     radius = int(np.ceil(3 * sigma_steps))
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_steps) ** 2)
@@ -61,9 +61,9 @@ def shape_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats
         _, written_times = _time_map(beat, written)
         base = np.log(np.maximum(np.diff(np.interp(grid, beats, written_times)) / step, MIN_PERIOD))
     deviation = log_period - base
-    shaped = _gaussian(deviation, sigma_beats * GRID) if sigma_beats > 0 else deviation
+    shaped = gaussian_smooth(deviation, sigma_beats * GRID) if sigma_beats > 0 else deviation
     if drift_beats > 0:
-        shaped = shaped - _gaussian(deviation, drift_beats * GRID)
+        shaped = shaped - gaussian_smooth(deviation, drift_beats * GRID)
     period = np.exp(base + shaped)
     period *= (old[-1] - old[0]) / (period.sum() * step)  # the same total length
     new = old[0] + np.concatenate([[0.0], np.cumsum(period * step)])
