@@ -398,3 +398,11 @@ def test_the_demo_steers_the_dimension_that_moved_the_tempo_most_consistently():
     assert _steering_dimension(SimpleNamespace(config={"evaluation": {"latent_dimensions": dims}})) == 1
     assert _steering_dimension(SimpleNamespace(config={})) == 0
     assert _steering_dimension(load_pretrained("cvrnn-small")) in range(5)  # the shipped model: z3 today
+
+
+def test_cli_render_refuses_consensus_with_a_cvrnn(tiny_cvrnn, tmp_path, capsys):
+    code = main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(tmp_path / "o.mid"), "--model",
+                 str(tiny_cvrnn), "--consensus", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--consensus" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.mid").exists()
