@@ -184,13 +184,18 @@ def test_bad_training_configs(tmp_path, capsys):
     assert len(errors) == 4
 
 
-def test_bad_score_tempo_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "line, message",
+    [("score_tempo: fast", "score_tempo must be written or performed"),
+     ("chord_timing: rolled", "chord_timing must be played or signed")],
+)  # fmt: skip
+def test_bad_render_settings_are_refused(tmp_path, capsys, line, message):
     from espressivo.cli import main
 
-    (tmp_path / "f.yaml").write_text("data: x\ntask: render\nmodel_type: renderer\nscore_tempo: fast\n")
+    (tmp_path / "f.yaml").write_text(f"data: x\ntask: render\nmodel_type: renderer\n{line}\n")
     assert main(["train", str(tmp_path / "f.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "score_tempo must be written or performed" in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ generation

@@ -70,6 +70,40 @@ def test_performed_slots_exact_values():
     assert slots[0, 4:].tolist() == [0, 0, 1, 1]
 
 
+def test_signed_chord_timing_exact_values():
+    from espressivo.features.slots import chord_ioi_seconds, plain_slots
+
+    # a note, a chord whose second note leads by 12 ms and third lags by 8 ms, a chord rolled 400 ms up
+    onset = np.array([0.0, 0.500, 0.488, 0.508, 1.000, 0.600, 0.800])
+    anchor = np.array([True, True, False, False, True, False, False])
+    assert np.allclose(chord_ioi_seconds(onset, anchor), [0, 0.5, -0.012, 0.008, 0.5, -0.4, -0.2])
+    slots = performed_slots(onset, np.full(7, 0.1), np.arange(60, 67), np.full(7, 64), np.zeros((7, 4)), TOK,
+                            anchor=anchor)  # fmt: skip
+    assert slots[:, 1].tolist() == [0, 500, 288, 308, 500, 0, 100]  # 300 + offset; -400 clipped to -300
+    score_ioi = np.where(anchor, 500, 0)
+    plain = plain_slots(slots, score_ioi, TOK)
+    assert plain[:, 1].tolist() == [0, 500, -12, 20, 492, -300, 100]  # IOIs from the previous note
+    assert np.cumsum(plain[:, 1]).tolist() == [0, 500, 488, 508, 1000, 700, 800]
+    assert np.array_equal(plain[:, 2:], slots[:, 2:]) and np.array_equal(plain[:, 0], slots[:, 0])
+    # a chord note played before the first note of the piece (by 300 ms, by 12 ms): no onset before 0
+    for rows, later in (([0, 5], 0.3), ([0, 2], 0.012)):
+        perf = decode_slots(plain_slots(slots[rows], np.array([0, 0]), TOK), np.array([0, 0]), TOK)
+        assert perf.notes["onset_sec"].round(3).tolist() == [0.0, later]
+        assert perf.notes["pitch"].tolist() == [60 + rows[1], 60]
+
+
+def test_consensus_and_chord_spread_keep_a_chord_note_ahead_of_the_first():
+    from espressivo.render.render import consensus_slots, spread_chords
+
+    chord = np.zeros((2, 3, 8), np.int64)
+    chord[:, :, 0] = 60
+    chord[:, 1:, 1] = [[500, -10], [500, -20]]  # the second chord note leads by 10 and 20 ms
+    out = consensus_slots(chord, score_ioi=np.array([0, 500, 0]))
+    assert out[:, 1].tolist() == [0, 500, -15]  # chord at 492.5 ms: 500 and 485
+    spread = spread_chords(out, np.array([0, 500, 0]), 0.0)
+    assert np.cumsum(spread[:, 1]).tolist() == [0, 492, 492]
+
+
 def test_decode_keeps_score_separation_and_releases_the_pedal():
     src = score_slots(np.array([0.0, 0.5, 0.5]), np.array([0.5, 0.5, 0.5]), np.array([60, 64, 67]),
                       np.array([64, 64, 64]), TOK)  # fmt: skip
@@ -197,6 +231,37 @@ def test_chord_spread_scales_offsets_around_the_chord_onset():
     assert onsets(spread_chords(slots, score_ioi, 0.5)).tolist() == [0, 507, 512, 522, 930]
     assert onsets(spread_chords(slots, score_ioi, 0.0)).tolist() == [0, 513, 513, 513, 930]
     assert spread_chords(slots, score_ioi, 1.0) is slots
+
+
+def test_tempo_guard_pulls_iois_towards_the_score():
+    from espressivo.render.render import _tempo_guard
+
+    model = tiny()
+    assert _tempo_guard(model, 0.0) is None
+    guard = _tempo_guard(model, 0.5)
+    logits = torch.zeros(3, model.config.slot_sizes[1])
+    out = guard(logits, torch.tensor([500, 0, 100]))
+    assert out[0].argmax() == 500 and out[2].argmax() == 100
+    assert torch.equal(out[1], logits[1])  # a chord note (score IOI 0) is left alone
+    # log(510 / 10)^2 / (2 * 0.25): a zero IOI where the score has 500 ms
+    assert float(out[0, 0]) == pytest.approx(-np.log(51.0) ** 2 / 0.5, rel=1e-5)
+    assert float(out[0, 1010]) == pytest.approx(-np.log(1020 / 510) ** 2 / 0.5, rel=1e-4)
+
+
+def test_tempo_guard_keeps_an_untrained_renderer_near_the_score_tempo(tiny_checkpoint, etude):
+    from espressivo.render.render import render_slots, score_inputs
+
+    pretrained = load_pretrained(tiny_checkpoint)
+    inputs = score_inputs(etude, TOK)
+    moves = inputs.src[:, 1] > 0
+
+    def ratio(guard):
+        slots = render_slots(pretrained.model, inputs, RenderOptions(seed=4, tempo_guard=guard))[0]
+        return np.abs(np.log((slots[moves, 1] + 10) / (inputs.src[moves, 1] + 10)))
+
+    free, held = ratio(0.0), ratio(0.2)
+    assert np.median(held) < 0.3 < np.median(free)  # random IOIs without the guard, near the score's with it
+    assert ratio(0.2).tolist() == held.tolist()  # still a seeded draw
 
 
 def test_consensus_rendering_is_steadier_than_one_sample(tiny_checkpoint, etude):
@@ -384,6 +449,54 @@ def test_training_order_follows_the_pianist_inside_a_chord():
     assert training_order(written, performed, pitch).tolist() == [2, 1, 0, 3, 4]
 
 
+def test_render_pairs_with_signed_chord_timing(render_pairs):
+    from espressivo.data.pairs import RenderPairs
+    from espressivo.errors import EspressivoError
+    from espressivo.features.slots import CHORD_OFFSET_MS, chord_ioi_seconds, plain_slots
+
+    pairs = RenderPairs(render_pairs, "train", TOK, notes=64, score_tempo="performed", chord_timing="signed")
+    piece = pairs.pieces[0]
+    chord_notes = np.flatnonzero(~piece["anchor"])
+    start = int(chord_notes[chord_notes > 10][0])  # a window that starts inside a chord
+    window = pairs._window(piece, start, None)
+    src, tgt, mask = window["src"], window["tgt"], window["loss_mask"]
+    assert src[0, 1] == 0 and tgt[0, 1] != 0  # its offset from the chord's first note, before the window
+    span = slice(start, start + 64)
+    seconds = chord_ioi_seconds(piece["p_onset"][: start + 64], piece["anchor"][: start + 64])[span]
+    expected = np.where(piece["anchor"][span], seconds * 1000, seconds * 1000 + CHORD_OFFSET_MS)
+    timed = mask[:, 1]
+    assert np.array_equal(tgt[timed, 1], np.clip(np.rint(expected), 0, 4990).astype(int)[timed])
+    assert np.array_equal(src[:, 1] > 0, piece["anchor"][span] & (np.arange(64) > 0))
+    assert not timed[~window["loss_mask"][:, 2]].any()  # unmatched notes never count
+    onsets = np.cumsum(plain_slots(tgt, src[:, 1], TOK)[:, 1])
+    assert (onsets[np.flatnonzero(src[:, 1] > 0)] > 0).all()
+    with pytest.raises(EspressivoError, match="chord_timing"):
+        RenderPairs(render_pairs, "train", TOK, notes=64, chord_timing="rolled")
+
+
+def test_a_signed_renderer_places_chord_notes_around_the_first(tiny_checkpoint, etude):
+    from dataclasses import replace
+
+    from espressivo.render.render import render_slots, score_inputs
+
+    pretrained = load_pretrained(tiny_checkpoint)
+    signed = replace(pretrained, config={**pretrained.config, "train": {"chord_timing": "signed"}})
+    options = RenderOptions(seed=3, tempo_drift=0, dynamics_drift=0)
+    inputs = score_inputs(etude, TOK)
+    slots = render_slots(signed.model, inputs, options)[0]
+    perf = render(signed, etude, options)[0].performance
+    onset = np.empty(len(perf))
+    onset[perf.notes["id"]] = perf.notes["onset_sec"]
+    onset = onset[inputs.order]  # renderer order
+    anchor = inputs.src[:, 1] > 0
+    anchor[0] = True
+    first = np.flatnonzero(anchor)[np.cumsum(anchor) - 1]
+    members = ~anchor
+    assert members.sum() > 10
+    assert np.allclose((onset - onset[first])[members] * 1000, slots[members, 1] - 300, atol=1e-6)
+    assert sorted(perf.notes["id"].tolist()) == list(range(len(etude)))
+
+
 def test_performed_tempo_scale_from_matched_notes():
     from espressivo.data.pairs import performed_tempo_scale
 
@@ -490,6 +603,8 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--dynamics-drift", "-2"], "--dynamics-drift"),
         (["--chord-spread", "9"], "--chord-spread"),
         (["--consensus", "1000"], "--consensus"),
+        (["--tempo-guard", "0.01"], "--tempo-guard"),
+        (["--tempo-guard", "nan"], "--tempo-guard"),
     ],
 )
 def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):

@@ -18,7 +18,7 @@ from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
 
 app = App(
     "espressivo", "Expressive piano performance: look at, listen to, render, generate, embed and classify performances."
@@ -582,6 +582,7 @@ def evaluate_render(
     dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
     chord_spread: float = 1.0,
     consensus: int = 1,
+    tempo_guard: float = DEFAULT_TEMPO_GUARD,
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -606,6 +607,7 @@ def evaluate_render(
         dynamics_drift: hold the renderers' loudness level to the marked dynamics over this many beats, as `render`
         chord_spread: scale the renderers' chord spreads, as `render --chord-spread`
         consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
+        tempo_guard: the renderers' pull towards the score's tempo while sampling, as `render --tempo-guard`
         json: write the full report here
         markdown: write the tables here
         plot: write a figure here (PNG); the histograms go next to it (-hist.png)
@@ -629,7 +631,8 @@ def evaluate_render(
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                  dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus)  # fmt: skip
+                  dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus,
+                  tempo_guard=tempo_guard)  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
@@ -643,11 +646,11 @@ def evaluate_render(
                                            temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
                                            tempo_drift=tempo_drift, dynamics_drift=dynamics_drift,
                                            chord_spread=chord_spread, consensus=consensus,
-                                           progress=lambda _: bar.update(1))  # fmt: skip
+                                           tempo_guard=tempo_guard, progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
                "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing,
                "tempo_drift": tempo_drift, "dynamics_drift": dynamics_drift, "chord_spread": chord_spread,
-               "consensus": consensus}  # fmt: skip
+               "consensus": consensus, "tempo_guard": tempo_guard}  # fmt: skip
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -741,6 +744,7 @@ def render_command(
     dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
     chord_spread: float = 1.0,
     consensus: int = 1,
+    tempo_guard: float = DEFAULT_TEMPO_GUARD,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -778,6 +782,9 @@ def render_command(
         consensus: sample this many performances and play their note-by-note consensus (mean chord onsets,
             median spread, velocity and duration, majority pedal): steadier and closer to pianists note by note,
             less varied between seeds (1: one sample as drawn)
+        tempo_guard: while sampling, pull every IOI towards the score's (a log-normal prior of this sigma:
+            smaller holds the tempo tighter) so a performance cannot run away from its tempo (0: off; not used
+            by a CVRNN)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -813,6 +820,7 @@ def render_command(
         dynamics_drift=dynamics_drift,
         chord_spread=chord_spread,
         consensus=consensus,
+        tempo_guard=tempo_guard,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")

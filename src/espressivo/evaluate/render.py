@@ -37,7 +37,7 @@ from espressivo.core import Alignment, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.lm import js_distance
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
 
 PAPER_CVRNN_10 = {"velocity": 0.72, "onset_deviation": 0.07, "duration": 0.77, "tempo": 0.21}
 HIST_SPECS = {
@@ -225,12 +225,15 @@ def primed_protocol(
     seed: int = 0,
     temperature: float = 1.0,
     top_p: float = 0.95,
+    tempo_guard: float = DEFAULT_TEMPO_GUARD,
 ) -> dict:
     """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
-    from espressivo.render.render import RenderOptions, plays_at_given_tempo, render_slots
+    from espressivo.features.slots import plain_slots
+    from espressivo.render.render import RenderOptions, plays_at_given_tempo, render_slots, signed_chords
 
     tok = pretrained.tokenizer
     at_performed_tempo = plays_at_given_tempo(pretrained)
+    signed = signed_chords(pretrained)
     time_sizes = np.array(pretrained.model.config.slot_sizes)[[1, 3]]
     horizon = max(horizons)
     pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}
@@ -246,15 +249,23 @@ def primed_protocol(
                 if not ok[start : start + horizon].all():
                     continue
                 sub = type(inputs)(inputs.order[seg], inputs.src[seg].copy(), inputs.features[seg])
+                plain = human[seg][:prime].copy()
+                plain[0, 1] = 0
+                # a signed renderer is primed with the human's signed chord timing (a chord note first in the
+                # segment keeps its offset from the chord's first note, as in training windows)
+                primed = piece["human_signed"][h_index][seg][:prime].copy() if signed else plain.copy()
+                if not signed or sub.src[0, 1] > 0:
+                    primed[0, 1] = 0
                 sub.src[0, 1] = 0
-                primed = human[seg][:prime].copy()
-                primed[0, 1] = 0
                 if at_performed_tempo:  # the score at the tempo of the prime (what the model was trained on)
-                    factor = primed[1:, 1].sum() / max(sub.src[1:prime, 1].sum(), 1)
+                    factor = plain[1:, 1].sum() / max(sub.src[1:prime, 1].sum(), 1)
                     sub.src[:, 1:4:2] = scale_time_slots(sub.src[:, 1:4:2], factor, time_sizes)
                 length = max(64, prime + horizon)
-                options = RenderOptions(temperature, top_p, seed + points, window=length, context=length // 4)
+                options = RenderOptions(temperature, top_p, seed + points, window=length, context=length // 4,
+                                        tempo_guard=tempo_guard)  # fmt: skip
                 out = render_slots(pretrained.model, sub, options, primed)[0]
+                if signed:
+                    out = plain_slots(out, inputs.src[seg][:, 1], tok)
                 truth = human[seg].copy()
                 truth[0, 1] = 0
                 pred_f = _segment_features(out, inputs.src[seg], beats[seg], tok)
@@ -315,17 +326,17 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
         score = read_score(score_path, unfold=True)
         inputs = score_inputs(score, tok)
         piece = {"name": entries[0]["item"].folder, "score": score, "inputs": inputs, "humans": [],
-                 "human_slots": [], "pairs": [], "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
+                 "human_slots": [], "human_signed": [], "pairs": [],
+                 "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
         for entry in entries:
             arrays = windows.load(entry)
             if len(arrays["score_ids"]) != len(score) or not np.array_equal(arrays["score_ids"], score.notes["id"]):
                 continue  # pairs built from another version of the score
             o = inputs.order
             p = arrays["performed"]
-            slots = performed_slots(
-                np.maximum.accumulate(p["onset_sec"][o]), p["duration_sec"][o], score.notes["pitch"][o],
-                p["velocity"][o], p["pedal"][o], tok,
-            )  # fmt: skip
+            played = (p["onset_sec"][o], p["duration_sec"][o], score.notes["pitch"][o], p["velocity"][o], p["pedal"][o])
+            slots = performed_slots(*played, tok)
+            piece["human_signed"].append(performed_slots(*played, tok, anchor=inputs.src[:, 1] > 0))
             piece["humans"].append(
                 {
                     "name": entry["name"],
@@ -348,16 +359,16 @@ def evaluate_renderers(
     models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
     temperature: float = 1.0, top_p: float = 0.95, tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
     tempo_drift: float = DEFAULT_TEMPO_DRIFT, dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
-    chord_spread: float = 1.0, consensus: int = 1, progress=None,
+    chord_spread: float = 1.0, consensus: int = 1, tempo_guard: float = DEFAULT_TEMPO_GUARD, progress=None,
 ) -> tuple[dict, dict]:  # fmt: skip
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).
-    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``chord_spread``, ``consensus``: as
-    ``espressivo render``."""
+    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``chord_spread``, ``consensus``, ``tempo_guard``:
+    as ``espressivo render``."""
     from espressivo.render.render import RenderOptions, render
 
     options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
                             dynamics_drift=dynamics_drift, chord_spread=chord_spread,
-                            consensus=consensus)  # fmt: skip
+                            consensus=consensus, tempo_guard=tempo_guard)  # fmt: skip
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
     human_gen, human_ref, human_pairs = [], [], []
@@ -407,7 +418,9 @@ def evaluate_renderers(
 
         settings = {"stride": stride, "seed": seed, "temperature": temperature, "top_p": top_p}
         report["primed"] = {
-            name: primed_protocol(m, pieces, **settings) for name, m in models.items() if m.model_type != "cvrnn"
+            name: primed_protocol(m, pieces, **settings, tempo_guard=tempo_guard)
+            for name, m in models.items()
+            if m.model_type != "cvrnn"
         }
         report["primed_cvrnn"] = {
             name: primed_cvrnn(m, pieces, **settings) for name, m in models.items() if m.model_type == "cvrnn"
@@ -423,7 +436,7 @@ def evaluate_renderers(
 
 
 RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread",
-                   "consensus")  # fmt: skip
+                   "consensus", "tempo_guard")  # fmt: skip
 
 
 def markdown_table(report: dict) -> str:

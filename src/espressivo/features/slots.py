@@ -1,12 +1,18 @@
 """Scores and aligned performances as note slots for the renderer (the ``note`` tokenizer's block, as
 slot-local classes: ``PITCH IOI VELOCITY DURATION PEDAL_1..k``).
 
-**Note order.**  Score notes are ordered by written onset; inside a chord, at rendering, grace notes first,
-then from the highest pitch down (:func:`render_order`: the usual melody lead, top note slightly early,
-comes out naturally), and in fine-tuning as the pianist played them (:func:`training_order`).  IOIs
-are never negative, and a performed onset earlier than the previous note's is raised to it
-(:func:`performed_slots` applies a running maximum — only notes played *before* a note that precedes them in
-this order move, by the size of that inversion; ``inversion_stats`` measures how much).
+**Note order and chord timing.**  Score notes are ordered by written onset; inside a chord, at rendering,
+grace notes first, then from the highest pitch down (:func:`render_order`).  A renderer reads the IOI slot
+in one of two ways (its training setting ``chord_timing``):
+
+* ``played`` — the IOI from the previous note, never negative.  In fine-tuning chord notes come in the order
+  the pianist played them (:func:`training_order`) and a performed onset earlier than the previous note's is
+  raised to it (a running maximum; ``inversion_stats`` measures how much that moves).  At rendering the order
+  is top-down, so such a model always spreads a chord from the top note down.
+* ``signed`` — training and rendering share :func:`render_order`.  A chord's first note (its *anchor*: a
+  note whose score IOI is positive, or the first note) has the IOI from the previous anchor; every other note
+  of the chord its offset from the anchor, ``CHORD_OFFSET_MS`` + offset (so -300 .. +4690 ms): which chord
+  note leads, and by how much, is learnt per note (:func:`chord_ioi_classes`, :func:`plain_slots`).
 
 **Score side** (:func:`score_slots`): the deadpan performance at the written tempo (120 quarters per minute
 without a metronome mark, or ``qpm``), velocity from the dynamics marking in force (as notation programs
@@ -27,6 +33,8 @@ from espressivo.tokenizers.note import NoteTokenizer
 
 N_FEATURES = 12
 MIN_SEPARATE_IOI_MS = 5.0  # notes apart in the score stay at least this far apart (the seed's floor)
+CHORD_TIMINGS = ("played", "signed")
+CHORD_OFFSET_MS = 300.0  # signed chord timing: the IOI class of a chord note = this + its offset from the anchor
 
 
 def render_tokenizer() -> NoteTokenizer:
@@ -71,6 +79,57 @@ def score_slots(
     return out  # pedal slots: up
 
 
+def chord_ioi_seconds(onset_sec: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Signed chord timing in seconds: an anchor's time since the previous anchor (anchors' onsets under a
+    running maximum; the first note 0), every other note's offset from its chord's anchor (either sign).
+    ``anchor``: bool per note, True where a chord starts (the first note always counts as one)."""
+    onset = np.asarray(onset_sec, dtype=np.float64)
+    if not len(onset):
+        return onset.copy()
+    anchor = np.asarray(anchor, bool).copy()
+    anchor[0] = True
+    index = np.flatnonzero(anchor)
+    chord = np.cumsum(anchor) - 1
+    anchor_onset = np.maximum.accumulate(onset[index])
+    out = onset - anchor_onset[chord]
+    out[index] = _ioi(anchor_onset)
+    return out
+
+
+def chord_ioi_classes(seconds: np.ndarray, anchor: np.ndarray, tok: NoteTokenizer) -> np.ndarray:
+    """:func:`chord_ioi_seconds` -> IOI slot classes (chord notes shifted by ``CHORD_OFFSET_MS``, clipped)."""
+    size = slot_sizes(tok)[1]
+    step_ms = tok.config.time_step_ms
+    members = ~np.asarray(anchor, bool)
+    if len(members):
+        members[0] = False
+    shifted = np.where(members, np.asarray(seconds) * 1000.0 + CHORD_OFFSET_MS, np.asarray(seconds) * 1000.0)
+    return np.clip(np.rint(shifted / step_ms), 0, size - 1).astype(np.int64)
+
+
+def plain_slots(slots: np.ndarray, score_ioi: np.ndarray, tok: NoteTokenizer) -> np.ndarray:
+    """Slots of a ``signed`` renderer -> the IOI of every note from the previous note (renderer order), as
+    ``played`` renderers give it, except that a chord note may come before the one listed ahead of it
+    (negative IOI).  Where the score moves on, the anchor stays ``MIN_SEPARATE_IOI_MS`` after the previous
+    anchor.  Every other slot is unchanged."""
+    out = np.array(slots, dtype=np.int64, copy=True)
+    n = len(out)
+    if n == 0:
+        return out
+    anchor = np.asarray(score_ioi)[:n] > 0
+    anchor[0] = True
+    step_ms = tok.config.time_step_ms
+    bias = round(CHORD_OFFSET_MS / step_ms)
+    floor = int(np.ceil(MIN_SEPARATE_IOI_MS / step_ms))
+    ioi = out[:, 1]
+    anchor_ioi = np.where(np.arange(n) > 0, np.maximum(ioi, floor), 0)[anchor]
+    anchor_onset = np.cumsum(anchor_ioi)
+    chord = np.cumsum(anchor) - 1
+    onset = np.where(anchor, anchor_onset[chord], anchor_onset[chord] + ioi - bias)
+    out[:, 1] = np.diff(onset, prepend=onset[0])
+    return out
+
+
 def performed_slots(
     onset_sec: np.ndarray,
     duration_sec: np.ndarray,
@@ -78,13 +137,19 @@ def performed_slots(
     velocity: np.ndarray,
     pedal: np.ndarray,
     tok: NoteTokenizer,
+    anchor: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Performed notes, in the renderer order of their score notes -> (n, S) slot classes."""
+    """Performed notes, in the renderer order of their score notes -> (n, S) slot classes.  ``anchor`` (bool
+    per note, True where the score moves on): signed chord timing (:func:`chord_ioi_seconds`, the first note
+    taken as an anchor); without it, ``played`` IOIs under a running maximum."""
     sizes = slot_sizes(tok)
-    onset = np.maximum.accumulate(np.asarray(onset_sec, dtype=np.float64))
     out = np.zeros((len(pitch), len(sizes)), np.int64)
     out[:, 0] = pitch
-    out[:, 1] = _steps(_ioi(onset), tok, sizes[1])
+    onset = np.asarray(onset_sec, dtype=np.float64)
+    if anchor is None:
+        out[:, 1] = _steps(_ioi(np.maximum.accumulate(onset)), tok, sizes[1])
+    else:
+        out[:, 1] = chord_ioi_classes(chord_ioi_seconds(onset, anchor), anchor, tok)
     out[:, 2] = tok._velocity_level(np.clip(np.rint(velocity), 1, 127))
     out[:, 3] = _steps(np.maximum(duration_sec, 0.0), tok, sizes[3])
     samples = tok.config.pedal_samples
@@ -132,7 +197,8 @@ def decode_slots(
 ) -> Performance:
     """Rendered slots (renderer order) -> Performance; ``id`` of each note = its row in ``slots``.
 
-    Where the score has a positive IOI, the performed IOI is at least ``MIN_SEPARATE_IOI_MS``."""
+    Where the score has a positive IOI, the performed IOI is at least ``MIN_SEPARATE_IOI_MS``.  A chord note
+    may have a negative IOI (it came before the one listed ahead of it); no onset precedes ``start_sec``."""
     if slots.ndim != 2 or slots.shape[1] != len(slot_sizes(tok)):
         raise EspressivoError("slots must have shape (notes, slots of the tokenizer)")
     step = tok.config.time_step_ms / 1000.0
@@ -140,7 +206,8 @@ def decode_slots(
     if score_ioi_steps is not None:
         ioi = np.where(score_ioi_steps > 0, np.maximum(ioi, MIN_SEPARATE_IOI_MS / 1000.0), ioi)
     notes = np.zeros(len(slots), NOTE_DTYPE)
-    notes["onset_sec"] = start_sec + np.cumsum(ioi) - (ioi[0] if len(ioi) else 0.0)
+    onset = np.cumsum(ioi) - (ioi[0] if len(ioi) else 0.0)
+    notes["onset_sec"] = start_sec + onset - (min(float(onset.min()), 0.0) if len(onset) else 0.0)
     notes["duration_sec"] = np.maximum(slots[:, 3] * step, 0.01)
     notes["pitch"] = slots[:, 0]
     notes["velocity"] = tok._level_velocity(slots[:, 2])

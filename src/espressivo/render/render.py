@@ -42,13 +42,15 @@ from espressivo.features.slots import (
     decode_slots,
     dynamics_velocity,
     feature_matrix,
+    plain_slots,
     render_order,
     score_slots,
 )
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT, steady_dynamics
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_SMOOTHING, shape_tempo
+from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 MAX_CONSENSUS = 32
+GUARD_SLACK_MS = 10.0  # IOIs compared as log(ms + this): a zero IOI is far from a beat, not infinitely far
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class RenderOptions:
     dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT  # loudness departures from the marked level slower than this
     chord_spread: float = 1.0  # chord notes' spread around the chord's onset (0: together, 1: as sampled)
     consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
+    tempo_guard: float = DEFAULT_TEMPO_GUARD  # sigma (log IOI) of the pull towards the score's IOI (0: off)
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -88,6 +91,8 @@ class RenderOptions:
             raise EspressivoError("--chord-spread must lie in 0..4")
         if not 1 <= self.consensus <= MAX_CONSENSUS:
             raise EspressivoError(f"--consensus must lie in 1..{MAX_CONSENSUS}")
+        if not (self.tempo_guard == 0 or 0.05 <= self.tempo_guard <= 10):
+            raise EspressivoError("--tempo-guard must be 0 or lie in 0.05..10")
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,32 @@ def sampling_heads(model) -> list:
     return heads
 
 
+def _tempo_guard(model, sigma: float):
+    """``guard(logits, score_ioi)``: IOI logits plus a log-normal prior centred on each note's score IOI,
+    ``-(log(ioi + s) - log(score_ioi + s))^2 / (2 sigma^2)`` (s = ``GUARD_SLACK_MS``), where the score moves on
+    (score IOI > 0; chord notes are left alone).  The model plays around the tempo it is given, but a sampled
+    performance can run away from it — one fast draw makes the next likelier, down to every IOI 0 — and the
+    prior pulls each IOI back towards the score without flattening its rubato.  ``None`` when off."""
+    import torch
+
+    if not sigma:
+        return None
+    size = model.config.slot_sizes[1]
+    step = model.config.time_step_ms
+    log_ms = torch.log(torch.arange(size, dtype=torch.float32) * step + GUARD_SLACK_MS)
+    scale = 1.0 / (2.0 * sigma**2)
+
+    def guard(logits, score_ioi):
+        moves = score_ioi > 0
+        if not bool(moves.any()):
+            return logits
+        target = torch.log(score_ioi.float() * step + GUARD_SLACK_MS)
+        prior = (log_ms[None, :] - target[:, None]).square_() * scale
+        return logits - prior * moves[:, None]
+
+    return guard
+
+
 def plan_segments(n: int, segment: int, overlap: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of the segments rendered side by side; consecutive ones share ``overlap`` notes."""
     if segment <= 0 or n <= segment:
@@ -197,6 +228,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
     context = min(options.context, window // 4)
     batch = performed.size(0)
     heads = sampling_heads(model)
+    guard = _tempo_guard(model, options.tempo_guard)
     while committed < length:
         start = max(0, committed - context)
         stop = min(start + window, length)
@@ -219,9 +251,10 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
             hidden = model.decode(model.decoder_input(memory[:, j : j + 1], previous), cache)[:, 0]
             context_sum = model.slot_embed[0](performed[:, i, 0])
             for s in range(1, slots):
-                choice = _sample(
-                    model.slot_logits(hidden, s, context_sum, heads), options.temperature, options.top_p, generator
-                )
+                logits = model.slot_logits(hidden, s, context_sum, heads)
+                if s == 1 and guard is not None:
+                    logits = guard(logits, src[:, i, 1])
+                choice = _sample(logits, options.temperature, options.top_p, generator)
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):
                     context_sum = context_sum + model.slot_embed[s](choice)
@@ -287,10 +320,10 @@ def _stitch(parts: np.ndarray, segments: list[tuple[int, int]], overlap: int, n:
 def consensus_slots(samples: np.ndarray, score_ioi: np.ndarray | None = None) -> np.ndarray:
     """(K, n, S) sampled performances of one score (renderer order) -> (n, S): their note-by-note consensus.
 
-    Onsets: every chord (run of notes whose ``score_ioi`` is 0 after the first) is placed at the mean of its
-    K mean onsets (the mean time map: tempo and rubato), and each of its notes at the median of its K offsets
-    from the chord's onset (the spread the samples agree on; offsets are ordered in every sample, so their
-    medians are too).  Velocity and duration: the median of the K (the estimate closest, in absolute error, to
+    Onsets (IOIs from the previous note, a chord note's possibly negative): every chord (run of notes whose
+    ``score_ioi`` is 0 after the first) is placed at the mean of its K mean onsets (the mean time map: tempo
+    and rubato), and each of its notes at the median of its K offsets from the chord's onset (the spread the
+    samples agree on).  Velocity and duration: the median of the K (the estimate closest, in absolute error, to
     what the model believes).  Each pedal sample by majority (ties: down).  Pitch is the score's in every
     sample.  Without ``score_ioi`` every note is its own chord.
     """
@@ -307,7 +340,7 @@ def consensus_slots(samples: np.ndarray, score_ioi: np.ndarray | None = None) ->
     chord_onset = np.stack([np.bincount(chord, weights=row) / count for row in onset])  # (K, chords)
     offset = onset - chord_onset[:, chord]
     placed = chord_onset.mean(0)[chord] + np.median(offset, axis=0)
-    out[:, 1] = np.maximum(np.diff(np.rint(placed), prepend=np.rint(placed[0])), 0)
+    out[:, 1] = _chord_iois(np.rint(placed), chord)
     out[:, 2] = np.rint(np.median(samples[:, :, 2], axis=0))
     out[:, 3] = np.rint(np.median(samples[:, :, 3], axis=0))
     out[:, 4:] = 2 * samples[:, :, 4:].sum(0) >= len(samples)
@@ -320,6 +353,14 @@ def chords(n: int, score_ioi: np.ndarray | None) -> np.ndarray:
     return np.cumsum(np.concatenate([[0], moves[1:n]])) if n else np.zeros(0, np.int64)
 
 
+def _chord_iois(onset: np.ndarray, chord: np.ndarray) -> np.ndarray:
+    """Onsets (renderer order) -> IOIs from the previous note; a chord's first note never goes back in time
+    (its IOI at least 0), the other chord notes may (negative IOI)."""
+    ioi = np.diff(onset, prepend=onset[:1]).astype(np.int64)
+    first = np.diff(chord, prepend=-1) > 0
+    return np.where(first, np.maximum(ioi, 0), ioi)
+
+
 def spread_chords(slots: np.ndarray, score_ioi: np.ndarray, factor: float) -> np.ndarray:
     """(n, S) slots with every chord's spread (each note's offset from the chord's mean onset) times
     ``factor``: 0 plays chord notes together, 1 as sampled; the chord's mean onset stays."""
@@ -330,7 +371,8 @@ def spread_chords(slots: np.ndarray, score_ioi: np.ndarray, factor: float) -> np
     middle = (np.bincount(chord, weights=onset) / np.bincount(chord))[chord]
     placed = middle + factor * (onset - middle)
     out = slots.copy()
-    out[1:, 1] = np.maximum(np.diff(np.rint(placed)), 0)
+    out[:, 1] = _chord_iois(np.rint(placed), chord)
+    out[0, 1] = slots[0, 1]
     return out
 
 
@@ -349,6 +391,11 @@ def written_qpm(score: Score) -> float:
     """The score's mean written tempo in quarter notes per minute."""
     q = score.notes["onset_quarter"]
     return mean_qpm(q, score.seconds_from_quarter(q))
+
+
+def signed_chords(pretrained) -> bool:
+    """Whether the renderer reads chord notes' IOIs as signed offsets (``chord_timing: signed``)."""
+    return pretrained.training_config.get("chord_timing") == "signed"
 
 
 def plays_at_given_tempo(pretrained) -> bool:
@@ -392,11 +439,22 @@ def render(
         raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type}, not a renderer")
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.tempo)
-    rendered = render_slots(pretrained.model, inputs, options, prime, variations * options.consensus)
+    rendered = sample_slots(pretrained, inputs, options, prime, variations * options.consensus)
     if options.consensus > 1:
         rendered = rendered.reshape(variations, options.consensus, *rendered.shape[1:])
         rendered = np.stack([consensus_slots(group, inputs.src[:, 1]) for group in rendered])
     return [Rendering(performance(slots, inputs, score, options, pretrained), score, options) for slots in rendered]
+
+
+def sample_slots(
+    pretrained, inputs: ScoreInputs, options: RenderOptions, prime: np.ndarray | None = None, count: int = 1
+) -> np.ndarray:
+    """(count, n, S) samples of :func:`render_slots`, every IOI from the previous note (renderer order; a
+    ``signed`` renderer's chord offsets converted by :func:`plain_slots`)."""
+    rendered = render_slots(pretrained.model, inputs, options, prime, count)
+    if signed_chords(pretrained):
+        rendered = np.stack([plain_slots(slots, inputs.src[:, 1], pretrained.tokenizer) for slots in rendered])
+    return rendered
 
 
 def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: RenderOptions, pretrained):
