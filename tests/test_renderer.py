@@ -244,8 +244,8 @@ def test_tempo_guard_pulls_iois_towards_the_score():
     assert out[0].argmax() == 500 and out[2].argmax() == 100
     assert torch.equal(out[1], logits[1])  # a chord note (score IOI 0) is left alone
     # log(510 / 10)^2 / (2 * 0.25): a zero IOI where the score has 500 ms
-    assert float(out[0, 0]) == pytest.approx(-np.log(51.0) ** 2 / 0.5, rel=1e-5)
-    assert float(out[0, 1010]) == pytest.approx(-np.log(1020 / 510) ** 2 / 0.5, rel=1e-4)
+    assert float(out[0, 0]) == pytest.approx(-(np.log(51.0) ** 2) / 0.5, rel=1e-5)
+    assert float(out[0, 1010]) == pytest.approx(-(np.log(1020 / 510) ** 2) / 0.5, rel=1e-4)
 
 
 def test_tempo_guard_keeps_an_untrained_renderer_near_the_score_tempo(tiny_checkpoint, etude):

@@ -19,7 +19,7 @@ from espressivo.core import Performance, Score
 
 DEFAULT_TEMPO_SMOOTHING = 0.0  # beats; what `espressivo render` and `evaluate render` use
 DEFAULT_TEMPO_DRIFT = 4.0  # beats (0: the rendering's slow tempo drift kept); tuned on validation
-DEFAULT_TEMPO_GUARD = 0.0  # sigma of the sampling prior towards the score's IOIs (render.render._tempo_guard)
+DEFAULT_TEMPO_GUARD = 0.5  # sigma (log IOI) of the sampling prior towards the score IOIs (0: off); validation-tuned
 GRID = 8  # time-map samples per beat
 MIN_PERIOD = 1e-3  # seconds per beat: a floor for near-simultaneous groups (log of 0)
 
