@@ -16,8 +16,10 @@ each overlap IOI, velocity and duration are cross-faded, so tempo and dynamics g
 the next instead of jumping.  ``segment=0`` renders the whole score in one sequential pass.
 
 **Sampling.**  Pitch is forced to the score's; then IOI, velocity, duration and the pedal samples are
-drawn in turn (temperature, top-p), each seeing the ones before.  ``prime`` hands over the first notes of
-a human performance (used by the evaluation's primed protocol).
+drawn in turn (temperature, top-p), each seeing the ones before; ``tempo_guard`` pulls each IOI towards the
+score's while sampling (:func:`_tempo_guard`).  A ``signed`` renderer's chord offsets are turned into plain
+IOIs by :func:`sample_slots`.  ``prime`` hands over the first notes of a human performance (used by the
+evaluation's primed protocol).
 
 **Global controls** act on the result: ``tempo`` (quarter notes per minute: the score is given to the
 model at that mean tempo — its written tempo changes kept — and the rendering is then stretched so its
