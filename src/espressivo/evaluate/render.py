@@ -253,8 +253,8 @@ def primed_protocol(
                 plain[0, 1] = 0
                 # a signed renderer is primed with the human's signed chord timing (a chord note first in the
                 # segment keeps its offset from the chord's first note, as in training windows)
-                primed = piece["human_signed"][h_index][seg][:prime].copy() if signed else plain.copy()
-                if not signed or sub.src[0, 1] > 0:
+                primed = piece["human_signed"][h_index][seg][:prime].copy() if signed else plain
+                if sub.src[0, 1] > 0:
                     primed[0, 1] = 0
                 sub.src[0, 1] = 0
                 if at_performed_tempo:  # the score at the tempo of the prime (what the model was trained on)

@@ -12,7 +12,7 @@ in one of two ways (its training setting ``chord_timing``):
 * ``signed`` — training and rendering share :func:`render_order`.  A chord's first note (its *anchor*: a
   note whose score IOI is positive, or the first note) has the IOI from the previous anchor; every other note
   of the chord its offset from the anchor, ``CHORD_OFFSET_MS`` + offset (so -300 .. +4690 ms): which chord
-  note leads, and by how much, is learnt per note (:func:`chord_ioi_classes`, :func:`plain_slots`).
+  note leads, and by how much, is learnt per note (:func:`performed_slots`, :func:`plain_slots`).
 
 **Score side** (:func:`score_slots`): the deadpan performance at the written tempo (120 quarters per minute
 without a metronome mark, or ``qpm``), velocity from the dynamics marking in force (as notation programs
@@ -96,17 +96,6 @@ def chord_ioi_seconds(onset_sec: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     return out
 
 
-def chord_ioi_classes(seconds: np.ndarray, anchor: np.ndarray, tok: NoteTokenizer) -> np.ndarray:
-    """:func:`chord_ioi_seconds` -> IOI slot classes (chord notes shifted by ``CHORD_OFFSET_MS``, clipped)."""
-    size = slot_sizes(tok)[1]
-    step_ms = tok.config.time_step_ms
-    members = ~np.asarray(anchor, bool)
-    if len(members):
-        members[0] = False
-    shifted = np.where(members, np.asarray(seconds) * 1000.0 + CHORD_OFFSET_MS, np.asarray(seconds) * 1000.0)
-    return np.clip(np.rint(shifted / step_ms), 0, size - 1).astype(np.int64)
-
-
 def plain_slots(slots: np.ndarray, score_ioi: np.ndarray, tok: NoteTokenizer) -> np.ndarray:
     """Slots of a ``signed`` renderer -> the IOI of every note from the previous note (renderer order), as
     ``played`` renderers give it, except that a chord note may come before the one listed ahead of it
@@ -149,7 +138,9 @@ def performed_slots(
     if anchor is None:
         out[:, 1] = _steps(_ioi(np.maximum.accumulate(onset)), tok, sizes[1])
     else:
-        out[:, 1] = chord_ioi_classes(chord_ioi_seconds(onset, anchor), anchor, tok)
+        chord_note = ~np.asarray(anchor, bool)
+        chord_note[:1] = False
+        out[:, 1] = _steps(chord_ioi_seconds(onset, anchor) + chord_note * (CHORD_OFFSET_MS / 1000.0), tok, sizes[1])
     out[:, 2] = tok._velocity_level(np.clip(np.rint(velocity), 1, 127))
     out[:, 3] = _steps(np.maximum(duration_sec, 0.0), tok, sizes[3])
     samples = tok.config.pedal_samples
