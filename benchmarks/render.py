@@ -1,6 +1,7 @@
 """Rendering speed on this CPU: seconds to render a ~10-minute score of about 6,000 notes; prints JSON.
 
     python benchmarks/render.py [--model renderer-small] [--notes 6000] [--threads 2] [--repeat 2] [--consensus K]
+                                [--segment N] [--no-one-pass]
 
 The score is the (n)ASAP test-split score with the most notes, repeated end to end until it has ``--notes``
 notes (a real piece's texture, at the length asked).  Timed: reading nothing, only ``render`` (score
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--consensus", type=int, default=RenderOptions().consensus, help="samples per rendering")
+    parser.add_argument("--no-one-pass", action="store_true", help="time the side-by-side segments only")
+    parser.add_argument("--segment", type=int, default=RenderOptions().segment, help="notes per side-by-side segment")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pretrained = load_pretrained(args.model)
@@ -74,9 +77,10 @@ def main() -> None:
     warm = type(score)(score.notes[:256], score.time_signatures, score.key_signatures, score.tempo_markings)
     render(pretrained, warm, RenderOptions(seed=0))
     report = {"model": args.model, "score": title, "notes": len(score), "threads": args.threads, "goal_seconds": 5.0,
-              "consensus": args.consensus}  # fmt: skip
+              "consensus": args.consensus, "segment": args.segment}  # fmt: skip
     cvrnn = pretrained.model_type == "cvrnn"  # one sequential pass by design: no segments, no seams
-    modes = (("one_pass", 0),) if cvrnn else (("segments", RenderOptions().segment), ("one_pass", 0))
+    one_pass = () if args.no_one_pass else (("one_pass", 0),)
+    modes = (("one_pass", 0),) if cvrnn else (("segments", args.segment), *one_pass)
     for label, segment in modes:
         times, perf = [], None
         for k in range(args.repeat if segment or cvrnn else 1):
@@ -92,7 +96,7 @@ def main() -> None:
             "rendered_minutes": round(perf.end_sec / 60, 2),
         }
         if not cvrnn:
-            report[label]["tempo_jumps"] = seam_jumps(score, perf, RenderOptions())
+            report[label]["tempo_jumps"] = seam_jumps(score, perf, RenderOptions(segment=args.segment))
     print(json.dumps(report, indent=1))
 
 

@@ -235,7 +235,7 @@ def test_parse_interpretation_constant_and_curve():
 def test_long_score_renders_every_note(tiny_cvrnn):
     from espressivo.core.score import score_note_dtype
 
-    rows = [(f"n{i}", i // 4, 1.0, i // 4, 1.0, 48 + 7 * (i % 4), 1, 1, 0, False) for i in range(1200)]
+    rows = [(f"n{i}", i // 4, 1.0, i // 4, 1.0, 48 + 7 * (i % 4), 1, 1, 0, False, 0) for i in range(1200)]
     score = Score(np.array(rows, dtype=score_note_dtype()))
     perf = render(load_pretrained(tiny_cvrnn), score, RenderOptions(seed=0))[0].performance
     assert len(perf) == 1200 and np.all(np.diff(np.sort(perf.notes["onset_sec"])) >= 0)

@@ -45,7 +45,7 @@ def long_score(notes: int) -> Score:
     rows = []
     for i in range(notes):
         chord, voice = divmod(i, 4)
-        rows.append((f"n{i}", chord, 1.0, chord, 1.0, 48 + 7 * voice + chord % 5, voice + 1, 1, 0, False))
+        rows.append((f"n{i}", chord, 1.0, chord, 1.0, 48 + 7 * voice + chord % 5, voice + 1, 1, 0, False, 0))
     from espressivo.core.score import score_note_dtype
 
     array = np.array(rows, dtype=score_note_dtype())

@@ -18,6 +18,7 @@ from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.io import SCORE_SUFFIXES, read_alignment, read_midi, read_score
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
+from espressivo.render.rolls import ROLL_STEP_BEATS
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
 
 app = App(
@@ -583,6 +584,7 @@ def evaluate_render(
     chord_spread: float = 1.0,
     consensus: int = 1,
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
+    roll_step: float = ROLL_STEP_BEATS,
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -608,6 +610,7 @@ def evaluate_render(
         chord_spread: scale the renderers' chord spreads, as `render --chord-spread`
         consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
         tempo_guard: the renderers' pull towards the score's tempo while sampling, as `render --tempo-guard`
+        roll_step: beats between the notes of rolled chords, as `render --roll-step` (0: chords as sampled)
         json: write the full report here
         markdown: write the tables here
         plot: write a figure here (PNG); the histograms go next to it (-hist.png)
@@ -616,6 +619,7 @@ def evaluate_render(
 
     from espressivo.data.pairs import build_pairs
     from espressivo.evaluate.render import (
+        RENDER_SETTINGS,
         evaluate_renderers,
         load_pieces,
         markdown_table,
@@ -630,9 +634,9 @@ def evaluate_render(
         raise EspressivoError("give at least one renderer with --model")
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
-    RenderOptions(temperature, top_p, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                  dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus,
-                  tempo_guard=tempo_guard)  # fmt: skip
+    options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
+                            dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus,
+                            tempo_guard=tempo_guard, roll_step=roll_step)  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
@@ -642,15 +646,10 @@ def evaluate_render(
         build_pairs(pairs, root=root, split=split)
     pieces = load_pieces(pairs, split, root, max_pieces)
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
-        report, stats = evaluate_renderers(models, pieces, seed=seed, primed=primed, stride=stride,
-                                           temperature=temperature, top_p=top_p, tempo_smoothing=tempo_smoothing,
-                                           tempo_drift=tempo_drift, dynamics_drift=dynamics_drift,
-                                           chord_spread=chord_spread, consensus=consensus,
-                                           tempo_guard=tempo_guard, progress=lambda _: bar.update(1))  # fmt: skip
-    report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}, "seed": seed,
-               "temperature": temperature, "top_p": top_p, "tempo_smoothing": tempo_smoothing,
-               "tempo_drift": tempo_drift, "dynamics_drift": dynamics_drift, "chord_spread": chord_spread,
-               "consensus": consensus, "tempo_guard": tempo_guard}  # fmt: skip
+        report, stats = evaluate_renderers(models, pieces, options, primed=primed, stride=stride,
+                                           progress=lambda _: bar.update(1))  # fmt: skip
+    report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}}
+    report |= {k: getattr(options, k) for k in RENDER_SETTINGS}
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs
@@ -745,6 +744,7 @@ def render_command(
     chord_spread: float = 1.0,
     consensus: int = 1,
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
+    roll_step: float = ROLL_STEP_BEATS,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -785,6 +785,8 @@ def render_command(
         tempo_guard: while sampling, pull every IOI towards the score's (a log-normal prior of this sigma:
             smaller holds the tempo tighter) so a performance cannot run away from its tempo (0: off; not used
             by a CVRNN)
+        roll_step: roll the chords the score marks arpeggiated and those too wide for one hand, this many beats
+            between notes (0: play them as sampled; not used by a CVRNN)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -821,6 +823,7 @@ def render_command(
         chord_spread=chord_spread,
         consensus=consensus,
         tempo_guard=tempo_guard,
+        roll_step=roll_step,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")

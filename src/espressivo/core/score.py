@@ -11,6 +11,7 @@
     voice, staff      int16    as written (0 where the source has none)
     part              int16    index of the part (instrument) in the source
     is_grace          bool     grace note (written duration 0)
+    arpeggio          int8     rolled chord as marked (MusicXML ``<arpeggiate>``): 1 upwards, -1 downwards, 0 none
 
 Markings, each a small structured array sorted by ``onset_quarter``: ``time_signatures``
 (``beats``, ``beat_type``), ``key_signatures`` (``fifths``, ``mode``), ``tempo_markings``
@@ -51,6 +52,7 @@ def score_note_dtype(id_length: int = 16) -> np.dtype:
             ("staff", "i2"),
             ("part", "i2"),
             ("is_grace", "?"),
+            ("arpeggio", "i1"),
         ]
     )
 

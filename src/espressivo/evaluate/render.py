@@ -36,8 +36,7 @@ import numpy as np
 from espressivo.core import Alignment, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.lm import js_distance
-from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
+from espressivo.render.timing import DEFAULT_TEMPO_GUARD
 
 PAPER_CVRNN_10 = {"velocity": 0.72, "onset_deviation": 0.07, "duration": 0.77, "tempo": 0.21}
 HIST_SPECS = {
@@ -356,19 +355,21 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
 
 
 def evaluate_renderers(
-    models: dict[str, object], pieces: list[dict], *, seed: int = 0, primed: bool = True, stride: int = 400,
-    temperature: float = 1.0, top_p: float = 0.95, tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
-    tempo_drift: float = DEFAULT_TEMPO_DRIFT, dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
-    chord_spread: float = 1.0, consensus: int = 1, tempo_guard: float = DEFAULT_TEMPO_GUARD, progress=None,
-) -> tuple[dict, dict]:  # fmt: skip
-    """The report, and the per-note statistics of every system (for :func:`plot_histograms`).
-    ``tempo_smoothing``, ``tempo_drift``, ``dynamics_drift``, ``chord_spread``, ``consensus``, ``tempo_guard``:
-    as ``espressivo render``."""
+    models: dict[str, object],
+    pieces: list[dict],
+    options=None,
+    *,
+    primed: bool = True,
+    stride: int = 400,
+    progress=None,
+) -> tuple[dict, dict]:
+    """The report, and the per-note statistics of every system (for :func:`plot_histograms`).  ``options``:
+    the renderers' :class:`~espressivo.render.RenderOptions`, as ``espressivo render`` takes them (default: its
+    defaults)."""
     from espressivo.render.render import RenderOptions, render
 
-    options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                            dynamics_drift=dynamics_drift, chord_spread=chord_spread,
-                            consensus=consensus, tempo_guard=tempo_guard)  # fmt: skip
+    options = options or RenderOptions()
+    seed, temperature, top_p = options.seed, options.temperature, options.top_p
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
     human_gen, human_ref, human_pairs = [], [], []
@@ -418,7 +419,7 @@ def evaluate_renderers(
 
         settings = {"stride": stride, "seed": seed, "temperature": temperature, "top_p": top_p}
         report["primed"] = {
-            name: primed_protocol(m, pieces, **settings, tempo_guard=tempo_guard)
+            name: primed_protocol(m, pieces, **settings, tempo_guard=options.tempo_guard)
             for name, m in models.items()
             if m.model_type != "cvrnn"
         }
@@ -436,7 +437,7 @@ def evaluate_renderers(
 
 
 RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread",
-                   "consensus", "tempo_guard")  # fmt: skip
+                   "consensus", "tempo_guard", "roll_step")  # fmt: skip
 
 
 def markdown_table(report: dict) -> str:

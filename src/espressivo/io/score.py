@@ -12,6 +12,7 @@ import io
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,7 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                 elif kind == "mxl":
                     raise EspressivoError(f"{path}: not a compressed MusicXML file (not a zip archive)")
                 reject_entities(data, path.name)
+                data, arpeggios = musicxml_arpeggios(data)
                 document = pt.load_musicxml(io.BytesIO(data), quiet=True)
             elif kind == "mei":
                 reject_entities(read_bytes(path, MAX_SCORE_BYTES), path.name)
@@ -98,7 +100,8 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
             parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
             if unfold:
                 parts = [_unfold(pt, part) for part in parts]
-            return _to_score(pt, parts, title=_title(document, path), unfolded=unfold)
+            score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold)
+            return _mark_arpeggios(score, arpeggios) if kind in ("mxl", "musicxml") else score
     except EspressivoError:
         raise
     except RecursionError:
@@ -106,6 +109,49 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
     except Exception as err:  # partitura raises many types on malformed files
         message = str(err).splitlines()[0][:200] if str(err) else ""
         raise EspressivoError(f"{path}: cannot read {kind} score ({type(err).__name__}: {message})") from None
+
+
+ARPEGGIO_ID = "espressivo-arpeggio-"  # ids given to arpeggiated notes that have none in the file
+
+
+def musicxml_arpeggios(data: bytes) -> tuple[bytes, dict[str, int]]:
+    """The notes marked ``<arpeggiate>`` (rolled chord): ``{note id: +1 (upwards, the default) or -1 (direction
+    "down")}``, and the document to parse — the same bytes, unless an arpeggiated note had no ``id``, which it is
+    then given (partitura keeps the ids it finds).  partitura reads no arpeggio marks itself."""
+    from lxml import etree
+
+    if b"arpeggiate" not in data:
+        return data, {}
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return data, {}  # partitura reports the malformed file
+    marks: dict[str, int] = {}
+    changed = False
+    for k, mark in enumerate(root.iter("arpeggiate")):
+        note = mark.getparent().getparent() if mark.getparent() is not None else None
+        if note is None or note.tag != "note" or note.find("rest") is not None:
+            continue
+        if not note.get("id"):
+            note.set("id", f"{ARPEGGIO_ID}{k}")
+            changed = True
+        marks[note.get("id")] = -1 if mark.get("direction") == "down" else 1
+    return (etree.tostring(root) if changed else data), marks
+
+
+def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:
+    """``score`` with ``notes["arpeggio"]`` set from the marks (an unfolded note's id carries a ``-k`` suffix)."""
+    if not marks or not len(score):
+        return score
+    ids = score.notes["id"].tolist()
+    passes = np.char.rpartition(score.notes["id"], "-")[:, 0].tolist() if score.unfolded else ids
+    direction = np.array([marks.get(i, marks.get(p, 0)) for i, p in zip(ids, passes, strict=True)], np.int8)
+    if not direction.any():
+        return score
+    notes = score.notes.copy()
+    notes["arpeggio"] = direction
+    return replace(score, notes=notes)
 
 
 def _unfold(pt, part):

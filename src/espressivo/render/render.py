@@ -27,7 +27,9 @@ mean tempo is exactly that; a model trained with the score at the pianist's temp
 mean tempo the same way when no tempo is given),
 ``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider),
 ``tempo_drift`` (a renderer's departures from the written tempo slower than that many beats taken out) and
-``tempo_smoothing`` (its local tempo smoothed over that many beats): :mod:`espressivo.render.timing`.
+``tempo_smoothing`` (its local tempo smoothed over that many beats): :mod:`espressivo.render.timing`;
+``roll_step`` (chords marked arpeggiated or too wide for a hand rolled, that many beats between notes):
+:mod:`espressivo.render.rolls`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from espressivo.features.slots import (
     score_slots,
 )
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT, steady_dynamics
+from espressivo.render.rolls import ROLL_STEP_BEATS, roll_chords
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 MAX_CONSENSUS = 32
@@ -73,6 +76,7 @@ class RenderOptions:
     chord_spread: float = 1.0  # chord notes' spread around the chord's onset (0: together, 1: as sampled)
     consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
     tempo_guard: float = DEFAULT_TEMPO_GUARD  # sigma (log IOI) of the pull towards the score's IOI (0: off)
+    roll_step: float = ROLL_STEP_BEATS  # beats between the notes of a rolled chord (0: chords as sampled)
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -95,6 +99,8 @@ class RenderOptions:
             raise EspressivoError(f"--consensus must lie in 1..{MAX_CONSENSUS}")
         if not (self.tempo_guard == 0 or 0.05 <= self.tempo_guard <= 10):
             raise EspressivoError("--tempo-guard must be 0 or lie in 0.05..10")
+        if not 0 <= self.roll_step <= 1:
+            raise EspressivoError("--roll-step must lie in 0..1 beats")
 
 
 @dataclass(frozen=True)
@@ -461,12 +467,13 @@ def sample_slots(
 
 def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: RenderOptions, pretrained):
     """Rendered slots (renderer order) -> the performance: decoded, re-timed (``tempo_smoothing``,
-    ``tempo_drift``), chords spread (``chord_spread``), loudness steadied (``dynamics_drift``), the global
-    controls applied."""
+    ``tempo_drift``), chords spread (``chord_spread``), rolled chords rolled (``roll_step``), loudness steadied
+    (``dynamics_drift``), the global controls applied."""
     slots = spread_chords(slots, inputs.src[:, 1], options.chord_spread)
     perf = decode_slots(slots, inputs.src[:, 1], pretrained.tokenizer)
     notes = perf.notes.copy()
     notes["id"] = inputs.order[notes["id"]]  # back to score rows
     perf = shape_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
+    perf = roll_chords(perf, score, options.roll_step)
     perf = steady_dynamics(perf, score, options.dynamics_drift)
     return finish(perf, score, options, plays_at_given_tempo(pretrained))
