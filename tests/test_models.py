@@ -75,9 +75,17 @@ def test_bad_checkpoints_are_refused(tmp_path):
         load_pretrained(tmp_path / "d")
 
 
-def test_kv_cache_matches_full_forward():
+@pytest.mark.parametrize("kv_heads", [None, 1])  # the preset's heads, and grouped-query attention
+def test_kv_cache_matches_full_forward(kv_heads):
+    from dataclasses import replace
+
+    from espressivo.models.transformer import Transformer
+
     torch.manual_seed(2)
     model = build_model("transformer", "tiny").eval()
+    if kv_heads:
+        model = Transformer(replace(model.config, n_kv_head=kv_heads)).eval()
+        assert model.config.n_head > kv_heads
     x = torch.randint(0, 413, (2, 40))
     full, _ = model(x)
     cache = model.new_cache(2, 64)

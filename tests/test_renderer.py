@@ -605,6 +605,8 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
         (["--consensus", "1000"], "--consensus"),
         (["--tempo-guard", "0.01"], "--tempo-guard"),
         (["--tempo-guard", "nan"], "--tempo-guard"),
+        (["--roll-step", "2"], "--roll-step"),
+        (["--roll-step", "nan"], "--roll-step"),
     ],
 )
 def test_cli_render_bad_flags(tiny_checkpoint, tmp_path, capsys, args, message):

@@ -40,6 +40,13 @@ def test_arpeggio_marks_are_read_with_their_direction(tmp_path):
     assert sorted(unfolded.notes["arpeggio"].tolist()) == sorted(by_pitch.values())
 
 
+def test_malformed_musicxml_with_arpeggios_is_rejected_cleanly(tmp_path):
+    path = tmp_path / "broken.musicxml"
+    path.write_text(musicxml(note("C", 4, arpeggio="", ident="a"))[:-40])  # cut off
+    with pytest.raises(EspressivoError, match="cannot read"):
+        read_score(path)
+
+
 def test_bundled_score_has_no_arpeggios():
     from tests.conftest import EXAMPLES
 

@@ -93,6 +93,10 @@ class Attention(nn.Module):
             cache[0][:, :, pos : pos + t] = k
             cache[1][:, :, pos : pos + t] = v
             k, v = cache[0][:, :, : pos + t], cache[1][:, :, : pos + t]
+            if t == 1 and pos > 0 and keep is None:  # one new query per row: each kv head's query group at once
+                group = self.n_head // self.n_kv  # (no copies of the cache, which would cost more than the step)
+                y = F.scaled_dot_product_attention(q.reshape(b, self.n_kv, group, self.head_dim), k, v)
+                return self.out(y.reshape(b, self.n_head, 1, self.head_dim).transpose(1, 2).reshape(b, 1, -1))
         if self.n_kv != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)

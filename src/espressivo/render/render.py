@@ -10,8 +10,9 @@ forced, so tempo and dynamics carry over), then samples new notes up to a quarte
 window's end (those notes still had a quarter window of score ahead of them).  Within a segment every
 note is sampled once, in one continuous sequence of IOIs.
 
-**Speed**: scores longer than ``segment`` notes are cut into segments that overlap by ``overlap`` notes
-and are rendered side by side as one batch (sampling note by note costs the same for 1 or 8 rows); across
+**Speed**: scores longer than ``segment`` notes (256: one window each) are cut into segments that overlap by
+``overlap`` notes and are rendered side by side as one batch (sampling note by note costs about the same for 1
+or 30 rows, so the time goes with the segment's length, not the score's); across
 each overlap IOI, velocity and duration are cross-faded, so tempo and dynamics glide from one segment into
 the next instead of jumping.  ``segment=0`` renders the whole score in one sequential pass.
 
@@ -68,7 +69,7 @@ class RenderOptions:
     dynamics_scale: float = 1.0
     window: int = 256
     context: int = 64
-    segment: int = 1024  # notes per segment rendered side by side (0: the whole score in one pass)
+    segment: int = 256  # notes per segment rendered side by side (0: the whole score in one pass)
     overlap: int = 64  # notes shared by consecutive segments, cross-faded
     tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
     tempo_drift: float = DEFAULT_TEMPO_DRIFT  # departures from the written tempo slower than this many beats removed
