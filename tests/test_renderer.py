@@ -246,6 +246,8 @@ def test_tempo_guard_pulls_iois_towards_the_score():
     # log(510 / 10)^2 / (2 * 0.25): a zero IOI where the score has 500 ms
     assert float(out[0, 0]) == pytest.approx(-(np.log(51.0) ** 2) / 0.5, rel=1e-5)
     assert float(out[0, 1010]) == pytest.approx(-(np.log(1020 / 510) ** 2) / 0.5, rel=1e-4)
+    graced = guard(logits, torch.tensor([500, 0, 100]), torch.tensor([True, False, False]))
+    assert torch.equal(graced[0], logits[0]) and torch.equal(graced[2], out[2])  # a grace note is left alone
 
 
 def test_tempo_guard_keeps_an_untrained_renderer_near_the_score_tempo(tiny_checkpoint, etude):

@@ -164,6 +164,9 @@ def inversion_stats(onset_sec: np.ndarray) -> dict:
     return {"notes_moved": int(np.count_nonzero(moved > 0.0005)), "mean_shift_ms": float(moved.mean() * 1000)}
 
 
+GRACE_FEATURE = 7  # the column of feature_matrix that flags grace notes
+
+
 def feature_matrix(features: np.ndarray) -> np.ndarray:
     """``SCORE_FEATURE_DTYPE`` rows -> (n, 12) float32 of order one."""
     f = features
@@ -175,7 +178,7 @@ def feature_matrix(features: np.ndarray) -> np.ndarray:
     out[:, 4] = np.log2(np.clip(f["ioi_beat"], 1 / 64, 16)) / 4
     out[:, 5] = np.minimum(f["chord_size"], 8) / 4
     out[:, 6] = f["is_top"]
-    out[:, 7] = f["is_grace"]
+    out[:, GRACE_FEATURE] = f["is_grace"]
     out[:, 8] = f["dynamic"] / 4
     out[:, 9] = f["key_mode"] == 0
     out[:, 10] = np.minimum(f["ts_beats"], 16) / 8

@@ -46,6 +46,7 @@ from espressivo.features.score import score_features
 from espressivo.features.slots import (
     decode_slots,
     dynamics_velocity,
+    GRACE_FEATURE,
     feature_matrix,
     plain_slots,
     render_order,
@@ -56,6 +57,7 @@ from espressivo.render.rolls import ROLL_STEP_BEATS, roll_chords
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 MAX_CONSENSUS = 32
+GUARD_GRACE_NOTES = False  # the tempo guard leaves grace notes alone: they are played before the beat
 GUARD_SLACK_MS = 10.0  # IOIs compared as log(ms + this): a zero IOI is far from a beat, not infinitely far
 
 
@@ -196,7 +198,8 @@ def sampling_heads(model) -> list:
 def _tempo_guard(model, sigma: float):
     """``guard(logits, score_ioi)``: IOI logits plus a log-normal prior centred on each note's score IOI,
     ``-(log(ioi + s) - log(score_ioi + s))^2 / (2 sigma^2)`` (s = ``GUARD_SLACK_MS``), where the score moves on
-    (score IOI > 0; chord notes are left alone).  The model plays around the tempo it is given, but a sampled
+    (score IOI > 0; chord notes are left alone, and so are the ``grace`` notes: a grace note written at a beat
+    is played before it, its IOI shorter than the score's by its lead).  The model plays around the tempo it is given, but a sampled
     performance can run away from it — one fast draw makes the next likelier, down to every IOI 0 — and the
     prior pulls each IOI back towards the score without flattening its rubato.  ``None`` when off."""
     import torch
@@ -208,8 +211,8 @@ def _tempo_guard(model, sigma: float):
     log_ms = torch.log(torch.arange(size, dtype=torch.float32) * step + GUARD_SLACK_MS)
     scale = 1.0 / (2.0 * sigma**2)
 
-    def guard(logits, score_ioi):
-        moves = score_ioi > 0
+    def guard(logits, score_ioi, grace=None):
+        moves = score_ioi > 0 if grace is None else (score_ioi > 0) & ~grace
         if not bool(moves.any()):
             return logits
         target = torch.log(score_ioi.float() * step + GUARD_SLACK_MS)
@@ -262,7 +265,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
             for s in range(1, slots):
                 logits = model.slot_logits(hidden, s, context_sum, heads)
                 if s == 1 and guard is not None:
-                    logits = guard(logits, src[:, i, 1])
+                    logits = guard(logits, src[:, i, 1], None if GUARD_GRACE_NOTES else feats[:, i, GRACE_FEATURE] > 0.5)
                 choice = _sample(logits, options.temperature, options.top_p, generator)
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):
