@@ -44,9 +44,9 @@ from espressivo.core import Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.features.score import score_features
 from espressivo.features.slots import (
+    GRACE_FEATURE,
     decode_slots,
     dynamics_velocity,
-    GRACE_FEATURE,
     feature_matrix,
     plain_slots,
     render_order,
@@ -199,9 +199,10 @@ def _tempo_guard(model, sigma: float):
     """``guard(logits, score_ioi)``: IOI logits plus a log-normal prior centred on each note's score IOI,
     ``-(log(ioi + s) - log(score_ioi + s))^2 / (2 sigma^2)`` (s = ``GUARD_SLACK_MS``), where the score moves on
     (score IOI > 0; chord notes are left alone, and so are the ``grace`` notes: a grace note written at a beat
-    is played before it, its IOI shorter than the score's by its lead).  The model plays around the tempo it is given, but a sampled
-    performance can run away from it — one fast draw makes the next likelier, down to every IOI 0 — and the
-    prior pulls each IOI back towards the score without flattening its rubato.  ``None`` when off."""
+    is played before it, its IOI shorter than the score's by its lead).  The model plays around the tempo it is
+    given, but a sampled performance can run away from it — one fast draw makes the next likelier, down to every
+    IOI 0 — and the prior pulls each IOI back towards the score without flattening its rubato.  ``None`` when
+    off."""
     import torch
 
     if not sigma:
@@ -241,6 +242,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
     batch = performed.size(0)
     heads = sampling_heads(model)
     guard = _tempo_guard(model, options.tempo_guard)
+    grace = None if GUARD_GRACE_NOTES else feats[:, :, GRACE_FEATURE] > 0.5
     while committed < length:
         start = max(0, committed - context)
         stop = min(start + window, length)
@@ -265,7 +267,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
             for s in range(1, slots):
                 logits = model.slot_logits(hidden, s, context_sum, heads)
                 if s == 1 and guard is not None:
-                    logits = guard(logits, src[:, i, 1], None if GUARD_GRACE_NOTES else feats[:, i, GRACE_FEATURE] > 0.5)
+                    logits = guard(logits, src[:, i, 1], None if grace is None else grace[:, i])
                 choice = _sample(logits, options.temperature, options.top_p, generator)
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):
