@@ -785,8 +785,8 @@ def render_command(
         tempo_guard: while sampling, pull every IOI towards the score's (a log-normal prior of this sigma:
             smaller holds the tempo tighter) so a performance cannot run away from its tempo (0: off; not used
             by a CVRNN)
-        roll_step: roll the chords the score marks arpeggiated and those too wide for one hand, this many beats
-            between notes (0: play them as sampled; not used by a CVRNN)
+        roll_step: roll the chords the score marks arpeggiated (MusicXML), this many beats between notes
+            (0: play them as sampled; not used by a CVRNN)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events

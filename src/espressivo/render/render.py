@@ -29,7 +29,7 @@ mean tempo the same way when no tempo is given),
 ``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider),
 ``tempo_drift`` (a renderer's departures from the written tempo slower than that many beats taken out) and
 ``tempo_smoothing`` (its local tempo smoothed over that many beats): :mod:`espressivo.render.timing`;
-``roll_step`` (chords marked arpeggiated or too wide for a hand rolled, that many beats between notes):
+``roll_step`` (chords the score marks arpeggiated rolled, that many beats between notes):
 :mod:`espressivo.render.rolls`.
 """
 
@@ -57,7 +57,6 @@ from espressivo.render.rolls import ROLL_STEP_BEATS, roll_chords
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING, shape_tempo
 
 MAX_CONSENSUS = 32
-GUARD_GRACE_NOTES = False  # the tempo guard leaves grace notes alone: they are played before the beat
 GUARD_SLACK_MS = 10.0  # IOIs compared as log(ms + this): a zero IOI is far from a beat, not infinitely far
 
 
@@ -242,7 +241,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
     batch = performed.size(0)
     heads = sampling_heads(model)
     guard = _tempo_guard(model, options.tempo_guard)
-    grace = None if GUARD_GRACE_NOTES else feats[:, :, GRACE_FEATURE] > 0.5
+    grace = feats[:, :, GRACE_FEATURE] > 0.5  # left alone by the guard: played before their beat
     while committed < length:
         start = max(0, committed - context)
         stop = min(start + window, length)
@@ -267,7 +266,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
             for s in range(1, slots):
                 logits = model.slot_logits(hidden, s, context_sum, heads)
                 if s == 1 and guard is not None:
-                    logits = guard(logits, src[:, i, 1], None if grace is None else grace[:, i])
+                    logits = guard(logits, src[:, i, 1], grace[:, i])
                 choice = _sample(logits, options.temperature, options.top_p, generator)
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):

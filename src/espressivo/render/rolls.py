@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from espressivo.core import Performance, Score
+from espressivo.render.timing import time_map
 
 ROLL_STEP_BEATS = 0.11  # onset step between consecutive notes of a rolled chord, in beats (train median)
 MIN_STEP_SEC, MAX_STEP_SEC = 0.02, 0.15  # the step kept within these, whatever the tempo
@@ -31,9 +32,7 @@ def roll_groups(notes: np.ndarray, *, marked: bool = True, wide_span: int = 0) -
     more (0: none)."""
     n = len(notes)
     group = np.full(n, -1, np.int64)
-    direction = np.where(notes["arpeggio"] < 0, -1, 1).astype(np.int64) if n else np.zeros(0, np.int64)
-    if n == 0:
-        return group, direction
+    direction = np.where(notes["arpeggio"] < 0, -1, 1).astype(np.int64)
     onset = np.rint(notes["onset_quarter"] * 1e4).astype(np.int64)
     candidates = []
     mark = (notes["arpeggio"] != 0) & ~notes["is_grace"]
@@ -76,17 +75,15 @@ def _ranks(group: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def local_beat_seconds(perf: Performance, score: Score) -> np.ndarray:
     """Seconds per score beat around each note of a rendering (``notes["id"]`` = score rows): the slope of its
-    time map (mean onset per score onset) between the neighbouring onsets, at least ``MIN_STEP_SEC``."""
+    time map (:func:`~espressivo.render.timing.time_map`) between the neighbouring onsets, at least
+    ``MIN_STEP_SEC``."""
     beat = score.notes["onset_beat"][perf.notes["id"]]
-    key = np.rint(beat * 1e4).astype(np.int64)
-    unique, inverse = np.unique(key, return_inverse=True)
-    times = np.bincount(inverse, weights=perf.notes["onset_sec"]) / np.bincount(inverse)
-    beats = unique / 1e4
+    beats, times = time_map(beat, perf.notes["onset_sec"])
     if len(beats) < 2:
         return np.full(len(perf), 0.5)
     slope = np.diff(times) / np.maximum(np.diff(beats), 1e-6)
     around = np.concatenate([[slope[0]], 0.5 * (slope[:-1] + slope[1:]), [slope[-1]]])
-    return np.maximum(around, MIN_STEP_SEC)[inverse]
+    return np.maximum(around, MIN_STEP_SEC)[np.searchsorted(beats, np.rint(beat * 1e4) / 1e4)]
 
 
 def roll_chords(perf: Performance, score: Score, step_beats: float = ROLL_STEP_BEATS,
@@ -95,8 +92,7 @@ def roll_chords(perf: Performance, score: Score, step_beats: float = ROLL_STEP_B
     ``wide_span``, the unmarked chords of one staff spanning that many semitones) played in pitch order (the
     marked direction), ``step_beats`` of the local tempo apart (kept within ``MIN_STEP_SEC`` ..
     ``MAX_STEP_SEC``), centred on the chord's mean onset (a roll that would begin before 0 begins at 0); every
-    note keeps its release.  ``step_beats=0``:
-    unchanged."""
+    note keeps its release.  ``step_beats=0``: unchanged."""
     if step_beats <= 0 or len(perf) < 2:
         return perf
     notes = perf.notes

@@ -24,7 +24,7 @@ GRID = 8  # time-map samples per beat
 MIN_PERIOD = 1e-3  # seconds per beat: a floor for near-simultaneous groups (log of 0)
 
 
-def _time_map(beat: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def time_map(beat: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One (beat, seconds) point per distinct score onset (its notes' mean time), monotone in both."""
     key = np.rint(beat * 1e4).astype(np.int64)
     unique, group = np.unique(key, return_inverse=True)
@@ -49,7 +49,7 @@ def shape_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats
         return perf
     notes = perf.notes
     beat = score.notes["onset_beat"][notes["id"]]
-    beats, times = _time_map(beat, notes["onset_sec"])
+    beats, times = time_map(beat, notes["onset_sec"])
     if len(beats) < 3 or times[-1] <= times[0]:
         return perf
     grid = np.linspace(beats[0], beats[-1], max(2, int(np.ceil((beats[-1] - beats[0]) * GRID)) + 1))
@@ -59,7 +59,7 @@ def shape_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats
     base = np.zeros_like(log_period)
     if drift_beats > 0:  # deviations from the written time map (its tempo changes are the score's, not drift)
         written = score.seconds_from_quarter(score.notes["onset_quarter"][notes["id"]])
-        _, written_times = _time_map(beat, written)
+        _, written_times = time_map(beat, written)
         base = np.log(np.maximum(np.diff(np.interp(grid, beats, written_times)) / step, MIN_PERIOD))
     deviation = log_period - base
     shaped = gaussian_smooth(deviation, sigma_beats * GRID) if sigma_beats > 0 else deviation
