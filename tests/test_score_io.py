@@ -109,3 +109,27 @@ def test_deadpan_of_a_pickup_starts_at_zero():
     deadpan = shifted.to_performance()
     assert deadpan.notes["onset_sec"].min() == 0.0
     np.testing.assert_allclose(deadpan.notes["onset_sec"], base.to_performance().notes["onset_sec"])
+
+
+def test_grace_sequence_keeps_its_written_order(tmp_path):
+    from espressivo.features.slots import render_order
+
+    def note(step, octave, grace=False):
+        head = "<grace slash=\"yes\"/>" if grace else ""
+        length = "" if grace else "<duration>4</duration>"
+        return (f"<note>{head}<pitch><step>{step}</step><octave>{octave}</octave></pitch>{length}<voice>1</voice>"
+                f"<type>{'16th' if grace else 'whole'}</type></note>")  # fmt: skip
+
+    body = note("E", 5, True) + note("G", 5, True) + note("C", 5)  # a rising run of two grace notes, then C
+    path = tmp_path / "graces.musicxml"
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+<part id="P1"><measure number="1"><attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type>
+</time></attributes>{body}</measure></part></score-partwise>""")
+    for unfold in (False, True):
+        notes = read_score(path, unfold=unfold).notes
+        # rows: the main note, then the grace notes as written (pitch order would put them the other way)
+        assert notes["pitch"].tolist() == [72, 76, 79]
+        assert notes["is_grace"].tolist() == [False, True, True]
+        order = render_order(np.zeros(3), notes["pitch"], notes["is_grace"])
+        assert notes["pitch"][order].tolist() == [76, 79, 72]  # played as written, then the main note

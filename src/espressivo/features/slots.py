@@ -43,10 +43,12 @@ def render_tokenizer() -> NoteTokenizer:
 
 
 def render_order(onset: np.ndarray, pitch: np.ndarray, is_grace: np.ndarray | None = None) -> np.ndarray:
-    """Indices in renderer order: onset, then grace notes, then pitch from high to low."""
-    grace = np.zeros(len(onset), bool) if is_grace is None else is_grace
+    """Indices in renderer order: onset, then grace notes in the order given (a score's rows keep a grace
+    sequence in written order), then pitch from high to low."""
+    grace = np.zeros(len(onset), bool) if is_grace is None else np.asarray(is_grace, bool)
     key = np.rint(np.asarray(onset, dtype=np.float64) * 1e4).astype(np.int64)
-    return np.lexsort((-np.asarray(pitch, dtype=np.int64), ~grace, key))
+    within = np.where(grace, np.arange(len(grace)), -np.asarray(pitch, dtype=np.int64))
+    return np.lexsort((within, ~grace, key))
 
 
 def _steps(seconds: np.ndarray, tok: NoteTokenizer, size: int) -> np.ndarray:

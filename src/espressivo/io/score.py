@@ -85,7 +85,7 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                 elif kind == "mxl":
                     raise EspressivoError(f"{path}: not a compressed MusicXML file (not a zip archive)")
                 reject_entities(data, path.name)
-                data, arpeggios = musicxml_arpeggios(data)
+                data, arpeggios = prepare_musicxml(data)
                 document = pt.load_musicxml(io.BytesIO(data), quiet=True)
             elif kind == "mei":
                 reject_entities(read_bytes(path, MAX_SCORE_BYTES), path.name)
@@ -111,33 +111,37 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
         raise EspressivoError(f"{path}: cannot read {kind} score ({type(err).__name__}: {message})") from None
 
 
-ARPEGGIO_ID = "espressivo-arpeggio-"  # ids given to arpeggiated notes that have none in the file
+NOTE_ID = "espressivo-"  # + a number: the id given to a note that has none in the file
 
 
-def musicxml_arpeggios(data: bytes) -> tuple[bytes, dict[str, int]]:
-    """The notes marked ``<arpeggiate>`` (rolled chord): ``{note id: +1 (upwards, the default) or -1 (direction
-    "down")}``, and the document to parse — the same bytes, unless an arpeggiated note had no ``id``, which it is
-    then given (partitura keeps the ids it finds).  partitura reads no arpeggio marks itself."""
+def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int]]:
+    """The document to parse and its arpeggio marks.
+
+    Every ``<note>`` without an ``id`` is given one (``NOTE_ID`` + its index): partitura keeps the ids it finds
+    and leaves the others ``None``, which breaks its own grace-note handling (files exported by notation
+    programs seldom carry note ids) and would lose the marks below.  The marks: the notes marked
+    ``<arpeggiate>`` (rolled chord), ``{note id: +1 (upwards, the default) or -1 (direction "down")}``;
+    partitura reads no arpeggio marks itself."""
     from lxml import etree
 
-    if b"arpeggiate" not in data:
-        return data, {}
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError:
         return data, {}  # partitura reports the malformed file
+    missing = [note for note in root.iter("note") if not note.get("id")]
+    taken = {note.get("id") for note in root.iter("note")}
+    for k, note in enumerate(missing):
+        ident = f"{NOTE_ID}{k}"
+        while ident in taken:
+            ident += "x"
+        note.set("id", ident)
     marks: dict[str, int] = {}
-    changed = False
-    for k, mark in enumerate(root.iter("arpeggiate")):
+    for mark in root.iter("arpeggiate"):
         note = mark.getparent().getparent() if mark.getparent() is not None else None
-        if note is None or note.tag != "note" or note.find("rest") is not None:
-            continue
-        if not note.get("id"):
-            note.set("id", f"{ARPEGGIO_ID}{k}")
-            changed = True
-        marks[note.get("id")] = -1 if mark.get("direction") == "down" else 1
-    return (etree.tostring(root) if changed else data), marks
+        if note is not None and note.tag == "note" and note.find("rest") is None:
+            marks[note.get("id")] = -1 if mark.get("direction") == "down" else 1
+    return (etree.tostring(root) if missing else data), marks
 
 
 def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:
@@ -171,18 +175,37 @@ def _title(document, path: Path) -> str:
     return path.stem
 
 
+def _grace_positions(pt, part, na: np.ndarray) -> np.ndarray:
+    """Per row of ``na``: 0 for an ordinary note, k for the k-th grace note of its sequence (1 = played first).
+
+    partitura gives every grace note of a sequence its main note's onset; the written order is only in the
+    links between the notes (``grace_prev``), which the note array does not carry."""
+    position = np.zeros(len(na), np.int64)
+    graces = {n.id: sum(1 for _ in n.iter_grace_seq(backwards=True)) for n in part.iter_all(pt.score.GraceNote)}
+    if graces:
+        keys = np.array(list(graces), dtype=str)
+        values = np.fromiter(graces.values(), np.int64, len(graces))
+        by_key = np.argsort(keys)
+        ids = na["id"].astype(str)
+        at = np.minimum(np.searchsorted(keys[by_key], ids), len(keys) - 1)
+        hit = keys[by_key][at] == ids
+        position[hit] = values[by_key][at[hit]]
+    return position
+
+
 def _to_score(pt, parts: list, title: str, unfolded: bool) -> Score:
     if not parts:
         raise EspressivoError("score has no parts")
     arrays = []
     for index, part in enumerate(parts):
         na = part.note_array(include_staff=True, include_grace_notes=True)
-        arrays.append((index, na))
-    total = sum(len(na) for _, na in arrays)
-    id_length = max([1] + [int(np.char.str_len(na["id"].astype(str)).max()) for _, na in arrays if len(na)])
+        arrays.append((index, na, _grace_positions(pt, part, na)))
+    total = sum(len(na) for _, na, _ in arrays)
+    id_length = max([1] + [int(np.char.str_len(na["id"].astype(str)).max()) for _, na, _ in arrays if len(na)])
     notes = np.zeros(total, score_note_dtype(id_length))
+    grace_position = np.concatenate([position for _, _, position in arrays])
     start = 0
-    for index, na in arrays:
+    for index, na, _ in arrays:
         rows = slice(start, start + len(na))
         for name in ("onset_beat", "duration_beat", "onset_quarter", "duration_quarter", "pitch", "voice"):
             notes[name][rows] = na[name]
@@ -191,7 +214,8 @@ def _to_score(pt, parts: list, title: str, unfolded: bool) -> Score:
         notes["is_grace"][rows] = na["is_grace"] if "is_grace" in na.dtype.names else False
         notes["part"][rows] = index
         start += len(na)
-    notes = notes[np.lexsort((notes["pitch"], notes["onset_quarter"]))]
+    # rows by onset, then pitch; a sequence of grace notes after the notes of its onset, in written order
+    notes = notes[np.lexsort((notes["pitch"], grace_position, notes["onset_quarter"]))]
     first = parts[0]
     q = first.quarter_map
     b = first.beat_map
