@@ -592,6 +592,21 @@ def test_cli_render_writes_midi_wav_png_and_tempo_map(tiny_checkpoint, tmp_path,
     assert (tmp_path / "out.png").stat().st_size > 10_000
 
 
+def test_cli_render_says_when_it_estimated_the_tempo(tiny_checkpoint, tmp_path, capsys):
+    from espressivo.render.score_tempo import estimated_qpm
+
+    from .test_score_io import KERN  # no metronome mark
+
+    path = tmp_path / "bare.krn"
+    path.write_text(KERN)
+    args = ["render", str(path), "-o", str(tmp_path / "o.mid"), "--model", str(tiny_checkpoint)]
+    assert main(args) == 0
+    qpm = round(estimated_qpm(read_score(path, unfold=True)), 1)
+    assert f"no metronome mark: played around {qpm:g} quarters per minute, estimated" in capsys.readouterr().out
+    assert main([*args, "--no-estimate-tempo"]) == 0 and "estimated" not in capsys.readouterr().out
+    assert main([*args, "--tempo", "80"]) == 0 and "estimated" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

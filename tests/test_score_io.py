@@ -114,13 +114,14 @@ def test_deadpan_of_a_pickup_starts_at_zero():
 def test_grace_sequence_keeps_its_written_order(tmp_path):
     from espressivo.features.slots import render_order
 
-    def note(step, octave, grace=False):
-        head = "<grace slash=\"yes\"/>" if grace else ""
-        length = "" if grace else "<duration>4</duration>"
+    def note(step, octave, grace=False, chord=False):
+        head = ('<grace slash="yes"/>' if grace else "") + ("<chord/>" if chord else "")
+        length = "" if grace else "<duration>2</duration>"
         return (f"<note>{head}<pitch><step>{step}</step><octave>{octave}</octave></pitch>{length}<voice>1</voice>"
-                f"<type>{'16th' if grace else 'whole'}</type></note>")  # fmt: skip
+                f"<type>{'16th' if grace else 'half'}</type></note>")  # fmt: skip
 
-    body = note("E", 5, True) + note("G", 5, True) + note("C", 5)  # a rising run of two grace notes, then C
+    body = (note("E", 5, True) + note("G", 5, True) + note("C", 5)  # a rising run of two grace notes, then C
+            + note("D", 5, True) + note("F", 5, True, chord=True) + note("B", 4))  # a grace chord, then B  # fmt: skip
     path = tmp_path / "graces.musicxml"
     path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
 <score-partwise version="3.1"><part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
@@ -128,8 +129,9 @@ def test_grace_sequence_keeps_its_written_order(tmp_path):
 </time></attributes>{body}</measure></part></score-partwise>""")
     for unfold in (False, True):
         notes = read_score(path, unfold=unfold).notes
-        # rows: the main note, then the grace notes as written (pitch order would put them the other way)
-        assert notes["pitch"].tolist() == [72, 76, 79]
-        assert notes["is_grace"].tolist() == [False, True, True]
-        order = render_order(np.zeros(3), notes["pitch"], notes["is_grace"])
-        assert notes["pitch"][order].tolist() == [76, 79, 72]  # played as written, then the main note
+        # rows: the main note, then the grace notes as written (pitch order would put E, G the other way); the
+        # notes of a grace chord from the top
+        assert notes["pitch"].tolist() == [72, 76, 79, 71, 77, 74]
+        assert notes["is_grace"].tolist() == [False, True, True, False, True, True]
+        order = render_order(notes["onset_quarter"], notes["pitch"], notes["is_grace"])
+        assert notes["pitch"][order].tolist() == [76, 79, 72, 77, 74, 71]  # as written, then the main note

@@ -1,6 +1,7 @@
 """Sweep rendering settings on a split without re-sampling; prints JSON.
 
-Each score is sampled max(``--consensus``) times once per ``--temperature`` and ``--tempo-guard``; every
+Each score is sampled max(``--consensus``) times once per ``--temperature``, ``--tempo-guard`` and
+``--estimate-tempo`` (1: a score without a metronome mark at the estimated tempo, 0: at 120 qpm); every
 (consensus K, tempo drift, dynamics drift, chord spread, roll step, tempo smoothing) setting is then built from
 the same samples (the consensus of the first K) and compared with every human performance as ``espressivo
 evaluate render`` does: per note, tempo curves, and the JS distances of the distributions (seed ``--seed``).
@@ -26,21 +27,29 @@ from espressivo.evaluate.render import (
     rendered_view,
 )
 from espressivo.models.checkpoint import load_pretrained
-from espressivo.render.render import RenderOptions, consensus_slots, performance, sample_slots
+from espressivo.render.render import (
+    RenderOptions,
+    consensus_slots,
+    performance,
+    sample_slots,
+    score_inputs,
+    with_score_tempo,
+)
 
 
 def floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",")]
 
 
-SAMPLING = ("temperature", "tempo_guard")  # each value draws its own samples
+SAMPLING = ("temperature", "tempo_guard", "estimate_tempo")  # each value draws its own samples
 SHAPING = ("consensus", "tempo_drift", "dynamics_drift", "chord_spread", "roll_step", "tempo_smoothing")
 
 
 def grid(args, names) -> list[dict]:
     """Every combination of the listed values of ``names``."""
     values = [floats(getattr(args, name)) for name in names]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    combos = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    return [c | {"estimate_tempo": bool(c["estimate_tempo"])} if "estimate_tempo" in c else c for c in combos]
 
 
 def main() -> None:
@@ -54,7 +63,7 @@ def main() -> None:
     parser.add_argument("--max-pieces", type=int, default=0)
     defaults = RenderOptions()
     for name in SAMPLING + SHAPING:
-        default = {"consensus": "1,8", "tempo_guard": "0"}.get(name, str(getattr(defaults, name)))
+        default = {"consensus": "1,8", "tempo_guard": "0"}.get(name, str(float(getattr(defaults, name))))
         parser.add_argument("--" + name.replace("_", "-"), default=default, help=f"comma-separated (default {default})")
     args = parser.parse_args()
     pretrained = load_pretrained(args.model)
@@ -67,18 +76,21 @@ def main() -> None:
     stats: list[list] = [[] for _ in settings]
     deadpan, human, reference = [], [], []
     for piece in load_pieces(args.pairs, args.split, max_pieces=args.max_pieces):
-        score, inputs = piece["score"], piece["inputs"]
+        score = piece["score"]
         views = [h["view"] for h in piece["humans"]]
         reference += [note_statistics(h["performance"]) for h in piece["humans"]]
-        samples = [sample_slots(pretrained, inputs, replace(base, **d), None, samples_needed) for d in draws]
+        tempos = [with_score_tempo(score, replace(base, **d)).tempo for d in draws]  # the estimate, if any
+        inputs = [score_inputs(score, pretrained.tokenizer, tempo) for tempo in tempos]
+        samples = [sample_slots(pretrained, inputs[k], replace(base, **d), None, samples_needed)
+                   for k, d in enumerate(draws)]  # fmt: skip
         dp = rendered_view(score, score.to_performance(velocity=64))
         deadpan += [compare(dp, v) for v in views]
         human += [compare(views[i], views[j]) for i in range(len(views)) for j in range(i + 1, len(views))]
         for k, setting in enumerate(settings):
-            options = replace(base, **setting | {"consensus": int(setting["consensus"])})
-            drawn = samples[draws.index({name: setting[name] for name in SAMPLING})]
-            slots = consensus_slots(drawn[: options.consensus], inputs.src[:, 1])
-            perf = performance(slots, inputs, score, options, pretrained)
+            draw = draws.index({name: setting[name] for name in SAMPLING})
+            options = replace(base, **setting | {"consensus": int(setting["consensus"]), "tempo": tempos[draw]})
+            slots = consensus_slots(samples[draw][: options.consensus], inputs[draw].src[:, 1])
+            perf = performance(slots, inputs[draw], score, options, pretrained)
             stats[k].append(note_statistics(perf))
             results[k] += [compare(rendered_view(score, perf), v) for v in views]
 

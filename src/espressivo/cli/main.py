@@ -585,6 +585,7 @@ def evaluate_render(
     consensus: int = 1,
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
     roll_step: float = ROLL_STEP_BEATS,
+    estimate_tempo: bool = True,
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -611,6 +612,8 @@ def evaluate_render(
         consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
         tempo_guard: the renderers' pull towards the score's tempo while sampling, as `render --tempo-guard`
         roll_step: beats between the notes of rolled chords, as `render --roll-step` (0: chords as sampled)
+        estimate_tempo: scores without a metronome mark rendered at the estimated tempo, as `render` (deadpan
+            stays at the written tempo)
         json: write the full report here
         markdown: write the tables here
         plot: write a figure here (PNG); the histograms go next to it (-hist.png)
@@ -636,7 +639,7 @@ def evaluate_render(
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
                             dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus,
-                            tempo_guard=tempo_guard, roll_step=roll_step)  # fmt: skip
+                            tempo_guard=tempo_guard, roll_step=roll_step, estimate_tempo=estimate_tempo)  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
@@ -745,6 +748,7 @@ def render_command(
     consensus: int = 1,
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
     roll_step: float = ROLL_STEP_BEATS,
+    estimate_tempo: bool = True,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -767,7 +771,8 @@ def render_command(
         temperature: sampling temperature (lower: safer, flatter)
         top_p: nucleus sampling mass
         seed: random seed (same seed, same performance)
-        tempo: overall tempo in quarter notes per minute (default: the model's choice for the written tempo)
+        tempo: overall tempo in quarter notes per minute (default: the score's metronome mark; a score
+            without one at the tempo estimated from its notes and tempo word, see --estimate-tempo)
         tempo_scale: multiply the tempo (1.1 = 10 % faster)
         dynamics_scale: widen (> 1) or narrow (< 1) the dynamic range around the mean velocity
         tempo_smoothing: smooth the renderer's local tempo over this many score beats (Gaussian sigma;
@@ -787,6 +792,9 @@ def render_command(
             by a CVRNN)
         roll_step: roll the chords the score marks arpeggiated (MusicXML), this many beats between notes
             (0: play them as sampled; not used by a CVRNN)
+        estimate_tempo: a score without a metronome mark is played at the tempo pianists would take, estimated
+            from how fast its notes move and its tempo word (--no-estimate-tempo: at 120 quarters per minute,
+            as notation programs assume)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -824,6 +832,7 @@ def render_command(
         consensus=consensus,
         tempo_guard=tempo_guard,
         roll_step=roll_step,
+        estimate_tempo=estimate_tempo,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")
@@ -858,6 +867,8 @@ def render_command(
         path = _numbered(output, number, len(results))
         write_midi(perf, path)
         line = f"wrote {path}: {len(perf)} notes, {perf.end_sec:.1f} s"
+        if tempo is None and result.options.tempo is not None:
+            line += f" (no metronome mark: played around {result.options.tempo:g} quarters per minute, estimated)"
         if tempo_mapped is not None:
             editable = _numbered(tempo_mapped, number, len(results))
             write_tempo_mapped(the_score, perf, editable)

@@ -437,7 +437,7 @@ def evaluate_renderers(
 
 
 RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread",
-                   "consensus", "tempo_guard", "roll_step")  # fmt: skip
+                   "consensus", "tempo_guard", "roll_step", "estimate_tempo")  # fmt: skip
 
 
 def markdown_table(report: dict) -> str:

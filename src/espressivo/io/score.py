@@ -85,7 +85,7 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                 elif kind == "mxl":
                     raise EspressivoError(f"{path}: not a compressed MusicXML file (not a zip archive)")
                 reject_entities(data, path.name)
-                data, arpeggios = prepare_musicxml(data)
+                data, arpeggios, chord_graces = prepare_musicxml(data)
                 document = pt.load_musicxml(io.BytesIO(data), quiet=True)
             elif kind == "mei":
                 reject_entities(read_bytes(path, MAX_SCORE_BYTES), path.name)
@@ -100,7 +100,8 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
             parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
             if unfold:
                 parts = [_unfold(pt, part) for part in parts]
-            score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold)
+            chords = chord_graces if kind in ("mxl", "musicxml") else frozenset()
+            score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chords)
             return _mark_arpeggios(score, arpeggios) if kind in ("mxl", "musicxml") else score
     except EspressivoError:
         raise
@@ -114,21 +115,23 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
 NOTE_ID = "espressivo-"  # + a number: the id given to a note that has none in the file
 
 
-def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int]]:
-    """The document to parse and its arpeggio marks.
+def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int], frozenset[str]]:
+    """The document to parse, its arpeggio marks and the grace notes that continue a grace chord.
 
     Every ``<note>`` without an ``id`` is given one (``NOTE_ID`` + its index): partitura keeps the ids it finds
     and leaves the others ``None``, which breaks its own grace-note handling (files exported by notation
     programs seldom carry note ids) and would lose the marks below.  The marks: the notes marked
     ``<arpeggiate>`` (rolled chord), ``{note id: +1 (upwards, the default) or -1 (direction "down")}``;
-    partitura reads no arpeggio marks itself."""
+    partitura reads no arpeggio marks itself.  The grace chords: the ids of grace notes marked ``<chord/>``
+    (struck with the grace note before them; partitura links them into its grace sequence as if they came after
+    it)."""
     from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError:
-        return data, {}  # partitura reports the malformed file
+        return data, {}, frozenset()  # partitura reports the malformed file
     missing = [note for note in root.iter("note") if not note.get("id")]
     taken = {note.get("id") for note in root.iter("note")}
     for k, note in enumerate(missing):
@@ -141,7 +144,9 @@ def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int]]:
         note = mark.getparent().getparent() if mark.getparent() is not None else None
         if note is not None and note.tag == "note" and note.find("rest") is None:
             marks[note.get("id")] = -1 if mark.get("direction") == "down" else 1
-    return (etree.tostring(root) if missing else data), marks
+    notes = root.iter("note")
+    chords = frozenset(n.get("id") for n in notes if n.find("grace") is not None and n.find("chord") is not None)
+    return (etree.tostring(root) if missing else data), marks, chords
 
 
 def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:
@@ -175,16 +180,24 @@ def _title(document, path: Path) -> str:
     return path.stem
 
 
-def _grace_positions(pt, part, na: np.ndarray) -> np.ndarray:
-    """Per row of ``na``: 0 for an ordinary note, k for the k-th grace note of its sequence (1 = played first).
+def _grace_positions(pt, part, na: np.ndarray, chord_graces: frozenset[str]) -> np.ndarray:
+    """Per row of ``na``: 0 for an ordinary note, k for a grace note of the k-th stroke of its sequence.
 
     partitura gives every grace note of a sequence its main note's onset; the written order is only in the
-    links between the notes (``grace_prev``), which the note array does not carry."""
+    links between the notes (``grace_prev``), which the note array does not carry (its ``local_grace_order``
+    is 0 throughout a run of grace chords).  A note in ``chord_graces`` (an unfolded copy: its id before the
+    ``-k`` pass suffix) is struck with the one before it."""
+
+    def continues(note) -> bool:
+        return note.id in chord_graces or str(note.id).rpartition("-")[0] in chord_graces
+
+    strokes = {}
+    for note in part.iter_all(pt.score.GraceNote):
+        strokes[str(note.id)] = sum(not continues(n) for n in note.iter_grace_seq(backwards=True)) or 1
     position = np.zeros(len(na), np.int64)
-    graces = {n.id: sum(1 for _ in n.iter_grace_seq(backwards=True)) for n in part.iter_all(pt.score.GraceNote)}
-    if graces:
-        keys = np.array(list(graces), dtype=str)
-        values = np.fromiter(graces.values(), np.int64, len(graces))
+    if strokes:
+        keys = np.array(list(strokes), dtype=str)
+        values = np.fromiter(strokes.values(), np.int64, len(strokes))
         by_key = np.argsort(keys)
         ids = na["id"].astype(str)
         at = np.minimum(np.searchsorted(keys[by_key], ids), len(keys) - 1)
@@ -193,13 +206,13 @@ def _grace_positions(pt, part, na: np.ndarray) -> np.ndarray:
     return position
 
 
-def _to_score(pt, parts: list, title: str, unfolded: bool) -> Score:
+def _to_score(pt, parts: list, title: str, unfolded: bool, chord_graces: frozenset[str] = frozenset()) -> Score:
     if not parts:
         raise EspressivoError("score has no parts")
     arrays = []
     for index, part in enumerate(parts):
         na = part.note_array(include_staff=True, include_grace_notes=True)
-        arrays.append((index, na, _grace_positions(pt, part, na)))
+        arrays.append((index, na, _grace_positions(pt, part, na, chord_graces)))
     total = sum(len(na) for _, na, _ in arrays)
     id_length = max([1] + [int(np.char.str_len(na["id"].astype(str)).max()) for _, na, _ in arrays if len(na)])
     notes = np.zeros(total, score_note_dtype(id_length))
@@ -214,8 +227,10 @@ def _to_score(pt, parts: list, title: str, unfolded: bool) -> Score:
         notes["is_grace"][rows] = na["is_grace"] if "is_grace" in na.dtype.names else False
         notes["part"][rows] = index
         start += len(na)
-    # rows by onset, then pitch; a sequence of grace notes after the notes of its onset, in written order
-    notes = notes[np.lexsort((notes["pitch"], grace_position, notes["onset_quarter"]))]
+    # rows by onset, then pitch; a sequence of grace notes after the notes of its onset, in written order (the
+    # notes of a grace chord from the top, the order in which the renderer plays a chord)
+    pitch = np.where(grace_position > 0, -notes["pitch"].astype(np.int64), notes["pitch"])
+    notes = notes[np.lexsort((pitch, grace_position, notes["onset_quarter"]))]
     first = parts[0]
     q = first.quarter_map
     b = first.beat_map

@@ -146,8 +146,9 @@ def render_cvrnn(
     from dataclasses import replace
 
     from espressivo.features.cvrnn import track_from_score
-    from espressivo.render.render import Rendering, finish
+    from espressivo.render.render import Rendering, finish, with_score_tempo
 
+    options = with_score_tempo(score, options)
     track = track_from_score(score, options.tempo)
     context = score_context(pretrained.model, track)
     classes, _ = run(pretrained.model, context, state=reference_state, variations=variations,

@@ -36,7 +36,7 @@ mean tempo the same way when no tempo is given),
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -79,6 +79,7 @@ class RenderOptions:
     consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
     tempo_guard: float = DEFAULT_TEMPO_GUARD  # sigma (log IOI) of the pull towards the score's IOI (0: off)
     roll_step: float = ROLL_STEP_BEATS  # beats between the notes of a rolled chord (0: chords as sampled)
+    estimate_tempo: bool = True  # no --tempo and no metronome mark: play at the tempo estimated from the score
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -438,12 +439,26 @@ def finish(perf: Performance, score: Score, options: RenderOptions, anchored: bo
     return perf
 
 
+def with_score_tempo(score: Score, options: RenderOptions) -> RenderOptions:
+    """``options`` with the tempo to render ``score`` at: ``--tempo`` if given, else for a score without a
+    metronome mark the tempo estimated from its notes and tempo word (:mod:`espressivo.render.score_tempo`;
+    unless ``estimate_tempo`` is off), else unchanged (the score's own tempo)."""
+    from espressivo.render.score_tempo import chosen_qpm
+
+    if options.tempo is not None or not options.estimate_tempo:
+        return options
+    qpm = chosen_qpm(score)
+    return options if qpm is None else replace(options, tempo=round(qpm, 1))
+
+
 def render(
     pretrained, score: Score, options: RenderOptions = RenderOptions(), prime: np.ndarray | None = None,
     variations: int = 1,
 ) -> list[Rendering]:  # fmt: skip
     """Render ``score`` ``variations`` times (one batch, different samples); a CVRNN renders through
-    :func:`espressivo.render.cvrnn.render_cvrnn` (its interpretation sampled from the prior)."""
+    :func:`espressivo.render.cvrnn.render_cvrnn` (its interpretation sampled from the prior).  The tempo:
+    :func:`with_score_tempo` (each rendering's ``options.tempo`` says which was used)."""
+    options = with_score_tempo(score, options)
     if pretrained.model_type == "cvrnn" and prime is None:
         from espressivo.render.cvrnn import render_cvrnn
 

@@ -1,0 +1,83 @@
+"""Fit the tempo estimate of ``espressivo.render.score_tempo`` for scores without a metronome mark: the log of
+the pianists' mean tempo (median over a piece's performances) against the score's fast notes and tempo word,
+over the (n)ASAP train scores without a mark; reports the mean |log error| of the written tempo (120 qpm) and of
+the estimate per split.
+
+    python tools/fit_tempo.py [--pairs data/pairs]      # prints JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from espressivo.data.asap import AsapDataset
+from espressivo.data.pairs import PairWindows
+from espressivo.io import read_score
+from espressivo.render.render import mean_qpm, written_qpm
+from espressivo.render.score_tempo import estimated_qpm, fit_tempo, has_metronome_mark, tempo_features
+
+SPLITS = ("train", "validation", "test")
+
+
+def pieces(pairs: Path, split: str) -> list[dict]:
+    """Per score of the split: its features, written tempo, whether it is marked, the pianists' tempo."""
+    windows = PairWindows(pairs, split)
+    asap = {i.name: i for i in AsapDataset(quiet=True).performances(split)}
+    by_score: dict[Path, list] = {}
+    for entry in windows.entries:
+        if entry["name"] in asap:
+            by_score.setdefault(asap[entry["name"]].score_path, []).append((asap[entry["name"]], entry))
+    out = []
+    for path, entries in sorted(by_score.items()):
+        score = read_score(path, unfold=True)
+        qpm = []
+        for _, entry in entries:
+            arrays = windows.load(entry)
+            if np.array_equal(arrays["score_ids"], score.notes["id"]):
+                matched = arrays["expression"]["matched"]
+                qpm.append(mean_qpm(score.notes["onset_quarter"][matched], arrays["performed"]["onset_sec"][matched]))
+        if qpm:
+            out.append({"score": score, "name": entries[0][0].folder, "features": tempo_features(score),
+                        "written": written_qpm(score), "marked": has_metronome_mark(score),
+                        "pianists": float(np.median(qpm))})  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
+    parser.add_argument("--ridge", type=float, default=1.0)
+    args = parser.parse_args()
+    data = {split: pieces(args.pairs, split) for split in SPLITS}
+    train = [p for p in data["train"] if not p["marked"]]
+    coefficients = fit_tempo(np.array([p["features"] for p in train]), np.log([p["pianists"] for p in train]),
+                             args.ridge)  # fmt: skip
+    report: dict = {"fit_on": f"train scores without a metronome mark ({len(train)})", "ridge": args.ridge,
+                    "coefficients": dict(zip(("intercept", "fast_notes", "word"),
+                                             np.round(coefficients, 4).tolist(), strict=True))}  # fmt: skip
+    for split, items in data.items():
+        marked = [p for p in items if p["marked"]]
+        unmarked = [p for p in items if not p["marked"]]
+
+        def error(items, qpm) -> float:
+            return round(float(np.mean([abs(np.log(qpm(p) / p["pianists"])) for p in items])), 3) if items else None
+
+        report[split] = {
+            "marked": {"scores": len(marked), "written_log_error": error(marked, lambda p: p["written"])},
+            "unmarked": {
+                "scores": len(unmarked),
+                "written_log_error": error(unmarked, lambda p: p["written"]),
+                "estimate_log_error": error(unmarked, lambda p: estimated_qpm(p["score"], coefficients)),
+                "pieces": {p["name"]: {"pianists": round(p["pianists"], 1), "estimate":
+                                       round(estimated_qpm(p["score"], coefficients), 1)} for p in unmarked},
+            },
+        }  # fmt: skip
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
