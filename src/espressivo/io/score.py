@@ -75,6 +75,7 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
             f"{path}: unknown score format {path.suffix!r} (expected one of {', '.join(SCORE_SUFFIXES)})"
         )
     pt = import_partitura()
+    arpeggios, chord_graces = {}, frozenset()  # read from MusicXML only
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -100,9 +101,8 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
             parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
             if unfold:
                 parts = [_unfold(pt, part) for part in parts]
-            chords = chord_graces if kind in ("mxl", "musicxml") else frozenset()
-            score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chords)
-            return _mark_arpeggios(score, arpeggios) if kind in ("mxl", "musicxml") else score
+            score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chord_graces)
+            return _mark_arpeggios(score, arpeggios)
     except EspressivoError:
         raise
     except RecursionError:
