@@ -66,7 +66,7 @@ def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
         if name == "overrides":  # free-form --key value settings, passed through as a list
             continue
         annotation = _unwrap_optional(hints.get(name, str))
-        help_text = docs.get(name, "")
+        help_text = docs.get(name, "").replace("%", "%%")  # argparse %-formats help ("10 % faster")
         flag = "--" + name.replace("_", "-")
         kwargs: dict = {"help": help_text}
         if annotation is bool:
@@ -144,7 +144,7 @@ class App:
                     sub = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{prefix[-1]} commands")
                     parsers[prefix] = sub
                     groups[prefix] = sub.add_subparsers(dest="_".join(prefix), metavar="COMMAND")
-            summary = (inspect.getdoc(func) or "").split("\n\n")[0].replace("\n", " ")
+            summary = (inspect.getdoc(func) or "").split("\n\n")[0].replace("\n", " ").replace("%", "%%")
             doc = (inspect.getdoc(func) or "").split("Args:")[0].strip()
             sub = groups[path[:-1]].add_parser(
                 path[-1], help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
