@@ -29,6 +29,25 @@ def test_help(command, capsys):  # every command: a help text with "%" in it onc
     assert "usage: espressivo" in capsys.readouterr().out
 
 
+def test_help_texts_keep_their_continuation_lines():
+    from espressivo.cli.app import _param_docs
+
+    def command(tempo: float = 1.0, seed: int = 0) -> None:
+        """Do it.
+
+        Args:
+            tempo: quarter notes per minute
+                (default: the score's; 10 % faster is 1.1)
+            seed: random seed
+
+        Returns:
+            nothing: not an argument
+        """
+
+    assert _param_docs(command) == {"tempo": "quarter notes per minute (default: the score's; 10 % faster is 1.1)",
+                                    "seed": "random seed"}  # fmt: skip
+
+
 def test_info_performance_and_score(capsys):
     assert main(["info", PERF, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

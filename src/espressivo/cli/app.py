@@ -29,14 +29,27 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _param_docs(func: Callable) -> dict[str, str]:
-    docs, active = {}, False
+    """The ``Args:`` section of a docstring: ``{name: text}``, an entry's deeper-indented lines joined to it."""
+    docs: dict[str, str] = {}
+    indent, name = None, None
     for line in (inspect.getdoc(func) or "").splitlines():
         stripped = line.strip()
         if stripped == "Args:":
-            active = True
-        elif active and ":" in stripped:
+            indent = -1
+            continue
+        if indent is None or not stripped:
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent == -1:
+            indent = depth
+        if depth < indent:  # the next section (Returns:, Example:, ...)
+            break
+        if depth == indent and ":" in stripped:
             name, text = stripped.split(":", 1)
-            docs[name.strip()] = text.strip()
+            name = name.strip()
+            docs[name] = text.strip()
+        elif depth > indent and name is not None:
+            docs[name] += " " + stripped
     return docs
 
 
