@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from espressivo.data.asap import AsapDataset
-from espressivo.data.pairs import PairWindows
-from espressivo.io import read_score
+from espressivo.evaluate.render import load_pieces
 from espressivo.render.render import mean_qpm, written_qpm
 from espressivo.render.score_tempo import estimated_qpm, fit_tempo, has_metronome_mark, tempo_features
 
@@ -25,25 +23,15 @@ SPLITS = ("train", "validation", "test")
 
 def pieces(pairs: Path, split: str) -> list[dict]:
     """Per score of the split: its features, written tempo, whether it is marked, the pianists' tempo."""
-    windows = PairWindows(pairs, split)
-    asap = {i.name: i for i in AsapDataset(quiet=True).performances(split)}
-    by_score: dict[Path, list] = {}
-    for entry in windows.entries:
-        if entry["name"] in asap:
-            by_score.setdefault(asap[entry["name"]].score_path, []).append((asap[entry["name"]], entry))
     out = []
-    for path, entries in sorted(by_score.items()):
-        score = read_score(path, unfold=True)
-        qpm = []
-        for _, entry in entries:
-            arrays = windows.load(entry)
-            if np.array_equal(arrays["score_ids"], score.notes["id"]):
-                matched = arrays["expression"]["matched"]
-                qpm.append(mean_qpm(score.notes["onset_quarter"][matched], arrays["performed"]["onset_sec"][matched]))
-        if qpm:
-            out.append({"score": score, "name": entries[0][0].folder, "features": tempo_features(score),
-                        "written": written_qpm(score), "marked": has_metronome_mark(score),
-                        "pianists": float(np.median(qpm))})  # fmt: skip
+    for piece in load_pieces(pairs, split):
+        score = piece["score"]
+        quarters = score.notes["onset_quarter"]
+        qpm = [mean_qpm(quarters[a["expression"]["matched"]], a["performed"]["onset_sec"][a["expression"]["matched"]])
+               for a in piece["pairs"]]  # fmt: skip
+        out.append({"score": score, "name": piece["name"], "features": tempo_features(score),
+                    "written": written_qpm(score), "marked": has_metronome_mark(score),
+                    "pianists": float(np.median(qpm))})  # fmt: skip
     return out
 
 

@@ -153,9 +153,11 @@ def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:
     """``score`` with ``notes["arpeggio"]`` set from the marks (an unfolded note's id carries a ``-k`` suffix)."""
     if not marks or not len(score):
         return score
-    ids = score.notes["id"].tolist()
-    passes = np.char.rpartition(score.notes["id"], "-")[:, 0].tolist() if score.unfolded else ids
-    direction = np.array([marks.get(i, marks.get(p, 0)) for i, p in zip(ids, passes, strict=True)], np.int8)
+    ids = score.notes["id"]
+    direction = _values_by_id(ids, marks).astype(np.int8)
+    if score.unfolded:  # a pass's copy: its id before the "-k" suffix
+        by_pass = _values_by_id(np.char.rpartition(ids, "-")[:, 0], marks).astype(np.int8)
+        direction = np.where(direction != 0, direction, by_pass)
     if not direction.any():
         return score
     notes = score.notes.copy()
@@ -191,19 +193,24 @@ def _grace_positions(pt, part, na: np.ndarray, chord_graces: frozenset[str]) -> 
     def continues(note) -> bool:
         return note.id in chord_graces or str(note.id).rpartition("-")[0] in chord_graces
 
-    strokes = {}
-    for note in part.iter_all(pt.score.GraceNote):
-        strokes[str(note.id)] = sum(not continues(n) for n in note.iter_grace_seq(backwards=True)) or 1
-    position = np.zeros(len(na), np.int64)
-    if strokes:
-        keys = np.array(list(strokes), dtype=str)
-        values = np.fromiter(strokes.values(), np.int64, len(strokes))
-        by_key = np.argsort(keys)
-        ids = na["id"].astype(str)
-        at = np.minimum(np.searchsorted(keys[by_key], ids), len(keys) - 1)
-        hit = keys[by_key][at] == ids
-        position[hit] = values[by_key][at[hit]]
-    return position
+    strokes = {
+        str(note.id): sum(not continues(n) for n in note.iter_grace_seq(backwards=True)) or 1
+        for note in part.iter_all(pt.score.GraceNote)
+    }
+    return _values_by_id(na["id"].astype(str), strokes)
+
+
+def _values_by_id(ids: np.ndarray, table: dict[str, int]) -> np.ndarray:
+    """``table[id]`` for every id (0 where it has none), looked up in one sorted search."""
+    out = np.zeros(len(ids), np.int64)
+    if table and len(ids):
+        keys = np.array(sorted(table), dtype=str)
+        values = np.array([table[k] for k in keys.tolist()], np.int64)
+        ids = np.asarray(ids).astype(str)
+        at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+        hit = keys[at] == ids
+        out[hit] = values[at[hit]]
+    return out
 
 
 def _to_score(pt, parts: list, title: str, unfolded: bool, chord_graces: frozenset[str] = frozenset()) -> Score:
