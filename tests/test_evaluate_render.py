@@ -146,7 +146,7 @@ def test_tempo_curve_mae_in_beats_per_minute():
     from espressivo.evaluate.render import NoteView, compare
 
     ones = np.ones(3)
-    values = {k: np.array([1.0, 2.0, 3.0]) for k in ("velocity", "timing", "articulation", "tempo")}
+    values = {k: np.array([1.0, 2.0, 3.0]) for k in ("velocity", "timing", "micro_timing", "articulation", "tempo")}
     a = NoteView(values, ones.astype(bool), np.log(np.array([60.0, 60.0, 120.0])))
     b = NoteView(values, ones.astype(bool), np.log(np.array([60.0, 90.0, 90.0])))
     out = compare(a, b)
@@ -167,3 +167,54 @@ def test_beat_tempo_curve_measures_each_beat_over_its_length():
     order = np.array([5, 2, 0, 4, 1, 3])
     np.testing.assert_allclose(np.exp(beat_tempo_curve(onset_beat[order], beat_period[order])), curve)
     assert len(beat_tempo_curve(np.array([0.0, 0.5]), np.array([0.5, 0.5]))) == 0
+
+
+def test_micro_timing_is_zero_for_steady_and_steadily_changing_tempo():
+    from espressivo.evaluate.render import micro_timing
+
+    beat = np.repeat(np.arange(16.0) / 2, 2)  # eighth notes, two-note chords
+    played = np.ones(len(beat), bool)
+    np.testing.assert_allclose(micro_timing(beat, 0.4 * beat + 3.0, played), 0.0, atol=1e-9)
+    # a ritardando: the local line bends with it (bias about curvature x sigma^2 / 2, 1.4 ms here)
+    np.testing.assert_allclose(micro_timing(beat, 0.5 * beat + 0.002 * beat**2, played), 0.0, atol=2e-3)
+
+
+def test_micro_timing_finds_the_early_note_and_skips_unplayed_ones():
+    from espressivo.evaluate.render import micro_timing
+
+    beat = np.arange(24.0) / 2
+    onset = 0.3 * beat
+    onset[10] -= 0.04  # 40 ms early
+    played = np.ones(len(beat), bool)
+    played[3] = False
+    dev = micro_timing(beat, onset, played)
+    assert dev[3] == 0.0 and np.argmax(dev) == 10
+    assert 0.025 < dev[10] < 0.04  # the smooth map is pulled a little towards the early note
+    assert np.abs(np.delete(dev, 10)).max() < 0.01
+    # a chord: its notes' spread around their mean stays, the chord as a whole sits on the map
+    chord_beat, chord_onset = np.array([0.0, 1.0, 1.0, 2.0, 3.0]), np.array([0.0, 0.49, 0.51, 1.0, 1.5])
+    np.testing.assert_allclose(micro_timing(chord_beat, chord_onset, np.ones(5, bool)), [0, 0.01, -0.01, 0, 0],
+                               atol=1e-9)  # fmt: skip
+    assert not micro_timing(np.array([1.0]), np.array([2.0]), np.ones(1, bool)).any()
+
+
+def test_note_view_micro_timing_reads_the_codec_onsets():
+    from espressivo.core import Alignment, Score
+    from espressivo.core.score import score_note_dtype
+    from espressivo.evaluate.render import note_view
+    from espressivo.features import encode_expression
+
+    notes = np.zeros(12, score_note_dtype())
+    notes["id"] = [f"n{i}" for i in range(12)]
+    notes["onset_beat"] = notes["onset_quarter"] = np.arange(12.0)
+    notes["duration_beat"] = notes["duration_quarter"] = 1.0
+    notes["pitch"] = 60
+    score = Score(notes)
+    perf = score.to_performance(qpm=60)
+    notes = perf.notes.copy()
+    notes["onset_sec"][6] -= 0.05
+    played = Performance(notes)
+    alignment = Alignment.from_pairs(score.notes["id"][notes["id"]], notes["id"])
+    view = note_view(score, encode_expression(score, played, alignment).features)
+    assert np.argmax(view.values["micro_timing"]) == 6 and view.values["micro_timing"][6] > 0.02
+    assert not view.values["timing"].any()  # single notes: no asynchrony to measure

@@ -96,7 +96,8 @@ def main() -> None:
 
     def row(m: dict) -> dict:
         return {"velocity_r": m["velocity"]["r"], "velocity_mae": m["velocity"]["mae"], "timing_r": m["timing"]["r"],
-                "timing_mae_ms": 1000 * m["timing"]["mae"], "articulation_r": m["articulation"]["r"],
+                "timing_mae_ms": 1000 * m["timing"]["mae"], "micro_timing_r": m["micro_timing"]["r"],
+                "micro_timing_mae_ms": 1000 * m["micro_timing"]["mae"], "articulation_r": m["articulation"]["r"],
                 "tempo_r": m["tempo"]["r"], "tempo_curve_mae_bpm": m["tempo_curve_mae_bpm"],
                 "tempo_curve_r": m["tempo_curve_r"]}  # fmt: skip
 

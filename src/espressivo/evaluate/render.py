@@ -11,9 +11,12 @@ Every renderer plays every test score once (``seed``); it is compared with every
     intersection (sum of minima); ``overall`` = mean over the four.  Renderers and deadpan are compared with
     all human performances; for the human row one performance per piece (the first) against the others.
 (b) **Per note**, through the score alignment: Pearson r and MAE with the human for velocity (MIDI),
-    onset timing deviation (s, the codec's ``timing``), articulation (``articulation_log``) and local tempo
-    (beats per minute), over the notes the human played; mean over (rendering, human) pairs.  A constant
-    prediction (deadpan velocity, timing) has no correlation: r = 0 by convention.
+    onset timing deviation (s, the codec's ``timing``: each note against its onset group's mean time — chord
+    asynchrony and grace notes), micro-timing (s, CVRNN's onset deviation: each note against the time map
+    smoothed over 2 beats, :func:`micro_timing` — the timing of notes within the phrase), articulation
+    (``articulation_log``) and local tempo (beats per minute), over the notes the human played; mean over
+    (rendering, human) pairs.  A constant prediction (deadpan velocity, timing) has no correlation: r = 0 by
+    convention.
     **Primed** (CVRNN's Table 2 protocol): at starting points every ``stride`` notes, the renderer is primed
     with the human's 20 notes before the point and samples the next notes; Pearson r (pooled over starting
     points) for velocity, onset deviation, duration and tempo over the next 10 and 40 notes.
@@ -45,7 +48,8 @@ HIST_SPECS = {
     "ioi_ms": (0, 200, 200),
     "pedal_pattern": (0, 16, 16),
 }
-NOTE_FEATURES = ("velocity", "timing", "articulation", "tempo")
+NOTE_FEATURES = ("velocity", "timing", "micro_timing", "articulation", "tempo")
+MICRO_FWHM_BEATS = 2.0  # CVRNN's tempo curve: Gaussian regression of the time map, FWHM 2 beats
 
 
 # ---------------------------------------------------------------------------- (a) distributions
@@ -108,13 +112,65 @@ class NoteView:
 
 def note_view(score: Score, expression_features: np.ndarray) -> NoteView:
     f = expression_features
+    beat = score.notes["onset_beat"]
+    order, group, _, seconds = time_map_of(beat, f["beat_period"])
+    onset = np.empty(len(f))
+    onset[order] = seconds[group] - f["timing"][order]  # the performed onsets (the codec's, origin 0)
     values = {
         "velocity": f["velocity"] * 127.0,
         "timing": f["timing"],
+        "micro_timing": micro_timing(beat, onset, f["matched"]),
         "articulation": f["articulation_log"],
         "tempo": 60.0 / np.maximum(f["beat_period"], 1e-6),
     }
-    return NoteView(values, f["matched"].copy(), beat_tempo_curve(score.notes["onset_beat"], f["beat_period"]))
+    return NoteView(values, f["matched"].copy(), beat_tempo_curve(beat, f["beat_period"]))
+
+
+def time_map_of(onset_beat: np.ndarray, beat_period: np.ndarray):
+    """The performance's time map from the codec's beat periods: ``(order, group, beats, seconds)`` — notes
+    sorted by score onset, each sorted note's onset group, and each group's score beat and time (from 0).  The
+    per-group beat periods integrate to the codec's ``eq_onsets`` (monotone)."""
+    from espressivo.features.expression import onset_groups
+
+    order = np.argsort(onset_beat, kind="stable")
+    beats, period = onset_beat[order], beat_period[order]
+    group, starts = onset_groups(beats)
+    u = beats[starts]
+    bp = np.bincount(group, weights=period) / np.bincount(group)
+    return order, group, u, np.concatenate([[0.0], np.cumsum(np.maximum(bp[:-1], 1e-4) * np.diff(u))])
+
+
+def micro_timing(onset_beat: np.ndarray, onset_sec: np.ndarray, played: np.ndarray,
+                 fwhm_beats: float = MICRO_FWHM_BEATS) -> np.ndarray:  # fmt: skip
+    """Each played note's onset deviation from the smooth time map, in seconds (positive = early; 0 where not
+    played): CVRNN's micro-onset timing, whose ideal onset comes from a tempo curve fitted by Gaussian
+    regression over a full width at half maximum of 2 beats.  Here: a local-linear regression of the onset
+    groups' mean times on their score beats, Gaussian weights of that width (times the group's note count),
+    evaluated at each group.  A steady or steadily changing tempo leaves 0; a note played ahead of its
+    neighbours' line stands out, however the tempo drifts over the piece."""
+    out = np.zeros(len(onset_beat))
+    beat, t = np.asarray(onset_beat, np.float64)[played], np.asarray(onset_sec, np.float64)[played]
+    if len(beat) < 2:
+        return out
+    key = np.rint(beat * 1e4).astype(np.int64)
+    unique, group = np.unique(key, return_inverse=True)
+    group = group.reshape(-1)
+    x, count = unique / 1e4, np.bincount(group).astype(np.float64)
+    y = np.bincount(group, weights=t) / count
+    sigma = fwhm_beats / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    fit = np.empty(len(x))
+    for lo in range(0, len(x), 256):  # blocks of groups against the groups within 4 sigma of them
+        hi = min(lo + 256, len(x))
+        a, b = np.searchsorted(x, x[lo] - 4 * sigma), np.searchsorted(x, x[hi - 1] + 4 * sigma, side="right")
+        dx = x[None, a:b] - x[lo:hi, None]
+        w = np.exp(-0.5 * (dx / sigma) ** 2) * count[None, a:b]
+        s0, s1, s2 = w.sum(1), (w * dx).sum(1), (w * dx * dx).sum(1)
+        t0, t1 = w @ y[a:b], (w * dx) @ y[a:b]
+        det = s0 * s2 - s1 * s1
+        steady = det > 1e-9 * np.maximum(s0 * s2, 1e-300)
+        fit[lo:hi] = np.where(steady, (s2 * t0 - s1 * t1) / np.where(steady, det, 1.0), t0 / s0)
+    out[np.flatnonzero(played)] = fit[group] - t
+    return out
 
 
 def beat_tempo_curve(onset_beat: np.ndarray, beat_period: np.ndarray) -> np.ndarray:
@@ -125,14 +181,7 @@ def beat_tempo_curve(onset_beat: np.ndarray, beat_period: np.ndarray) -> np.ndar
     of fast notes is one measurement instead of several noisy local ones, so two pianists' curves are
     compared on their rubato, not on how evenly they spaced a run.
     """
-    from espressivo.features.expression import onset_groups
-
-    order = np.argsort(onset_beat, kind="stable")
-    beats, period = onset_beat[order], beat_period[order]
-    group, starts = onset_groups(beats)
-    u = beats[starts]
-    bp = np.bincount(group, weights=period) / np.bincount(group)
-    seconds = np.concatenate([[0.0], np.cumsum(np.maximum(bp[:-1], 1e-4) * np.diff(u))])
+    _, _, u, seconds = time_map_of(onset_beat, beat_period)
     grid = np.arange(math.ceil(u[0]), math.floor(u[-1]) + 1, dtype=np.float64)
     if len(grid) < 2:
         return np.zeros(0)
@@ -446,8 +495,9 @@ def markdown_table(report: dict) -> str:
     lines = [f"Split {report['split']}; renderers rendered with {settings}.", ""] if "split" in report else []
     lines += [
         "| system | overall JS dist. ↓ | overall intersection ↑ | velocity r ↑ | velocity MAE ↓ | timing r ↑ "
-        "| timing MAE (ms) ↓ | articulation r ↑ | tempo r ↑ | tempo-curve MAE (BPM) ↓ | tempo-curve r ↑ |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| timing MAE (ms) ↓ | micro-timing r ↑ | micro-timing MAE (ms) ↓ | articulation r ↑ | tempo r ↑ "
+        "| tempo-curve MAE (BPM) ↓ | tempo-curve r ↑ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         s = report["systems"][name]
@@ -458,17 +508,20 @@ def markdown_table(report: dict) -> str:
         lines.append(
             f"| {name} | {d.get('js_distance', float('nan')):.4f} | {d.get('intersection', float('nan')):.4f} "
             f"| {p['velocity']['r']:.3f} | {p['velocity']['mae']:.2f} | {p['timing']['r']:.3f} "
-            f"| {1000 * p['timing']['mae']:.1f} | {p['articulation']['r']:.3f} | {p['tempo']['r']:.3f} "
-            f"| {p['tempo_curve_mae_bpm']:.1f} | {p['tempo_curve_r']:.3f} |"
+            f"| {1000 * p['timing']['mae']:.1f} | {p['micro_timing']['r']:.3f} | {1000 * p['micro_timing']['mae']:.1f} "
+            f"| {p['articulation']['r']:.3f} | {p['tempo']['r']:.3f} | {p['tempo_curve_mae_bpm']:.1f} "
+            f"| {p['tempo_curve_r']:.3f} |"
         )
     seeds = {n: s["between_seeds"] for n, s in report["systems"].items() if s.get("between_seeds")}
     if seeds:
         lines += ["", "Two seeds of one model against each other (how much performances differ):", "",
-                  "| system | velocity r | velocity MAE | timing MAE (ms) | articulation r | tempo-curve MAE (BPM) "
-                  "| tempo-curve r |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| system | velocity r | velocity MAE | timing MAE (ms) | micro-timing r | micro-timing MAE (ms) "
+                  "| articulation r | tempo-curve MAE (BPM) | tempo-curve r |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, b in seeds.items():
             lines.append(
                 f"| {name} | {b['velocity']['r']:.3f} | {b['velocity']['mae']:.2f} | {1000 * b['timing']['mae']:.1f} "
+                f"| {b['micro_timing']['r']:.3f} | {1000 * b['micro_timing']['mae']:.1f} "
                 f"| {b['articulation']['r']:.3f} | {b['tempo_curve_mae_bpm']:.1f} | {b['tempo_curve_r']:.3f} |"
             )
     header = "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |"
@@ -529,7 +582,7 @@ def plot_report(report: dict, path) -> Path:
     plt = _pyplot()
     names = [n for n in report["systems"] if report["systems"][n]["per_note"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    features = ["velocity", "timing", "articulation", "tempo"]
+    features = list(NOTE_FEATURES)
     width = 0.8 / len(names)
     for k, name in enumerate(names):
         p = report["systems"][name]["per_note"]
