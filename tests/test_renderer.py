@@ -231,6 +231,11 @@ def test_chord_spread_scales_offsets_around_the_chord_onset():
     assert onsets(spread_chords(slots, score_ioi, 0.5)).tolist() == [0, 507, 512, 522, 930]
     assert onsets(spread_chords(slots, score_ioi, 0.0)).tolist() == [0, 513, 513, 513, 930]
     assert spread_chords(slots, score_ioi, 1.0) is slots
+    # a grace note before a two-note chord (all three at one score onset): it keeps its time, the chord closes
+    slots[:, 1] = [0, 440, 60, 20, 400]
+    grace = np.array([False, True, False, False, False])
+    assert onsets(spread_chords(slots, score_ioi, 0.0, grace)).tolist() == [0, 440, 510, 510, 920]
+    assert onsets(spread_chords(slots, score_ioi, 0.0)).tolist() == [0, 487, 487, 487, 920]  # without: struck together
 
 
 def test_tempo_guard_pulls_iois_towards_the_score():

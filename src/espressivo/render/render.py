@@ -375,15 +375,20 @@ def _chord_iois(onset: np.ndarray, chord: np.ndarray) -> np.ndarray:
     return np.where(first, np.maximum(ioi, 0), ioi)
 
 
-def spread_chords(slots: np.ndarray, score_ioi: np.ndarray, factor: float) -> np.ndarray:
+def spread_chords(
+    slots: np.ndarray, score_ioi: np.ndarray, factor: float, grace: np.ndarray | None = None
+) -> np.ndarray:
     """(n, S) slots with every chord's spread (each note's offset from the chord's mean onset) times
-    ``factor``: 0 plays chord notes together, 1 as sampled; the chord's mean onset stays."""
+    ``factor``: 0 plays chord notes together, 1 as sampled; the chord's mean onset stays.  ``grace`` (renderer
+    order): grace notes share their main note's score onset but are not part of its chord — they keep their
+    time, and the chord's mean is taken over its other notes."""
     if factor == 1.0 or len(slots) < 2:
         return slots
     onset = np.cumsum(slots[:, 1].astype(np.float64))
     chord = chords(len(slots), score_ioi)
-    middle = (np.bincount(chord, weights=onset) / np.bincount(chord))[chord]
-    placed = middle + factor * (onset - middle)
+    member = np.ones(len(slots)) if grace is None else (~np.asarray(grace, bool)).astype(np.float64)
+    middle = (np.bincount(chord, weights=onset * member) / np.maximum(np.bincount(chord, weights=member), 1))[chord]
+    placed = np.where(member > 0, middle + factor * (onset - middle), onset)
     out = slots.copy()
     out[:, 1] = _chord_iois(np.rint(placed), chord)
     out[0, 1] = slots[0, 1]
@@ -489,7 +494,7 @@ def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: R
     """Rendered slots (renderer order) -> the performance: decoded, re-timed (``tempo_smoothing``,
     ``tempo_drift``), chords spread (``chord_spread``), rolled chords rolled (``roll_step``), loudness steadied
     (``dynamics_drift``), the global controls applied."""
-    slots = spread_chords(slots, inputs.src[:, 1], options.chord_spread)
+    slots = spread_chords(slots, inputs.src[:, 1], options.chord_spread, inputs.features[:, GRACE_FEATURE] > 0.5)
     perf = decode_slots(slots, inputs.src[:, 1], pretrained.tokenizer)
     notes = perf.notes.copy()
     notes["id"] = inputs.order[notes["id"]]  # back to score rows
