@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from espressivo.core.score import MEASURE_DTYPE, TIME_SIGNATURE_DTYPE, Score, score_note_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ESPRESSIVO_DATA", ROOT.parent / "shared" / "data"))
@@ -69,3 +72,14 @@ def small_pairs(out: Path, asap_root: Path, limit: int) -> Path:
         entry["split"] = "validation" if i == 0 else "train"
     (out / "pairs.json").write_text(json.dumps(index))
     return out
+
+
+def tiny_score(onsets, durations, pitches):
+    notes = np.zeros(len(onsets), score_note_dtype())
+    notes["id"] = [f"n{i}" for i in range(len(onsets))]
+    notes["onset_beat"] = notes["onset_quarter"] = onsets
+    notes["duration_beat"] = notes["duration_quarter"] = durations
+    notes["pitch"] = pitches
+    ts = np.array([(0.0, 0.0, 4, 4)], TIME_SIGNATURE_DTYPE)
+    measures = np.array([(0.0, 1), (4.0, 2)], MEASURE_DTYPE)
+    return Score(notes, time_signatures=ts, measures=measures)

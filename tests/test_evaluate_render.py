@@ -199,17 +199,12 @@ def test_micro_timing_finds_the_early_note_and_skips_unplayed_ones():
 
 
 def test_note_view_micro_timing_reads_the_codec_onsets():
-    from espressivo.core import Alignment, Score
-    from espressivo.core.score import score_note_dtype
+    from espressivo.core import Alignment
     from espressivo.evaluate.render import note_view
     from espressivo.features import encode_expression
+    from tests.conftest import tiny_score
 
-    notes = np.zeros(12, score_note_dtype())
-    notes["id"] = [f"n{i}" for i in range(12)]
-    notes["onset_beat"] = notes["onset_quarter"] = np.arange(12.0)
-    notes["duration_beat"] = notes["duration_quarter"] = 1.0
-    notes["pitch"] = 60
-    score = Score(notes)
+    score = tiny_score(np.arange(12.0), np.ones(12), np.full(12, 60))
     perf = score.to_performance(qpm=60)
     notes = perf.notes.copy()
     notes["onset_sec"][6] -= 0.05

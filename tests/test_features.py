@@ -5,21 +5,9 @@ import pytest
 
 from espressivo import Performance, read_score
 from espressivo.core import SUSTAIN, Alignment
-from espressivo.core.score import MEASURE_DTYPE, TIME_SIGNATURE_DTYPE, Score, score_note_dtype
 from espressivo.features import decode_expression, encode_expression, score_features
 from espressivo.features.expression import MIN_PERFORMED_DURATION
-from tests.conftest import EXAMPLES
-
-
-def tiny_score(onsets, durations, pitches):
-    notes = np.zeros(len(onsets), score_note_dtype())
-    notes["id"] = [f"n{i}" for i in range(len(onsets))]
-    notes["onset_beat"] = notes["onset_quarter"] = onsets
-    notes["duration_beat"] = notes["duration_quarter"] = durations
-    notes["pitch"] = pitches
-    ts = np.array([(0.0, 0.0, 4, 4)], TIME_SIGNATURE_DTYPE)
-    measures = np.array([(0.0, 1), (4.0, 2)], MEASURE_DTYPE)
-    return Score(notes, time_signatures=ts, measures=measures)
+from tests.conftest import EXAMPLES, tiny_score
 
 
 def test_steady_performance_has_constant_tempo_and_no_deviation():
