@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from espressivo.errors import EspressivoError
 from espressivo.evaluate.render import load_pieces, rendered_view
 from espressivo.models.checkpoint import load_pretrained
 from espressivo.render.render import RenderOptions, performance, sample_slots, score_inputs, with_score_tempo
@@ -59,12 +60,19 @@ def floats(text: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="renderer-small")
-    parser.add_argument("--split", default="validation")
+    parser.add_argument("--split", default="validation", choices=("train", "validation", "test"))
     parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chord-spread", type=floats, default=[1.0])
     parser.add_argument("--roll-step", type=floats, default=[RenderOptions().roll_step])
     args = parser.parse_args()
+    try:
+        print(json.dumps(breakdown(args), indent=1))
+    except EspressivoError as error:  # a missing model or pairs folder: one line, exit 2
+        parser.error(str(error))
+
+
+def breakdown(args) -> dict:
     pretrained = load_pretrained(args.model)
     settings = [(s, r) for s in args.chord_spread for r in args.roll_step]
     names = ["deadpan"] + [f"{args.model} spread {s:g} roll {r:g}" for s, r in settings] + ["human"]
@@ -97,7 +105,7 @@ def main() -> None:
         ms = 1000 * total[name] / max(pairs[name], 1)
         report["timing_mae_ms"][name] = {k: round(float(v), 2) for k, v in zip(KINDS, ms, strict=True)}
         report["timing_mae_ms"][name]["total"] = round(float(ms.sum()), 2)
-    print(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":
