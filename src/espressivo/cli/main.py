@@ -586,6 +586,8 @@ def evaluate_render(
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
     roll_step: float = ROLL_STEP_BEATS,
     estimate_tempo: bool = True,
+    expressiveness: float = 1.0,
+    score_source: Literal["musicxml", "midi"] = "musicxml",
     json: Path | None = None,
     markdown: Path | None = None,
     plot: Path | None = None,
@@ -614,9 +616,13 @@ def evaluate_render(
         roll_step: beats between the notes of rolled chords, as `render --roll-step` (0: chords as sampled)
         estimate_tempo: scores without a metronome mark rendered at the estimated tempo, as `render` (deadpan
             stays at the written tempo)
+        expressiveness: the phrase renderer's expressiveness, as `render --expressiveness`
+        score_source: what the renderers read: the MusicXML score, or the piece's midi_score.mid (no
+            markings; then only distributions and shape figures, since its notes are not the aligned ones)
         json: write the full report here
         markdown: write the tables here
-        plot: write a figure here (PNG); the histograms go next to it (-hist.png)
+        plot: write a figure here (PNG); the histograms (-hist.png) and one piece's tempo curves (-tempo.png)
+            go next to it
     """
     from tqdm import tqdm
 
@@ -628,6 +634,7 @@ def evaluate_render(
         markdown_table,
         plot_histograms,
         plot_report,
+        plot_tempo_curves,
         write_report,
     )
     from espressivo.render import RenderOptions
@@ -639,7 +646,8 @@ def evaluate_render(
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
                             dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus,
-                            tempo_guard=tempo_guard, roll_step=roll_step, estimate_tempo=estimate_tempo)  # fmt: skip
+                            tempo_guard=tempo_guard, roll_step=roll_step, estimate_tempo=estimate_tempo,
+                            expressiveness=expressiveness)  # fmt: skip
     models = {name: _load_renderer(name) for name in names}
     if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
         raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
@@ -650,8 +658,8 @@ def evaluate_render(
     pieces = load_pieces(pairs, split, root, max_pieces)
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, options, primed=primed, stride=stride,
-                                           progress=lambda _: bar.update(1))  # fmt: skip
-    report |= {"split": split, "models": {n: str(m.path) for n, m in models.items()}}
+                                           score_source=score_source, progress=lambda _: bar.update(1))  # fmt: skip
+    report |= {"split": split, "score_source": score_source, "models": {n: str(m.path) for n, m in models.items()}}
     report |= {k: getattr(options, k) for k in RENDER_SETTINGS}
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
@@ -671,6 +679,7 @@ def evaluate_render(
     if plot:
         plot_report(report, plot)
         plot_histograms(stats, plot.with_name(plot.stem + "-hist.png"))
+        plot_tempo_curves(report, plot.with_name(plot.stem + "-tempo.png"))
     print(table)
 
 
@@ -678,11 +687,14 @@ def _numbered(path: Path, number: int, count: int) -> Path:
     return path if count == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
 
 
-def _load_renderer(model: str, kinds: tuple[str, ...] = ("renderer", "cvrnn")):
+def _load_renderer(model: str, kinds: tuple[str, ...] = ()):
+    """A renderer of any family (or of ``kinds`` only), else a one-line refusal."""
     from espressivo.models.checkpoint import load_pretrained
+    from espressivo.render.families import family_of
 
     pretrained = load_pretrained(model)
-    if pretrained.model_type not in kinds:
+    family = family_of(pretrained)
+    if kinds and family.model_type not in kinds:
         raise EspressivoError(f"{model} is a {pretrained.model_type} model, not a {' or '.join(kinds)}")
     return pretrained
 
@@ -749,6 +761,7 @@ def render_command(
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
     roll_step: float = ROLL_STEP_BEATS,
     estimate_tempo: bool = True,
+    expressiveness: float = 1.0,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -795,6 +808,8 @@ def render_command(
         estimate_tempo: a score without a metronome mark is played at the tempo pianists would take, estimated
             from how fast its notes move and its tempo word (--no-estimate-tempo: at 120 quarters per minute,
             as notation programs assume)
+        expressiveness: phrase renderer: how much expression, 0 (deadpan) .. 1 (as trained) .. 3 (exaggerated);
+            scales its tempo and loudness curves and note deviations
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -833,6 +848,7 @@ def render_command(
         tempo_guard=tempo_guard,
         roll_step=roll_step,
         estimate_tempo=estimate_tempo,
+        expressiveness=expressiveness,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")
@@ -840,6 +856,9 @@ def render_command(
         raise EspressivoError("--variations must lie in 1..16")
     the_score = read_score(score, unfold=repeats)
     pretrained = _load_renderer(model)
+    if pretrained.model_type == "phrase" and the_score.marks is None:
+        print(f"{score.name}: no performance markings in this score (dynamics, slurs, hairpins, articulation); "
+              "rendering from its notes and metre alone", file=sys.stderr)  # fmt: skip
     steering = interpretation is not None or reference is not None or reference_score is not None
     if pretrained.model_type != "cvrnn" and steering:
         raise EspressivoError("--interpretation and --reference need a CVRNN model (--model cvrnn-small)")

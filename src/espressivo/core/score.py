@@ -34,6 +34,13 @@ KEY_SIGNATURE_DTYPE = np.dtype([("onset_quarter", "f8"), ("fifths", "i2"), ("mod
 TEMPO_DTYPE = np.dtype([("onset_quarter", "f8"), ("qpm", "f8"), ("text", "U32")])
 DYNAMICS_DTYPE = np.dtype([("onset_quarter", "f8"), ("text", "U32")])
 MEASURE_DTYPE = np.dtype([("onset_quarter", "f8"), ("number", "i4")])
+# per-note performance markings as read by partitura's note-feature functions (0..1 each; ramps for the
+# spanners: 1 at a hairpin's / slur's / rit.'s start falling to 0 at its end for ``*_decr``, rising for ``*_incr``)
+MARK_FIELDS = (
+    "staccato", "accent", "tenuto", "fermata", "ornament", "sforzando", "slur_incr", "slur_decr",
+    "crescendo", "diminuendo", "accelerando", "ritardando",
+)  # fmt: skip
+MARKS_DTYPE = np.dtype([(name, "f4") for name in MARK_FIELDS])
 
 DEFAULT_QPM = 120.0
 GRACE_NOTE_SEC = 0.07
@@ -73,10 +80,17 @@ class Score:
     measures: np.ndarray = _empty(MEASURE_DTYPE)
     title: str = ""
     unfolded: bool = False
+    marks: np.ndarray | None = None  # MARKS_DTYPE per note row; None where the source has no markings (MIDI)
 
     def __post_init__(self) -> None:
         if self.notes.ndim != 1 or self.notes.dtype.names != score_note_dtype().names:
             raise EspressivoError("Score.notes must be a 1-D array built with score_note_dtype()")
+        if self.marks is not None:
+            if self.marks.dtype != MARKS_DTYPE or self.marks.shape != self.notes.shape:
+                raise EspressivoError("Score.marks must be a MARKS_DTYPE array with one row per note")
+            marks = np.ascontiguousarray(self.marks)
+            marks.flags.writeable = False
+            object.__setattr__(self, "marks", marks)
         for name in ("notes", "time_signatures", "key_signatures", "tempo_markings", "dynamics", "measures"):
             array = np.ascontiguousarray(getattr(self, name))
             array.flags.writeable = False

@@ -1,7 +1,7 @@
 """Aligned score/performance pairs for renderers: per score note, score features + expression targets.
 
 ``espressivo data pairs --out DIR [--split train]`` writes one ``.npz`` per (n)ASAP performance
-(``score_features``, ``expression``, ``score_ids``, ``onset_beat``, ``performed``, ``written``) and
+(``score_features``, ``expression``, ``score_ids``, ``onset_beat``, ``performed``, ``written``, ``marks``) and
 ``pairs.json`` with what was kept and why the rest was dropped.
 
 ``performed`` holds, per score note, the note the pianist played in absolute terms (``onset_sec``,
@@ -73,6 +73,13 @@ def written_notes(score) -> np.ndarray:
     return out
 
 
+def marks_of(score) -> np.ndarray:
+    """The score's markings per note; an empty array where it has none (a MIDI score)."""
+    from espressivo.core.score import MARKS_DTYPE
+
+    return score.marks if score.marks is not None else np.zeros(0, MARKS_DTYPE)
+
+
 def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
     from espressivo.features import encode_expression, score_features
     from espressivo.io import read_alignment, read_midi, read_score
@@ -86,7 +93,7 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
             try:
                 with np.load(path) as done:
                     counts = {"notes": len(done["score_ids"]), "matched": int(done["expression"]["matched"].sum())}
-                    done["performed"], done["onset_beat"]  # built by an older version: KeyError, built again
+                    done["performed"], done["onset_beat"], done["marks"]  # older version: KeyError, built again
                 results.append(record | {"status": "kept", "reused": True} | counts)
                 continue
             except (OSError, ValueError, KeyError):
@@ -112,7 +119,7 @@ def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
         buffer = io.BytesIO()
         np.savez(buffer, score_features=features, expression=expression.features, score_ids=score.notes["id"],
                  onset_beat=score.notes["onset_beat"], origin_sec=np.array(expression.origin_sec),
-                 written=written_notes(score),
+                 written=written_notes(score), marks=marks_of(score),
                  performed=performed_notes(score, perf, alignment, expression))  # fmt: skip
         atomic_write_bytes(path, buffer.getvalue())
         results.append(record | {"status": "kept", "notes": len(score), "matched": matched})

@@ -39,6 +39,7 @@ import numpy as np
 from espressivo.core import Alignment, Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.lm import js_distance
+from espressivo.evaluate.shape import shape_of, summarise, with_pedal_ratio
 from espressivo.render.timing import DEFAULT_TEMPO_GUARD
 
 PAPER_CVRNN_10 = {"velocity": 0.72, "onset_deviation": 0.07, "duration": 0.77, "tempo": 0.21}
@@ -374,6 +375,7 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
         score = read_score(score_path, unfold=True)
         inputs = score_inputs(score, tok)
         piece = {"name": entries[0]["item"].folder, "score": score, "inputs": inputs, "humans": [],
+                 "midi_score_path": Path(score_path).with_name("midi_score.mid"),
                  "human_slots": [], "human_signed": [], "pairs": [],
                  "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
         for entry in entries:
@@ -410,18 +412,29 @@ def evaluate_renderers(
     *,
     primed: bool = True,
     stride: int = 400,
+    score_source: str = "musicxml",
     progress=None,
 ) -> tuple[dict, dict]:
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).  ``options``:
     the renderers' :class:`~espressivo.render.RenderOptions`, as ``espressivo render`` takes them (default: its
-    defaults)."""
+    defaults).  ``score_source="midi"``: renderers and deadpan read each piece's ``midi_score.mid`` instead
+    (no markings); their notes are not the aligned ones, so only distributions and shape are measured."""
+    from espressivo.io import read_score
     from espressivo.render.render import RenderOptions, render
+
+    if score_source not in ("musicxml", "midi"):
+        raise EspressivoError("score_source must be musicxml or midi")
+    from_midi = score_source == "midi"
+    if from_midi:
+        primed = False
 
     options = options or RenderOptions()
     seed, temperature, top_p = options.seed, options.temperature, options.top_p
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
     human_gen, human_ref, human_pairs = [], [], []
+    human_piece_shapes: list[dict] = []
+    piece_curves: dict[str, dict] = {}
     all_humans = [note_statistics(h["performance"]) for p in pieces for h in p["humans"]]
     for piece in pieces:
         score = piece["score"]
@@ -433,6 +446,16 @@ def evaluate_renderers(
             for i in range(len(views)):
                 for j in range(i + 1, len(views)):
                     human_pairs.append(compare(views[i], views[j]))
+        human_shapes = [
+            shape_of(score, h["performance"], pair["expression"]["velocity"] * 127.0, pair["expression"]["matched"])
+            for h, pair in zip(piece["humans"], piece["pairs"], strict=True)
+        ]
+        human_pedal = [s["pedal_per_minute"] for s in human_shapes]
+        for i, shape in enumerate(human_shapes):  # each pianist against the others of the piece
+            human_piece_shapes.append(with_pedal_ratio(shape, human_pedal[:i] + human_pedal[i + 1 :]))
+        curves = piece_curves.setdefault(piece["name"], {"human": [v.beat_curve for v in views]})
+        if from_midi:
+            score = read_score(piece["midi_score_path"], unfold=True)
         rendered = {"deadpan": score.to_performance(velocity=64)}  # notes' id = score rows
         import time
 
@@ -443,7 +466,11 @@ def evaluate_renderers(
             systems[name]["notes"] += len(score)
         for name, perf in rendered.items():
             systems[name]["stats"].append(note_statistics(perf))
+            systems[name].setdefault("shape", []).append(with_pedal_ratio(shape_of(score, perf), human_pedal))
+            if from_midi:
+                continue
             view = rendered_view(score, perf)
+            curves[name] = view.beat_curve
             systems[name]["pairs"] += [compare(view, h) for h in views]
             if name in models:  # how much two seeds differ: the same comparison between two renderings
                 other = render(models[name], score, replace(options, seed=seed + 1))[0].performance
@@ -453,6 +480,7 @@ def evaluate_renderers(
     report: dict = {"pieces": len(pieces), "human_performances": len(all_humans), "systems": {}}
     for name, s in systems.items():
         entry = {"distribution": distribution_scores(s["stats"], all_humans), "per_note": mean_of(s["pairs"])}
+        entry["shape"] = summarise(s.get("shape", []))
         if s.get("seeds"):
             entry["between_seeds"] = mean_of(s["seeds"])
         if "seconds" in s:
@@ -462,7 +490,13 @@ def evaluate_renderers(
     report["systems"]["human"] = {
         "distribution": distribution_scores(human_gen, human_ref) if human_gen else {},
         "per_note": mean_of(human_pairs),
+        "shape": summarise(human_piece_shapes),
     }
+    report["tempo_curves"] = {
+        name: {system: np.exp(c).round(2).tolist() if system != "human" else [np.exp(x).round(2).tolist() for x in c]
+               for system, c in curves.items()}
+        for name, curves in piece_curves.items()
+    }  # fmt: skip
     if primed:
         from espressivo.evaluate.cvrnn import latent_consistency, primed_cvrnn
 
@@ -470,7 +504,7 @@ def evaluate_renderers(
         report["primed"] = {
             name: primed_protocol(m, pieces, **settings, tempo_guard=options.tempo_guard)
             for name, m in models.items()
-            if m.model_type != "cvrnn"
+            if m.model_type == "renderer"  # a note-by-note renderer can be primed with a pianist's notes
         }
         report["primed_cvrnn"] = {
             name: primed_cvrnn(m, pieces, **settings) for name, m in models.items() if m.model_type == "cvrnn"
@@ -486,7 +520,7 @@ def evaluate_renderers(
 
 
 RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread",
-                   "consensus", "tempo_guard", "roll_step", "estimate_tempo")  # fmt: skip
+                   "consensus", "tempo_guard", "roll_step", "estimate_tempo", "expressiveness")  # fmt: skip
 
 
 def markdown_table(report: dict) -> str:
@@ -524,6 +558,15 @@ def markdown_table(report: dict) -> str:
                 f"| {b['micro_timing']['r']:.3f} | {1000 * b['micro_timing']['mae']:.1f} "
                 f"| {b['articulation']['r']:.3f} | {b['tempo_curve_mae_bpm']:.1f} | {b['tempo_curve_r']:.3f} |"
             )
+    shapes = {n: s["shape"] for n, s in report["systems"].items() if s.get("shape")}
+    if shapes:
+        lines += ["", "Shape (mean over pieces; pedal: presses per minute over the median of the piece's pianists, "
+                  "median over pieces; human: each pianist against the others):", "",
+                  "| system | velocity sd inside a performance | melody lead (velocity) | pedal presses / min "
+                  "| pedal ratio |", "|---|---|---|---|---|"]  # fmt: skip
+        for name, b in shapes.items():
+            lines.append(f"| {name} | {b['velocity_sd']:.2f} | {b['melody_lead']:+.2f} | {b['pedal_per_minute']:.1f} "
+                         f"| {b['pedal_ratio_median']:.2f} |")  # fmt: skip
     header = "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |"
     lines += ["", header, "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
@@ -597,6 +640,30 @@ def plot_report(report: dict, path) -> Path:
             axes[1].bar(np.arange(len(dims)) + k * width, [d[x]["js_distance"] for x in dims], width, label=name)
     axes[1].set_xticks(np.arange(len(dims)) + 0.4 - width / 2, dims)
     axes[1].set_ylabel("JS distance to human histograms (lower is better)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_tempo_curves(report: dict, path, piece: str | None = None) -> Path:
+    """The beat tempo curves of one piece: each renderer, deadpan and every pianist (thin grey)."""
+    from espressivo.viz.plot import _pyplot, _save
+
+    curves = report.get("tempo_curves", {})
+    if not curves:
+        raise EspressivoError("the report holds no tempo curves")
+    if piece is None or piece not in curves:  # the piece with the most pianists
+        piece = max(curves, key=lambda k: (len(curves[k]["human"]), k))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(13, 4))
+    for k, curve in enumerate(curves[piece]["human"]):
+        ax.plot(curve, color="0.6", lw=0.8, label="pianists" if k == 0 else None)
+    for name, curve in curves[piece].items():
+        if name != "human":
+            ax.plot(curve, lw=1.4 if name != "deadpan" else 0.8, label=name)
+    ax.set_xlabel("score beat")
+    ax.set_ylabel("tempo (beats per minute)")
+    ax.set_title(f"{piece}: tempo over each score beat")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -20,6 +20,7 @@ import numpy as np
 from espressivo.core.score import (
     DYNAMICS_DTYPE,
     KEY_SIGNATURE_DTYPE,
+    MARKS_DTYPE,
     MEASURE_DTYPE,
     TEMPO_DTYPE,
     TIME_SIGNATURE_DTYPE,
@@ -99,9 +100,12 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                     raise EspressivoError(f"{path}: not a MIDI file (no MThd header)")
                 document = pt.load_score_midi(str(path), quiet=True)
             parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
+            written = parts  # markings are read before unfolding (partitura's unfolding drops slurs)
             if unfold:
                 parts = [_unfold(pt, part) for part in parts]
             score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chord_graces)
+            if kind != "midi":
+                score = _with_marks(pt, written, score, path)
             return _mark_arpeggios(score, arpeggios)
     except EspressivoError:
         raise
@@ -110,6 +114,77 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
     except Exception as err:  # partitura raises many types on malformed files
         message = str(err).splitlines()[0][:200] if str(err) else ""
         raise EspressivoError(f"{path}: cannot read {kind} score ({type(err).__name__}: {message})") from None
+
+
+# partitura note-feature descriptors -> espressivo's mark fields (several descriptors may feed one field: max)
+_MARK_SOURCES = {
+    "staccato": ("articulation_feature.staccato", "articulation_feature.staccatissimo", "articulation_feature.spiccato",
+                 "articulation_direction_feature.staccato"),
+    "accent": ("articulation_feature.accent", "articulation_feature.strong-accent", "articulation_feature.stress",
+               "articulation_direction_feature.accent", "articulation_direction_feature.marcato"),
+    "tenuto": ("articulation_feature.tenuto", "articulation_feature.detached-legato",
+               "articulation_direction_feature.tenuto"),
+    "fermata": ("fermata_feature.fermata",),
+    "sforzando": ("loudness_direction_feature.sf", "loudness_direction_feature.sfz", "loudness_direction_feature.fp",
+                  "loudness_direction_feature.sfp", "loudness_direction_feature.unknown_impulsive"),
+    "slur_incr": ("slur_feature.slur_incr",),
+    "slur_decr": ("slur_feature.slur_decr",),
+    "crescendo": ("loudness_direction_feature.loudness_incr",),
+    "diminuendo": ("loudness_direction_feature.loudness_decr",),
+    "accelerando": ("tempo_direction_feature.tempo_incr",),
+    "ritardando": ("tempo_direction_feature.tempo_decr",),
+}  # fmt: skip
+_MARK_FUNCTIONS = ["articulation_feature", "articulation_direction_feature", "fermata_feature",
+                   "loudness_direction_feature", "ornament_feature", "slur_feature", "tempo_direction_feature"]  # fmt: skip
+
+
+def _part_marks(pt, part) -> tuple[np.ndarray, np.ndarray]:
+    """(note ids, MARKS_DTYPE rows) of one part from partitura's note-feature functions."""
+    from partitura.musicanalysis import make_note_features
+
+    values, names = make_note_features(part, list(_MARK_FUNCTIONS))
+    ids = part.note_array(include_grace_notes=True)["id"].astype(str)
+    if len(ids) != len(values):
+        raise ValueError(f"{len(values)} feature rows for {len(ids)} notes")
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    column = {name: k for k, name in enumerate(names)}
+    out = np.zeros(len(ids), MARKS_DTYPE)
+    for field, sources in _MARK_SOURCES.items():
+        cols = [column[s] for s in sources if s in column]
+        if cols:
+            out[field] = np.clip(values[:, cols].max(axis=1), 0.0, 1.0)
+    ornaments = [k for name, k in column.items() if name.startswith("ornament_feature.")]
+    if ornaments:
+        out["ornament"] = np.clip(values[:, ornaments].max(axis=1), 0.0, 1.0)
+    return ids, out
+
+
+def _with_marks(pt, parts: list, score: Score, path: Path) -> Score:
+    """``score`` with ``marks`` from partitura's note features; unchanged (no marks) with a one-line warning
+    where they cannot be computed (odd directions, missing voices): the score still renders."""
+    try:
+        found = [_part_marks(pt, part) for part in parts]
+        ids = np.concatenate([i for i, _ in found]) if found else np.zeros(0, str)
+        rows = np.concatenate([m for _, m in found]) if found else np.zeros(0, MARKS_DTYPE)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        want = score.notes["id"]
+        if score.unfolded:  # a pass's copy: its id before the "-k" suffix
+            want = np.char.rpartition(want, "-")[:, 0]
+        pos = np.clip(np.searchsorted(sorted_ids, want), 0, max(len(ids) - 1, 0))
+        hit = (sorted_ids[pos] == want) if len(ids) else np.zeros(len(want), bool)
+        marks = np.zeros(len(want), MARKS_DTYPE)
+        marks[hit] = rows[order[pos[hit]]]
+        if len(want) and hit.mean() < 0.9:
+            raise ValueError(f"only {hit.mean():.0%} of the notes matched")
+    except RecursionError:
+        warnings.warn(f"{path.name}: markings not read (structure too deep); rendering without them", stacklevel=2)
+        return score
+    except Exception as err:  # partitura's feature functions raise many types on odd scores
+        message = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        warnings.warn(f"{path.name}: markings not read ({message}); rendering without them", stacklevel=2)
+        return score
+    return replace(score, marks=marks)
 
 
 NOTE_ID = "espressivo-"  # + a number: the id given to a note that has none in the file

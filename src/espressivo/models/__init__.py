@@ -8,6 +8,7 @@ from espressivo.errors import EspressivoError
 from espressivo.models.cvrnn import CVRNN, CVRNNConfig
 from espressivo.models.embedder import Embedder, EmbedderConfig
 from espressivo.models.perfrnn import PerfRNN, PerfRNNConfig
+from espressivo.models.phrase import PhraseConfig, PhraseRenderer
 from espressivo.models.renderer import Renderer, RendererConfig
 from espressivo.models.transformer import Transformer, TransformerConfig
 
@@ -16,6 +17,7 @@ MODEL_TYPES = {
     "transformer": (TransformerConfig, Transformer),
     "renderer": (RendererConfig, Renderer),
     "cvrnn": (CVRNNConfig, CVRNN),
+    "phrase": (PhraseConfig, PhraseRenderer),
     "embedder": (EmbedderConfig, Embedder),
 }
 
@@ -48,6 +50,8 @@ __all__ = [
     "EmbedderConfig",
     "PerfRNN",
     "PerfRNNConfig",
+    "PhraseConfig",
+    "PhraseRenderer",
     "Renderer",
     "RendererConfig",
     "Transformer",

@@ -80,6 +80,7 @@ class RenderOptions:
     tempo_guard: float = DEFAULT_TEMPO_GUARD  # sigma (log IOI) of the pull towards the score's IOI (0: off)
     roll_step: float = ROLL_STEP_BEATS  # beats between the notes of a rolled chord (0: chords as sampled)
     estimate_tempo: bool = True  # no --tempo and no metronome mark: play at the tempo estimated from the score
+    expressiveness: float = 1.0  # phrase renderer: 0 deadpan, 1 as trained, > 1 exaggerated
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -104,6 +105,8 @@ class RenderOptions:
             raise EspressivoError("--tempo-guard must be 0 or lie in 0.05..10")
         if not 0 <= self.roll_step <= 1:
             raise EspressivoError("--roll-step must lie in 0..1 beats")
+        if not 0 <= self.expressiveness <= 3:
+            raise EspressivoError("--expressiveness must lie in 0..3")
 
 
 @dataclass(frozen=True)
@@ -460,16 +463,26 @@ def render(
     pretrained, score: Score, options: RenderOptions = RenderOptions(), prime: np.ndarray | None = None,
     variations: int = 1,
 ) -> list[Rendering]:  # fmt: skip
-    """Render ``score`` ``variations`` times (one batch, different samples); a CVRNN renders through
-    :func:`espressivo.render.cvrnn.render_cvrnn` (its interpretation sampled from the prior).  The tempo:
-    :func:`with_score_tempo` (each rendering's ``options.tempo`` says which was used)."""
-    options = with_score_tempo(score, options)
-    if pretrained.model_type == "cvrnn" and prime is None:
-        from espressivo.render.cvrnn import render_cvrnn
+    """Render ``score`` ``variations`` times with any renderer family (:mod:`espressivo.render.families`); a
+    control the family does not use is refused in one line.  The tempo: :func:`with_score_tempo` (each
+    rendering's ``options.tempo`` says which was used).  ``prime``: a note-by-note renderer continues from
+    a pianist's first notes (the evaluation's primed protocol)."""
+    from espressivo.render.families import check_controls, family_of
 
-        return render_cvrnn(pretrained, score, options, variations=variations)
-    if pretrained.model_type != "renderer":
-        raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type}, not a renderer")
+    options = with_score_tempo(score, options)
+    family = family_of(pretrained)
+    check_controls(family, options, pretrained.path.name)
+    if prime is not None:
+        if family.model_type != "renderer":
+            raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
+        return render_notewise(pretrained, score, options, prime, variations)
+    return family.render(pretrained, score, options, variations)
+
+
+def render_notewise(
+    pretrained, score: Score, options: RenderOptions, prime: np.ndarray | None = None, variations: int = 1
+) -> list[Rendering]:
+    """The note-by-note renderer (``model_type: renderer``): slots sampled note by note, then shaped."""
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.tempo)
     rendered = sample_slots(pretrained, inputs, options, prime, variations * options.consensus)

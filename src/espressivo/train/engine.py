@@ -39,6 +39,8 @@ class TrainConfig:
     task: str = "auto"  # lm, denoise, render, cvrnn, contrastive, classify (auto: from model type and data)
     mask_prob: float = 0.3  # denoise: share of slots masked
     score_tempo: str = "written"  # render: the score at its written tempo, or "performed" (see RenderPairs)
+    max_beats: int = 512  # phrase: score beats per training window at most
+    drop_marks: float = 0.25  # phrase: share of windows trained without markings (as a MIDI score)
     chord_timing: str = "played"  # render: chord notes as played, or "signed" offsets (features.slots)
     model_type: str = "transformer"
     model: str = "small"  # preset name
@@ -217,6 +219,9 @@ class Trainer:
         except (SafetensorError, OSError) as err:
             raise EspressivoError(f"{folder}: cannot read model.safetensors to start from ({err})") from None
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        adapt = getattr(self.model, "adapt_pretrained", None)  # another family's weights it can start from
+        if adapt is not None:
+            state = adapt(state)
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         fresh = getattr(self.model, "fresh_weights", ())  # new parts on a pretrained body (heads)
         missing = {m for m in missing if not m.startswith(fresh)} if fresh else set(missing)

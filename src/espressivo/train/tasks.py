@@ -6,6 +6,7 @@
                                                       pretraining: each slot masked with ``mask_prob``)
 ``render`` aligned pairs (``data pairs``)             score -> performance (renderer fine-tuning)
 ``cvrnn``  aligned pairs (``data pairs``)             the CVRNN's ELBO (score + performance windows)
+``phrase`` aligned pairs (``data pairs``)             beat curves + note deviations (phrase renderer)
 ``contrastive``  MIDI sources (``asap,supra``)        NT-Xent on two slices per performance (embedder)
 ``classify``  sources + ``label`` (composer, period,   cross-entropy on one slice per labelled file,
            or a labels CSV)                          classes sampled evenly (embedder with a head)
@@ -25,7 +26,7 @@ import numpy as np
 
 from espressivo.errors import EspressivoError
 
-TASKS = ("lm", "denoise", "render", "cvrnn", "contrastive", "classify")
+TASKS = ("lm", "denoise", "render", "cvrnn", "phrase", "contrastive", "classify")
 
 
 def spread(items: list, count: int) -> list:
@@ -36,8 +37,8 @@ def spread(items: list, count: int) -> list:
 
 
 def default_task(model_type: str, data: str, label: str = "") -> str:
-    if model_type == "cvrnn":
-        return "cvrnn"
+    if model_type in ("cvrnn", "phrase"):
+        return model_type
     if model_type == "embedder":
         return "classify" if label else "contrastive"
     if model_type != "renderer":
@@ -187,6 +188,36 @@ class CVRNNTask(_NoteTask):
             yield batch, int(batch["keep"].sum())
 
 
+class PhraseTask(_NoteTask):
+    """The phrase renderer on aligned pairs: windows of ``seq_len`` notes and up to ``max_beats`` beats; the
+    loss counts the curves of measured beats and the deviations of matched notes."""
+
+    def __init__(self, c, augmentation, device, rank: int):
+        import torch
+
+        from espressivo.data.phrase import PhrasePairs
+        from espressivo.features.slots import render_tokenizer
+
+        self.torch, self.c, self.device = torch, c, device
+        self.tokenizer = render_tokenizer()
+        self.sampler = PhrasePairs(c.data, "train", self.tokenizer, c.seq_len, c.max_beats, augmentation, c.drop_marks)
+        validation = PhrasePairs(c.data, "validation", self.tokenizer, c.seq_len, c.max_beats)
+        self.val_windows = spread(list(validation.windows()), c.eval_windows)
+
+    def model_settings(self) -> dict:
+        from espressivo.features.phrase import PHRASE_FEATURES
+
+        return super().model_settings() | {"n_phrase_features": PHRASE_FEATURES}
+
+    def batch(self, rng: np.random.Generator) -> dict:
+        return self._pack([self.sampler.sample(rng) for _ in range(self.c.batch_size)])
+
+    def validation(self) -> Iterator[tuple[dict, int]]:
+        for start in range(0, len(self.val_windows), self.c.batch_size):
+            batch = self._pack(self.val_windows[start : start + self.c.batch_size])
+            yield batch, int(batch["keep"].sum())
+
+
 class _SliceTask:
     """Shared by the embedder's tasks: the tokenizer of the model it starts from, slices packed into rows."""
 
@@ -302,8 +333,12 @@ def make_task(c, augmentation, device, rank: int = 0):
         raise EspressivoError("the embedder trains with task contrastive or classify, and only it")
     if name in EMBEDDER_TASKS:
         return EMBEDDER_TASKS[name](c, augmentation, device, rank)
+    if (name == "phrase") != (c.model_type == "phrase"):
+        raise EspressivoError("the phrase renderer trains with task phrase (aligned pairs), and only it")
     if name == "cvrnn":
         return CVRNNTask(c, augmentation, device, rank)
+    if name == "phrase":
+        return PhraseTask(c, augmentation, device, rank)
     if name == "lm" and c.model_type == "renderer":
         raise EspressivoError("the renderer trains with task denoise (a note corpus) or render (pairs)")
     if name != "lm" and c.model_type != "renderer":

@@ -1,0 +1,78 @@
+"""The renderer families: what each kind of score -> performance model can do, in one registry.
+
+A family names its model type, the training task that makes it, the rendering controls it honours beyond the
+common ones (seed, temperature, tempo, tempo scale, dynamics scale), whether it can continue from a pianist's
+first notes (``primable``), and the function that renders a score with it.  :func:`family_of` is the one place
+that looks at a checkpoint's ``model_type``; :func:`check_controls` refuses, in one line, a control the family
+does not use.  A new renderer is one module with a ``render_*`` function plus one line in ``FAMILIES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from espressivo.errors import EspressivoError
+
+COMMON = frozenset({"temperature", "seed", "tempo", "tempo_scale", "dynamics_scale", "estimate_tempo"})
+FLAGS = {"top_p": "--top-p", "tempo_smoothing": "--tempo-smoothing", "tempo_drift": "--tempo-drift",
+         "dynamics_drift": "--dynamics-drift", "chord_spread": "--chord-spread", "consensus": "--consensus",
+         "tempo_guard": "--tempo-guard", "roll_step": "--roll-step", "expressiveness": "--expressiveness",
+         "window": "window", "context": "context", "segment": "segment", "overlap": "overlap"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Family:
+    model_type: str
+    task: str
+    controls: frozenset[str]
+    primable: bool
+    render: Callable  # (pretrained, score, options, variations) -> list[Rendering]
+
+
+def _render_notewise(pretrained, score, options, variations):
+    from espressivo.render.render import render_notewise
+
+    return render_notewise(pretrained, score, options, variations=variations)
+
+
+def _render_cvrnn(pretrained, score, options, variations):
+    from espressivo.render.cvrnn import render_cvrnn
+
+    return render_cvrnn(pretrained, score, options, variations=variations)
+
+
+def _render_phrase(pretrained, score, options, variations):
+    from espressivo.render.phrase import render_phrase
+
+    return render_phrase(pretrained, score, options, variations=variations)
+
+
+FAMILIES: dict[str, Family] = {
+    "renderer": Family("renderer", "render", frozenset({"top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift",
+                       "chord_spread", "consensus", "tempo_guard", "roll_step", "window", "context", "segment",
+                       "overlap"}), True, _render_notewise),
+    "cvrnn": Family("cvrnn", "cvrnn", frozenset({"top_p"}), True, _render_cvrnn),
+    "phrase": Family("phrase", "phrase", frozenset({"expressiveness", "roll_step"}), False, _render_phrase),
+}  # fmt: skip
+
+
+def family_of(pretrained) -> Family:
+    family = FAMILIES.get(pretrained.model_type)
+    if family is None:
+        raise EspressivoError(f"{pretrained.path.name} is a {pretrained.model_type} model, not a renderer "
+                              f"({', '.join(FAMILIES)})")  # fmt: skip
+    return family
+
+
+def check_controls(family: Family, options, name: str = "") -> None:
+    """Refuse a rendering control set away from its default that ``family`` does not use."""
+    from espressivo.render.render import RenderOptions
+
+    default = RenderOptions()
+    for f in fields(RenderOptions):
+        if f.name in COMMON or f.name in family.controls:
+            continue
+        if getattr(options, f.name) != getattr(default, f.name):
+            flag = FLAGS.get(f.name, f.name)
+            raise EspressivoError(f"{name or family.model_type}: a {family.model_type} renderer does not use {flag}")

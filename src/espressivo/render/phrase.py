@@ -1,0 +1,159 @@
+"""Score -> performance with the phrase renderer (:mod:`espressivo.models.phrase`).
+
+1. **Read the score**: deadpan slots at the tempo asked for, the renderer's score features and the phrase
+   features (markings; for a score without them — MIDI — the model was trained to do without, and the
+   rendering says so in ``Rendering.notes``).
+2. **Predict** in one batch: the score is cut into windows of ``WINDOW`` notes overlapping by half; each note's
+   and each beat's Gaussians are the windows' predictions averaged with triangular weights (a window's
+   centre counts most), so curves glide across window edges.
+3. **Sample** (``seed``): every curve and deviation is ``mean + temperature x sd x noise``; the noise of the
+   beat curves is smooth over ``CURVE_NOISE_BEATS`` beats (a phrase breathes, it does not jitter), the note
+   deviations' is independent per note.  ``expressiveness`` scales everything against deadpan (0 = deadpan:
+   the written tempo, one velocity, written durations, no pedal; 1 = as trained; > 1 exaggerated).
+4. **Decode** (:func:`~espressivo.features.phrase.phrase_performance`): the tempo curve over the written beat
+   lengths at the tempo asked for, so the rendering keeps that mean tempo; marked arpeggios rolled; the global
+   tempo and dynamics controls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from espressivo.core import Score
+from espressivo.errors import EspressivoError
+from espressivo.features.phrase import phrase_features, phrase_performance, written_beat_seconds
+from espressivo.features.phrase import beat_index as score_beats
+from espressivo.features.score import score_features
+from espressivo.features.slots import dynamics_velocity, score_slots
+from espressivo.models.phrase import CURVES, DEVIATIONS
+
+WINDOW = 512
+CURVE_NOISE_BEATS = 3.0  # Gaussian sigma of the beat curves' noise, in beats
+
+
+def windows(beat: np.ndarray, size: int, max_beats: int) -> list[tuple[int, int]]:
+    """(start, stop) note ranges of about ``size`` notes and at most ``max_beats`` beats, overlapping by half."""
+    n = len(beat)
+    out, start = [], 0
+    while True:
+        stop = min(start + size, n)
+        stop = start + max(1, int(np.searchsorted(beat[start:stop], beat[start] + max_beats, side="left")))
+        out.append((start, stop))
+        if stop >= n:
+            return out
+        start = max(start + 1, start + (stop - start) // 2)
+
+
+def _triangle(length: int) -> np.ndarray:
+    x = (np.arange(length) + 0.5) / length
+    return np.minimum(x, 1 - x) + 1e-3
+
+
+def predict(model, score: Score, qpm: float | None, tokenizer) -> dict[str, np.ndarray]:
+    """Per beat (``tempo``, ``level``) and per note (``timing``, ``velocity``, ``articulation``): (., 2) mean and
+    log sd; ``pedal``: (n, 4) probabilities.  Windows in one batch, averaged where they overlap."""
+    import torch
+
+    notes = score.notes
+    n = len(notes)
+    sf = score_features(score)
+    onset_beat = notes["onset_beat"]
+    features = phrase_features(sf, score.marks, onset_beat)
+    q = notes["onset_quarter"]
+    onset = score.seconds_from_quarter(q, qpm)
+    duration = score.seconds_from_quarter(q + notes["duration_quarter"], qpm) - onset
+    beat, _ = score_beats(onset_beat)
+    c = model.config
+    spans = windows(beat, min(WINDOW, c.max_notes), c.max_beats)
+    length = max(b - a for a, b in spans)
+    velocity = dynamics_velocity(sf["dynamic"])
+    batch = {
+        "src": np.zeros((len(spans), length, len(c.slot_sizes)), np.int64),
+        "features": np.zeros((len(spans), length, features.shape[1]), np.float32),
+        "beat": np.zeros((len(spans), length), np.int64),
+        "keep": np.zeros((len(spans), length), bool),
+    }
+    for row, (a, b) in enumerate(spans):
+        src = score_slots(onset[a:b] - onset[a], duration[a:b], notes["pitch"][a:b], velocity[a:b], tokenizer)
+        src[0, 1] = 0
+        batch["src"][row, : b - a], batch["features"][row, : b - a] = src, features[a:b]
+        batch["beat"][row, : b - a], batch["keep"][row, : b - a] = beat[a:b] - beat[a], True
+    with torch.inference_mode():
+        out = model.predict(**{k: torch.from_numpy(v) for k, v in batch.items()})
+    out = {k: v.float().numpy() for k, v in out.items()}
+    n_beats = int(beat.max()) + 1
+    result = {name: np.zeros((n_beats, 2)) for name in CURVES} | {name: np.zeros((n, 2)) for name in DEVIATIONS}
+    result["pedal"] = np.zeros((n, out["pedal"].shape[-1]))
+    note_weight, beat_weight = np.zeros(n), np.zeros(n_beats)
+    for row, (a, b) in enumerate(spans):
+        w = _triangle(b - a)
+        note_weight[a:b] += w
+        for name in DEVIATIONS:
+            result[name][a:b] += w[:, None] * out[name][row, : b - a]
+        result["pedal"][a:b] += w[:, None] * (1 / (1 + np.exp(-out["pedal"][row, : b - a])))
+        first, used = int(beat[a]), int(beat[b - 1] - beat[a]) + 1
+        wb = _triangle(used)
+        beat_weight[first : first + used] += wb
+        for name in CURVES:
+            result[name][first : first + used] += wb[:, None] * out[name][row, :used]
+    for name in DEVIATIONS:
+        result[name] /= note_weight[:, None]
+    result["pedal"] /= note_weight[:, None]
+    filled = beat_weight > 0
+    for name in CURVES:
+        curve = result[name]
+        curve[filled] /= beat_weight[filled, None]
+        if not filled.all():  # beats no window saw (none should be): the nearest seen
+            idx = np.flatnonzero(filled)
+            for j in range(2):
+                curve[~filled, j] = np.interp(np.flatnonzero(~filled), idx, curve[filled, j])
+    return result
+
+
+def smooth_noise(rng: np.random.Generator, length: int, sigma: float) -> np.ndarray:
+    """Unit-variance Gaussian noise smoothed over ``sigma`` steps (white noise where ``sigma`` is 0)."""
+    white = rng.standard_normal(length + 8 * int(np.ceil(sigma)))
+    if sigma <= 0:
+        return white[:length]
+    radius = int(np.ceil(4 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= np.sqrt((kernel**2).sum())
+    return np.convolve(white, kernel, mode="same")[4 * int(np.ceil(sigma)) :][:length]
+
+
+def sample(prediction: dict[str, np.ndarray], *, expressiveness: float, temperature: float, seed: int) -> dict:
+    """Curves and deviations drawn from the predicted Gaussians (module docstring, step 3)."""
+    rng = np.random.default_rng(seed)
+    e, t = float(expressiveness), float(temperature)
+    out = {}
+    for name in CURVES:
+        mean, sd = prediction[name][:, 0], np.exp(prediction[name][:, 1])
+        value = mean + t * sd * smooth_noise(rng, len(mean), CURVE_NOISE_BEATS)
+        centre = value.mean() if name == "level" else 0.0
+        out[name] = centre + e * (value - centre)
+    for name in DEVIATIONS:
+        mean, sd = prediction[name][:, 0], np.exp(prediction[name][:, 1])
+        out[name] = e * (mean + t * sd * rng.standard_normal(len(mean)))
+    out["pedal"] = (prediction["pedal"] >= 0.5) & (e > 0)
+    return out
+
+
+def render_phrase(pretrained, score: Score, options, variations: int = 1) -> list:
+    """``variations`` renderings of ``score`` (seeds ``options.seed``, +1, ...)."""
+    from espressivo.render.render import Rendering, finish
+    from espressivo.render.rolls import roll_chords
+
+    if len(score) == 0:
+        raise EspressivoError("the score has no notes to render")
+    model = pretrained.model
+    prediction = predict(model, score, options.tempo, pretrained.tokenizer)
+    beat_sec, _ = written_beat_seconds(score, options.tempo)
+    out = []
+    for v in range(variations):
+        drawn = sample(prediction, expressiveness=options.expressiveness, temperature=options.temperature,
+                       seed=options.seed + v)  # fmt: skip
+        perf = phrase_performance(score, beat_sec, drawn["tempo"], drawn["level"], drawn["timing"],
+                                  drawn["velocity"], drawn["articulation"], drawn["pedal"])  # fmt: skip
+        perf = roll_chords(perf, score, options.roll_step)
+        out.append(Rendering(finish(perf, score, options, anchored=True), score, options))
+    return out
