@@ -10,6 +10,9 @@ after one warm-up render of 256 notes.  The goal in the issue is <= 5 s for 6,00
 
 ``--consensus K``: each rendering the consensus of K samples (drawn side by side in the same batch).
 
+The phrase renderer (``--model phrase-small``) predicts every window of the score in one batch, then samples
+its curves with numpy: one timing ("windows").
+
 A CVRNN (``--model cvrnn-small``) walks the score in one sequential pass (its state carries the
 interpretation), so it is timed that way only.  For a renderer, twice: with the default side-by-side
 segments, and in one sequential pass (``segment=0``, one run); for each, ``tempo_jumps`` compares the change
@@ -79,13 +82,18 @@ def main() -> None:
     report = {"model": args.model, "score": title, "notes": len(score), "threads": args.threads, "goal_seconds": 5.0,
               "consensus": args.consensus, "segment": args.segment}  # fmt: skip
     cvrnn = pretrained.model_type == "cvrnn"  # one sequential pass by design: no segments, no seams
+    phrase = pretrained.model_type == "phrase"  # one batch of overlapping windows: no segments, no sampling loop
     one_pass = () if args.no_one_pass else (("one_pass", 0),)
     modes = (("one_pass", 0),) if cvrnn else (("segments", args.segment), *one_pass)
+    if phrase:
+        modes = (("windows", 0),)
     for label, segment in modes:
         times, perf = [], None
-        for k in range(args.repeat if segment or cvrnn else 1):
+        for k in range(args.repeat if segment or cvrnn or phrase else 1):
             started = time.perf_counter()
             options = RenderOptions(seed=k, segment=segment, consensus=1 if cvrnn else args.consensus)
+            if phrase:
+                options = RenderOptions(seed=k)
             perf = render(pretrained, score, options)[0].performance
             times.append(time.perf_counter() - started)
         best = min(times)
@@ -95,7 +103,7 @@ def main() -> None:
             "notes_per_second": round(len(score) / best, 1),
             "rendered_minutes": round(perf.end_sec / 60, 2),
         }
-        if not cvrnn:
+        if not (cvrnn or phrase):
             report[label]["tempo_jumps"] = seam_jumps(score, perf, RenderOptions(segment=args.segment))
     print(json.dumps(report, indent=1))
 

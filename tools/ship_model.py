@@ -20,12 +20,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "espressivo" / "checkpoi
 
 
 def _evaluation(pretrained, report: dict, system: str) -> dict:
-    if pretrained.model_type == "renderer":
+    if pretrained.model_type in ("renderer", "phrase"):
         entry = report["systems"][system]
         return {
             "split": report["split"],
             "distribution_overall": entry["distribution"]["overall"],
             "per_note": entry["per_note"],
+            "shape": entry.get("shape"),
             "primed": report.get("primed", {}).get(system, {}).get("model"),
         }
     if pretrained.model_type == "cvrnn":
@@ -58,6 +59,7 @@ DATA = {
     "denoise": "(n)ASAP train + SUPRA performances, note tokens, masked denoising",
     "render": "aligned (n)ASAP train pairs (espressivo data pairs)",
     "cvrnn": "aligned (n)ASAP train pairs (espressivo data pairs), CVRNN classes",
+    "phrase": "aligned (n)ASAP train pairs (espressivo data pairs), beat curves and note deviations",
     "contrastive": "(n)ASAP train + SUPRA performances, two slices per performance (NT-Xent)",
 }
 

@@ -41,7 +41,7 @@ from espressivo.core.score import MARK_FIELDS, MARKS_DTYPE
 from espressivo.features.slots import N_FEATURES, feature_matrix, pedal_sample_times
 
 DERIVED = ("has_marks", "rest_after", "long_note", "position", "to_end", "below_top", "upper_staff",
-           "density", "written_tempo")  # fmt: skip
+           "density", "harmony_change", "bass_change", "first_in_beat", "written_tempo")  # fmt: skip
 PHRASE_FEATURES = len(MARK_FIELDS) + len(DERIVED)
 DYNAMIC_COLUMN = 8  # feature_matrix's dynamics marking: a marking, dropped with the others
 VELOCITY_SCALE = 16.0
@@ -98,12 +98,35 @@ def phrase_features(score_features: np.ndarray, marks: np.ndarray | None, onset_
     ordered = np.sort(onset)
     count = np.searchsorted(ordered, onset + 2, side="left") - np.searchsorted(ordered, onset - 2, side="left")
     out[:, d + 7] = np.log2(1 + count / 4) / 4
+    out[:, d + 8 : d + 11] = harmony_features(sf["pitch"], onset)
     qpm = np.asarray(sf["written_qpm"], dtype=np.float64)
-    out[:, d + 8] = np.where(np.isfinite(qpm) & (qpm > 0), np.log(np.clip(qpm, 20, 400) / 100), 0.0)
+    out[:, d + 11] = np.where(np.isfinite(qpm) & (qpm > 0), np.log(np.clip(qpm, 20, 400) / 100), 0.0)
     if not has:
         base[:, DYNAMIC_COLUMN] = 0.0
-        out[:, d + 8] = 0.0
+        out[:, d + 11] = 0.0
     return np.concatenate([base, out], 1).astype(np.float32)
+
+
+def harmony_features(pitch: np.ndarray, onset_beat: np.ndarray) -> np.ndarray:
+    """(n, 3): where the harmony changes, for the pedal.  Per score beat, the set of pitch classes struck in it
+    and its lowest pitch class; per note, the Jaccard distance of its beat's set from the previous beat's, whether
+    the bass pitch class changed, and whether the note is on its beat's first onset."""
+    beat, _ = beat_index(onset_beat)
+    n_beats = int(beat.max()) + 1
+    pitch = np.asarray(pitch, dtype=np.int64)
+    masks = np.zeros(n_beats, np.int64)
+    np.bitwise_or.at(masks, beat, np.left_shift(1, pitch % 12))
+    lowest = np.full(n_beats, 1000)
+    np.minimum.at(lowest, beat, pitch)
+    previous = np.concatenate([[0], masks[:-1]])
+    bits = np.array([bin(m).count("1") for m in range(4096)])
+    union = bits[masks | previous]
+    jaccard = 1.0 - bits[masks & previous] / np.maximum(union, 1)
+    bass = lowest % 12
+    bass_change = np.concatenate([[True], bass[1:] != bass[:-1]])
+    first = np.full(n_beats, np.inf)
+    np.minimum.at(first, beat, onset_beat)
+    return np.stack([jaccard[beat], bass_change[beat], np.abs(onset_beat - first[beat]) < 1e-6], 1)
 
 
 def drop_markings(features: np.ndarray) -> np.ndarray:

@@ -6,7 +6,9 @@
 2. **Predict** in one batch: the score is cut into windows of ``WINDOW`` notes overlapping by half; each note's
    and each beat's Gaussians are the windows' predictions averaged with triangular weights (a window's
    centre counts most), so curves glide across window edges.
-3. **Sample** (``seed``): every curve and deviation is ``mean + temperature x sd x noise``; the noise of the
+3. **Sample** (``seed``): every curve and deviation is its predicted mean, its departures from the piece's
+   average widened by the checkpoint's calibrated ``gain`` (a regression's mean is shrunk towards the average;
+   the gain restores the pianists' spread), plus ``temperature x noise x sd x N(0, 1)``; the noise of the
    beat curves is smooth over ``CURVE_NOISE_BEATS`` beats (a phrase breathes, it does not jitter), the note
    deviations' is independent per note.  ``expressiveness`` scales everything against deadpan (0 = deadpan:
    the written tempo, one velocity, written durations, no pedal; 1 = as trained; > 1 exaggerated).
@@ -121,21 +123,79 @@ def smooth_noise(rng: np.random.Generator, length: int, sigma: float) -> np.ndar
     return np.convolve(white, kernel, mode="same")[4 * int(np.ceil(sigma)) :][:length]
 
 
-def sample(prediction: dict[str, np.ndarray], *, expressiveness: float, temperature: float, seed: int) -> dict:
-    """Curves and deviations drawn from the predicted Gaussians (module docstring, step 3)."""
+NEUTRAL = {"tempo": 0.0, "timing": 0.0, "velocity": 0.0, "articulation": 0.0}  # deadpan; level: its own mean
+
+
+def sample(
+    prediction: dict[str, np.ndarray], *, expressiveness: float, temperature: float, seed: int,
+    calibration: dict | None = None,
+) -> dict:  # fmt: skip
+    """Curves and deviations drawn from the predicted Gaussians (module docstring, step 3).  Per output
+    ``calibration`` gives ``gain`` (the predicted mean's departures from its own average, widened to the
+    pianists' spread: a regression's mean is shrunk towards the average) and ``noise`` (the share of the
+    predicted sd drawn), as fitted on validation (:func:`fit_calibration`); ``temperature`` scales the noise."""
     rng = np.random.default_rng(seed)
     e, t = float(expressiveness), float(temperature)
+    calibration = calibration or {}
     out = {}
-    for name in CURVES:
+    for name in (*CURVES, *DEVIATIONS):
         mean, sd = prediction[name][:, 0], np.exp(prediction[name][:, 1])
-        value = mean + t * sd * smooth_noise(rng, len(mean), CURVE_NOISE_BEATS)
-        centre = value.mean() if name == "level" else 0.0
-        out[name] = centre + e * (value - centre)
-    for name in DEVIATIONS:
-        mean, sd = prediction[name][:, 0], np.exp(prediction[name][:, 1])
-        out[name] = e * (mean + t * sd * rng.standard_normal(len(mean)))
-    out["pedal"] = (prediction["pedal"] >= 0.5) & (e > 0)
+        gain = calibration.get(name, {}).get("gain", 1.0)
+        noise_share = calibration.get(name, {}).get("noise", 1.0)
+        centre = mean.mean()
+        noise = smooth_noise(rng, len(mean), CURVE_NOISE_BEATS) if name in CURVES else rng.standard_normal(len(mean))
+        value = centre + gain * (mean - centre) + t * noise_share * sd * noise
+        neutral = value.mean() if name == "level" else NEUTRAL[name]
+        out[name] = neutral + e * (value - neutral)
+    threshold = calibration.get("pedal", {}).get("threshold", 0.5)
+    out["pedal"] = (prediction["pedal"] >= threshold) & (e > 0)
     return out
+
+
+def _presses(down: np.ndarray) -> int:
+    flat = down.reshape(-1)
+    return int(flat[0]) + int((flat[1:] & ~flat[:-1]).sum()) if len(flat) else 0
+
+
+def _pedal_threshold(predicted: list[np.ndarray], true: list[np.ndarray]) -> float:
+    """The probability above which the pedal is down, chosen so that the rendered pedal is pressed as often
+    as the pianists press it (presses counted over the notes' four samples in score order, per window)."""
+    target = sum(_presses(t) for t in true)
+    grid = np.round(np.arange(0.30, 0.91, 0.02), 2)
+    counts = np.array([sum(_presses(p >= g) for p in predicted) for g in grid])
+    return float(grid[int(np.argmin(np.abs(counts - target)))]) if target else 0.5
+
+
+def fit_calibration(model, windows, noise: float = 0.5, max_gain: float = 3.0) -> dict:
+    """Per output, the gain that gives the rendering the pianists' spread inside a window: ``gain^2 Var(mean)
+    + noise^2 E[sd^2] = Var(target)`` (variances within windows, over the measured beats / matched notes),
+    at least 1 and at most ``max_gain``; and the pedal's threshold (:func:`_pedal_threshold`).  ``windows``: :class:`~espressivo.data.phrase.PhrasePairs` windows
+    of the validation split."""
+    import torch
+
+    sums = {name: np.zeros(3) for name in (*CURVES, *DEVIATIONS)}
+    pedal_pred, pedal_true = [], []
+    with torch.inference_mode():
+        for w in windows:
+            batch = {k: torch.from_numpy(w[k][None]) for k in ("src", "features", "beat", "keep")}
+            out = {k: v[0].float().numpy() for k, v in model.predict(**batch).items()}
+            played = w["note_ok"] & w["keep"]
+            pedal_pred.append(1 / (1 + np.exp(-out["pedal"][played])))
+            pedal_true.append(w["pedal"][played] > 0.5)
+            for name in (*CURVES, *DEVIATIONS):
+                ok = w[f"{name}_ok"] if name in CURVES else (w["note_ok"] & w["keep"])
+                pred = out[name][: len(ok)][ok[: len(out[name])]] if name in CURVES else out[name][ok]
+                target = w[name][: len(out[name])][ok[: len(out[name])]] if name in CURVES else w[name][ok]
+                if len(target) < 4:
+                    continue
+                mu, sd2 = pred[:, 0], np.exp(2 * pred[:, 1])
+                sums[name] += [len(target) * target.var(), len(target) * mu.var(), sd2.sum()]
+    result = {"pedal": {"threshold": _pedal_threshold(pedal_pred, pedal_true)}}
+    for name, (var_y, var_mu, sd2) in sums.items():
+        room = max(var_y - noise**2 * sd2, 0.0)
+        gain = float(np.clip(np.sqrt(room / var_mu), 1.0, max_gain)) if var_mu > 0 else 1.0
+        result[name] = {"gain": round(gain, 3), "noise": noise}
+    return result
 
 
 def render_phrase(pretrained, score: Score, options, variations: int = 1) -> list:
@@ -151,7 +211,7 @@ def render_phrase(pretrained, score: Score, options, variations: int = 1) -> lis
     out = []
     for v in range(variations):
         drawn = sample(prediction, expressiveness=options.expressiveness, temperature=options.temperature,
-                       seed=options.seed + v)  # fmt: skip
+                       seed=options.seed + v, calibration=pretrained.config.get("sampling"))  # fmt: skip
         perf = phrase_performance(score, beat_sec, drawn["tempo"], drawn["level"], drawn["timing"],
                                   drawn["velocity"], drawn["articulation"], drawn["pedal"])  # fmt: skip
         perf = roll_chords(perf, score, options.roll_step)

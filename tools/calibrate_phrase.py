@@ -1,0 +1,40 @@
+"""Fit a phrase renderer's sampling calibration on the validation pairs and store it in its config.json.
+
+    python tools/calibrate_phrase.py CHECKPOINT_DIR [--pairs data/pairs] [--noise 0.5]
+
+Per output (tempo and loudness curves, timing, velocity and articulation deviations): the gain that gives a
+rendering the pianists' spread inside a window, with ``noise`` of the predicted sd drawn
+(:func:`espressivo.render.phrase.fit_calibration`).  ``render`` reads it from ``config["sampling"]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from espressivo.data.phrase import PhrasePairs
+from espressivo.io.files import atomic_write_bytes
+from espressivo.models.checkpoint import load_pretrained
+from espressivo.render.phrase import fit_calibration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
+    parser.add_argument("--noise", type=float, default=0.5)
+    args = parser.parse_args()
+    pretrained = load_pretrained(args.checkpoint)
+    c = pretrained.model.config
+    windows = PhrasePairs(args.pairs, "validation", pretrained.tokenizer, 512, c.max_beats).windows()
+    calibration = fit_calibration(pretrained.model, windows, noise=args.noise)
+    path = args.checkpoint / "config.json"
+    config = json.loads(path.read_text())
+    config["sampling"] = calibration
+    atomic_write_bytes(path, json.dumps(config, indent=2).encode())
+    print(json.dumps(calibration))
+
+
+if __name__ == "__main__":
+    main()
