@@ -17,6 +17,7 @@ import os
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,6 +180,8 @@ class App:
         kwargs = {k: v for k, v in vars(args).items() if not k.startswith("_") and k in parameters}
         if "overrides" in parameters:
             kwargs["overrides"] = extra
+        shown = warnings.formatwarning
+        warnings.formatwarning = lambda message, *_, **__: f"{self.prog}: warning: {message}\n"  # one line each
         try:
             result = func(**kwargs)
         except EspressivoError as err:
@@ -195,4 +198,6 @@ class App:
                 file=sys.stderr,
             )
             return 1
+        finally:
+            warnings.formatwarning = shown
         return int(result or 0)

@@ -41,7 +41,12 @@ class PhrasePairs:
             a = source.load(entry)
             if "marks" not in a:
                 raise EspressivoError(f"{root}: pairs made by an older version; run `espressivo data pairs` again")
-            sf, written, performed, matched = a["score_features"], a["written"], a["performed"], a["expression"]["matched"]
+            sf, written, performed, matched = (
+                a["score_features"],
+                a["written"],
+                a["performed"],
+                a["expression"]["matched"],
+            )
             if matched.sum() < 2:
                 continue
             scale = performed_tempo_scale(written["onset_sec"], performed["onset_sec"], matched)

@@ -104,9 +104,13 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
             if unfold:
                 parts = [_unfold(pt, part) for part in parts]
             score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chord_graces)
+            problem = None
             if kind != "midi":
-                score = _with_marks(pt, written, score, path)
-            return _mark_arpeggios(score, arpeggios)
+                score, problem = _with_marks(pt, written, score, path)
+            score = _mark_arpeggios(score, arpeggios)
+        if problem:
+            warnings.warn(problem, stacklevel=2)
+        return score
     except EspressivoError:
         raise
     except RecursionError:
@@ -135,7 +139,8 @@ _MARK_SOURCES = {
     "ritardando": ("tempo_direction_feature.tempo_decr",),
 }  # fmt: skip
 _MARK_FUNCTIONS = ["articulation_feature", "articulation_direction_feature", "fermata_feature",
-                   "loudness_direction_feature", "ornament_feature", "slur_feature", "tempo_direction_feature"]  # fmt: skip
+                   "loudness_direction_feature", "ornament_feature", "slur_feature",
+                   "tempo_direction_feature"]  # fmt: skip
 
 
 def _part_marks(pt, part) -> tuple[np.ndarray, np.ndarray]:
@@ -159,9 +164,9 @@ def _part_marks(pt, part) -> tuple[np.ndarray, np.ndarray]:
     return ids, out
 
 
-def _with_marks(pt, parts: list, score: Score, path: Path) -> Score:
+def _with_marks(pt, parts: list, score: Score, path: Path) -> tuple[Score, str | None]:
     """``score`` with ``marks`` from partitura's note features; unchanged (no marks) with a one-line warning
-    where they cannot be computed (odd directions, missing voices): the score still renders."""
+    to give where they cannot be computed (odd directions, missing voices): the score still renders."""
     try:
         found = [_part_marks(pt, part) for part in parts]
         ids = np.concatenate([i for i, _ in found]) if found else np.zeros(0, str)
@@ -178,13 +183,11 @@ def _with_marks(pt, parts: list, score: Score, path: Path) -> Score:
         if len(want) and hit.mean() < 0.9:
             raise ValueError(f"only {hit.mean():.0%} of the notes matched")
     except RecursionError:
-        warnings.warn(f"{path.name}: markings not read (structure too deep); rendering without them", stacklevel=2)
-        return score
+        return score, f"{path.name}: markings not read (structure too deep); rendering without them"
     except Exception as err:  # partitura's feature functions raise many types on odd scores
         message = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        warnings.warn(f"{path.name}: markings not read ({message}); rendering without them", stacklevel=2)
-        return score
-    return replace(score, marks=marks)
+        return score, f"{path.name}: markings not read ({message}); rendering without them"
+    return replace(score, marks=marks), None
 
 
 NOTE_ID = "espressivo-"  # + a number: the id given to a note that has none in the file

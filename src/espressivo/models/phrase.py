@@ -114,7 +114,9 @@ class PhraseRenderer(nn.Module):
         self.note_norm = RMSNorm(c.d_model)
         self.note_head = nn.Linear(c.d_model, 2 * len(DEVIATIONS) + c.pedal_samples)
         head_dim = c.d_model // c.n_head
-        self.register_buffer("rope", rope_table(head_dim, max(c.max_notes, c.max_beats), c.rope_theta), persistent=False)
+        self.register_buffer(
+            "rope", rope_table(head_dim, max(c.max_notes, c.max_beats), c.rope_theta), persistent=False
+        )
         self.apply(self._init)
         layers = c.n_encoder_layer + c.n_beat_layer + c.n_note_layer
         for name, p in self.named_parameters():

@@ -23,8 +23,8 @@ import numpy as np
 
 from espressivo.core import Score
 from espressivo.errors import EspressivoError
-from espressivo.features.phrase import phrase_features, phrase_performance, written_beat_seconds
 from espressivo.features.phrase import beat_index as score_beats
+from espressivo.features.phrase import phrase_features, phrase_performance, written_beat_seconds
 from espressivo.features.score import score_features
 from espressivo.features.slots import dynamics_velocity, score_slots
 from espressivo.models.phrase import CURVES, DEVIATIONS
@@ -169,8 +169,8 @@ def _pedal_threshold(predicted: list[np.ndarray], true: list[np.ndarray]) -> flo
 def fit_calibration(model, windows, noise: float = 0.5, max_gain: float = 3.0) -> dict:
     """Per output, the gain that gives the rendering the pianists' spread inside a window: ``gain^2 Var(mean)
     + noise^2 E[sd^2] = Var(target)`` (variances within windows, over the measured beats / matched notes),
-    at least 1 and at most ``max_gain``; and the pedal's threshold (:func:`_pedal_threshold`).  ``windows``: :class:`~espressivo.data.phrase.PhrasePairs` windows
-    of the validation split."""
+    at least 1 and at most ``max_gain``; and the pedal's threshold (:func:`_pedal_threshold`).
+    ``windows``: :class:`~espressivo.data.phrase.PhrasePairs` windows of the validation split."""
     import torch
 
     sums = {name: np.zeros(3) for name in (*CURVES, *DEVIATIONS)}
