@@ -73,6 +73,37 @@ def test_cli_evaluate_render_end_to_end(tiny_checkpoint, eval_pairs, asap_root, 
     assert report["primed"][str(tiny_checkpoint)]["starting_points"] > 0
     assert "| deadpan |" in (tmp_path / "r.md").read_text()
     assert (tmp_path / "r.png").stat().st_size > 10_000 and (tmp_path / "r-hist.png").stat().st_size > 10_000
+    assert (tmp_path / "r-tempo.png").stat().st_size > 10_000  # one piece's tempo curves beside its pianists'
+    shape = systems["deadpan"]["shape"]
+    assert shape["velocity_sd"] == 0.0 and shape["melody_lead"] == 0.0 and shape["pedal_per_minute"] == 0.0
+    human = systems["human"]["shape"]
+    assert human["velocity_sd"] > 5 and human["pedal_ratio_median"] > 0
+    piece = next(iter(report["tempo_curves"].values()))
+    assert len(piece["human"]) >= 2 and len(piece["deadpan"]) == len(piece["human"][0])
+
+
+def test_evaluate_render_from_the_midi_score(eval_pairs, asap_root, tmp_path):
+    """--score-source midi: the phrase renderer reads midi_score.mid (no markings); distributions and shape only."""
+    import torch
+
+    from espressivo.features.phrase import PHRASE_FEATURES
+    from espressivo.features.slots import render_tokenizer, slot_sizes
+    from espressivo.models import build_model
+    from espressivo.models.checkpoint import save_checkpoint
+
+    tok = render_tokenizer()
+    torch.manual_seed(0)
+    model = build_model("phrase", "tiny", slot_sizes=slot_sizes(tok), n_phrase_features=PHRASE_FEATURES).eval()
+    checkpoint = save_checkpoint(tmp_path / "phrase", model, "phrase", tok)
+    report_path = tmp_path / "m.json"
+    code = main(["evaluate", "render", "--model", str(checkpoint), "--pairs", str(eval_pairs), "--root",
+                 str(asap_root.parent), "--max-pieces", "1", "--score-source", "midi", "--json", str(report_path)])  # fmt: skip
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    rendered = report["systems"][str(checkpoint)]
+    assert report["score_source"] == "midi" and "primed" not in report
+    assert rendered["per_note"] == {} and 0 <= rendered["distribution"]["velocity"]["js_distance"] <= 1
+    assert rendered["shape"]["velocity_sd"] > 0
 
 
 def test_evaluate_render_primes_a_signed_renderer_with_signed_chord_timing(eval_pairs, asap_root, tmp_path):
