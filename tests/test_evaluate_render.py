@@ -97,7 +97,8 @@ def test_evaluate_render_from_the_midi_score(eval_pairs, asap_root, tmp_path):
     checkpoint = save_checkpoint(tmp_path / "phrase", model, "phrase", tok)
     report_path = tmp_path / "m.json"
     code = main(["evaluate", "render", "--model", str(checkpoint), "--pairs", str(eval_pairs), "--root",
-                 str(asap_root.parent), "--max-pieces", "1", "--score-source", "midi", "--json", str(report_path)])  # fmt: skip
+                 str(asap_root.parent), "--max-pieces", "1", "--score-source", "midi",
+                 "--json", str(report_path)])  # fmt: skip
     assert code == 0
     report = json.loads(report_path.read_text())
     rendered = report["systems"][str(checkpoint)]
