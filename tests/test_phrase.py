@@ -154,6 +154,18 @@ def test_targets_decode_back_to_the_performance():
     assert np.allclose(by_row["duration_sec"][:7] / performed["duration_sec"][:7], scale[0], rtol=1e-5)
 
 
+def test_a_given_tempo_keeps_the_written_tempo_changes():
+    from dataclasses import replace
+
+    from espressivo.core.score import TEMPO_DTYPE
+
+    score = tiny_score(np.arange(8.0), np.ones(8), np.full(8, 60))
+    score = replace(score, tempo_markings=np.array([(0.0, 60.0, ""), (4.0, 120.0, "")], TEMPO_DTYPE))
+    beats, _ = written_beat_seconds(score, 90.0)
+    assert np.allclose(beats[:4], 2 * beats[4:])  # the slow section stays twice as slow
+    assert 60 * 7 / beats[:7].sum() == pytest.approx(90.0)  # first to last onset at 90 quarters per minute
+
+
 def test_pedal_follows_the_majority_of_an_onsets_notes_and_is_released_at_the_end():
     score = tiny_score([0.0, 0.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0], [48, 60, 62, 64])
     beat_sec, _ = written_beat_seconds(score)

@@ -189,12 +189,26 @@ def expression_targets(
     }
 
 
+def written_seconds(score, quarters: np.ndarray, qpm: float | None = None) -> np.ndarray:
+    """Clock time of score positions on the written time map (its tempo changes kept), scaled so that the
+    notes' mean tempo is ``qpm`` quarters per minute where given."""
+    seconds = score.seconds_from_quarter(quarters)
+    if qpm is None or len(score) == 0:
+        return seconds
+    q = score.notes["onset_quarter"]
+    ends = score.seconds_from_quarter(np.array([q.min(), q.max()]))
+    span_q, span_t = float(q.max() - q.min()), float(ends[1] - ends[0])
+    written = 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else float(qpm)
+    return seconds * (written / float(qpm))
+
+
 def written_beat_seconds(score, qpm: float | None = None) -> tuple[np.ndarray, int]:
-    """(seconds of each score beat at the written tempo or ``qpm``, first beat) over the beats of the notes."""
+    """(seconds of each score beat on the written time map at a mean of ``qpm``, first beat) over the beats of
+    the notes."""
     beat, first = beat_index(score.notes["onset_beat"])
     n_beats = int(beat.max()) + 1 if len(beat) else 0
     lines = first + np.arange(n_beats + 1, dtype=np.float64)
-    return np.diff(score.seconds_from_quarter(score.quarter_from_beat(lines), qpm)), first
+    return np.diff(written_seconds(score, score.quarter_from_beat(lines), qpm)), first
 
 
 def phrase_performance(

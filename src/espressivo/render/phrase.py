@@ -24,7 +24,7 @@ import numpy as np
 from espressivo.core import Score
 from espressivo.errors import EspressivoError
 from espressivo.features.phrase import beat_index as score_beats
-from espressivo.features.phrase import phrase_features, phrase_performance, written_beat_seconds
+from espressivo.features.phrase import phrase_features, phrase_performance, written_beat_seconds, written_seconds
 from espressivo.features.score import score_features
 from espressivo.features.slots import dynamics_velocity, score_slots
 from espressivo.models.phrase import CURVES, DEVIATIONS
@@ -62,8 +62,8 @@ def predict(model, score: Score, qpm: float | None, tokenizer) -> dict[str, np.n
     onset_beat = notes["onset_beat"]
     features = phrase_features(sf, score.marks, onset_beat)
     q = notes["onset_quarter"]
-    onset = score.seconds_from_quarter(q, qpm)
-    duration = score.seconds_from_quarter(q + notes["duration_quarter"], qpm) - onset
+    onset = written_seconds(score, q, qpm)
+    duration = written_seconds(score, q + notes["duration_quarter"], qpm) - onset
     beat, _ = score_beats(onset_beat)
     c = model.config
     spans = windows(beat, min(WINDOW, c.max_notes), c.max_beats)
