@@ -228,3 +228,66 @@ def test_bad_tempo_for_a_score(tmp_path, capsys):
 
     assert main(["synth", str(EXAMPLES / "etude.musicxml"), "-o", str(tmp_path / "x.wav"), "--qpm", "0"]) == 2
     assert "tempo" in capsys.readouterr().err
+
+
+def _score_with(tmp_path, pitch_xml: str):
+    path = tmp_path / "odd.musicxml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><score-partwise version="3.1"><part-list><score-part id="P1">'
+        '<part-name>Piano</part-name></score-part></part-list><part id="P1"><measure number="1"><attributes>'
+        "<divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes><note>"
+        f"<pitch>{pitch_xml}</pitch><duration>4</duration><voice>1</voice><type>whole</type></note></measure>"
+        "</part></score-partwise>"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "pitch_xml",
+    ["<step>C</step><octave>1000</octave>", "<step>C</step><octave>-5</octave>",
+     "<step>C</step><alter>1000000</alter><octave>4</octave>"],
+)  # fmt: skip
+def test_a_pitch_outside_midi_is_refused_in_one_line(tmp_path, capsys, pitch_xml):
+    path = _score_with(tmp_path, pitch_xml)
+    with pytest.raises(EspressivoError, match="outside MIDI's 0..127"):
+        read_score(path)
+    assert main(["render", str(path), "-o", str(tmp_path / "o.mid")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "0..127" in err
+
+
+def test_outputs_never_overwrite_inputs_and_match_their_format(tmp_path, capsys):
+    from .conftest import EXAMPLES
+
+    midi = tmp_path / "perf.mid"
+    midi.write_bytes((EXAMPLES / "etude_performance.mid").read_bytes())
+    before = midi.read_bytes()
+    for argv in (
+        ["render", str(midi), "--score", "-o", str(midi)],
+        ["render", str(midi), "-o", str(tmp_path / "x.mid"), "--tempo-mapped", str(midi)],
+        ["continue", str(midi), "-o", str(midi), "--seconds", "1"],
+        ["synth", str(midi), "-o", str(midi)],
+        ["synth", str(midi), "-o", str(tmp_path / "x.mid")],
+    ):
+        argv = [a for a in argv if a != "--score"]
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("an input" in err or "must be a" in err), err
+    assert midi.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["render", "{etude}", "-o", "{out}", "--seed", "18446744073709551616"],
+     ["render", "{etude}", "-o", "{out}", "--seed", "-1"],
+     ["generate", "-o", "{out}", "--seed", "18446744073709551616"],
+     ["generate", "-o", "{out}", "--tokens", "1000000000000"]],
+)  # fmt: skip
+def test_seeds_and_lengths_out_of_range_are_refused(tmp_path, capsys, argv):
+    from .conftest import EXAMPLES
+
+    argv = [a.replace("{etude}", str(EXAMPLES / "etude.musicxml")).replace("{out}", str(tmp_path / "o.mid"))
+            for a in argv]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("--seed" in err or "--tokens" in err), err

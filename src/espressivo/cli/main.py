@@ -150,6 +150,7 @@ def synth(
 
     if output is None:
         raise EspressivoError("give the WAV file to write with -o OUT.wav")
+    _refuse_overwriting([file, soundfont], [output], (".wav",))
     perf, _ = load_input(file, score, qpm)
     synthesize(perf, output, soundfont=soundfont, sample_rate=sample_rate, gain=gain, fold_pedal=fold_pedal)
     stats = wav_stats(output)
@@ -381,6 +382,21 @@ def _write_generated(performances, output: Path, wav: bool, plot: bool) -> None:
         print(line)
 
 
+MAX_TOKENS = 200_000  # about an hour of dense piano at the tokenizers' rates
+
+
+def _refuse_overwriting(inputs: list[Path | None], outputs: list[Path | None], suffixes: tuple[str, ...]) -> None:
+    """An output that is one of the inputs, or with another suffix than the format written, is refused."""
+    sources = {p.resolve() for p in inputs if p is not None}
+    for out in outputs:
+        if out is None:
+            continue
+        if out.resolve() in sources:
+            raise EspressivoError(f"{out}: that is an input; write the result to another file")
+        if out.suffix.lower() not in suffixes:
+            raise EspressivoError(f"{out}: the output must be a {' or '.join(suffixes)} file")
+
+
 def _sampling(temperature, top_k, top_p, min_p, beam, seed):
     from espressivo.generate import SamplingConfig
 
@@ -425,8 +441,8 @@ def generate(
 
     if output is None:
         raise EspressivoError("give the MIDI file to write with -o OUT.mid")
-    if not (0 < seconds <= 3600) or tokens < 0:
-        raise EspressivoError("--seconds must lie in (0, 3600] and --tokens be >= 0")
+    if not (0 < seconds <= 3600) or not 0 <= tokens <= MAX_TOKENS:
+        raise EspressivoError(f"--seconds must lie in (0, 3600] and --tokens in 0..{MAX_TOKENS}")
     config = _sampling(temperature, top_k, top_p, min_p, beam, seed)
     pretrained = load_pretrained(model)
     perfs = generate_performances(
@@ -476,6 +492,7 @@ def continue_(
 
     if output is None:
         raise EspressivoError("give the MIDI file to write with -o OUT.mid")
+    _refuse_overwriting([prompt], [output], (".mid", ".midi"))
     if not (0 < prompt_seconds <= 3600 and 0 < seconds <= 3600):
         raise EspressivoError("--prompt-seconds and --seconds must lie in (0, 3600]")
     config = _sampling(temperature, top_k, top_p, min_p, beam, seed)
@@ -833,6 +850,8 @@ def render_command(
             raise EspressivoError(f"{path}: the output must be a .mid file")
     if tempo_mapped is not None and tempo_mapped.resolve() == output.resolve():
         raise EspressivoError("--tempo-mapped must name another file than -o")
+    _refuse_overwriting([score, reference, reference_score, reference_alignment], [output, tempo_mapped],
+                        (".mid", ".midi"))  # fmt: skip
     options = RenderOptions(
         temperature,
         top_p,

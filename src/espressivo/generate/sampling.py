@@ -19,6 +19,9 @@ from espressivo.core import Performance
 from espressivo.errors import EspressivoError
 
 
+MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     temperature: float = 1.0
@@ -33,6 +36,8 @@ class SamplingConfig:
             raise EspressivoError("need 0 < temperature <= 10, top_k >= 0, 0 < top_p <= 1, 0 <= min_p < 1")
         if not 1 <= self.beam_size <= 64:
             raise EspressivoError("beam size must lie in 1..64")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise EspressivoError(f"--seed must lie in 0..{MAX_SEED}")
 
 
 def filter_logits(logits, config: SamplingConfig):

@@ -304,6 +304,10 @@ def _to_score(pt, parts: list, title: str, unfolded: bool, chord_graces: frozens
     grace_position = np.concatenate([position for _, _, position in arrays])
     start = 0
     for index, na, _ in arrays:
+        pitch = np.asarray(na["pitch"], dtype=np.float64)
+        if len(pitch) and not (np.isfinite(pitch).all() and pitch.min() >= 0 and pitch.max() <= 127):
+            bad = pitch[~(np.isfinite(pitch) & (pitch >= 0) & (pitch <= 127))][0]
+            raise EspressivoError(f"a note's pitch ({bad:.0f}) lies outside MIDI's 0..127 (check <octave> and <alter>)")
         rows = slice(start, start + len(na))
         for name in ("onset_beat", "duration_beat", "onset_quarter", "duration_quarter", "pitch", "voice"):
             notes[name][rows] = na[name]

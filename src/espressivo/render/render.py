@@ -107,6 +107,8 @@ class RenderOptions:
             raise EspressivoError("--roll-step must lie in 0..1 beats")
         if not 0 <= self.expressiveness <= 3:
             raise EspressivoError("--expressiveness must lie in 0..3")
+        if not 0 <= self.seed <= 2**63 - 1 - 64:  # variations count up from it
+            raise EspressivoError(f"--seed must lie in 0..{2**63 - 1 - 64}")
 
 
 @dataclass(frozen=True)
