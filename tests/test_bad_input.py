@@ -249,7 +249,7 @@ def _score_with(tmp_path, pitch_xml: str):
 )  # fmt: skip
 def test_a_pitch_outside_midi_is_refused_in_one_line(tmp_path, capsys, pitch_xml):
     path = _score_with(tmp_path, pitch_xml)
-    with pytest.raises(EspressivoError, match="outside MIDI's 0..127"):
+    with pytest.raises(EspressivoError, match=r"outside MIDI's 0\.\.127"):
         read_score(path)
     assert main(["render", str(path), "-o", str(tmp_path / "o.mid")]) == 2
     err = capsys.readouterr().err.strip()

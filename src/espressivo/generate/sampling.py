@@ -18,7 +18,6 @@ import numpy as np
 from espressivo.core import Performance
 from espressivo.errors import EspressivoError
 
-
 MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
 
 
