@@ -1,6 +1,6 @@
 """Fit a phrase renderer's sampling calibration on the validation pairs and store it in its config.json.
 
-    python tools/calibrate_phrase.py CHECKPOINT_DIR [--pairs data/pairs] [--noise 0.5]
+    python tools/calibrate_phrase.py CHECKPOINT_DIR [--pairs data/pairs] [--noise 0.5] [--tempo-noise X]
 
 Per output (tempo and loudness curves, timing, velocity and articulation deviations): the gain that gives a
 rendering the pianists' spread inside a window, with ``noise`` of the predicted sd drawn
@@ -23,12 +23,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
-    parser.add_argument("--noise", type=float, default=0.5)
+    parser.add_argument("--noise", type=float, default=0.5, help="share of the predicted sd drawn, every output")
+    parser.add_argument("--tempo-noise", type=float, default=None, help="the tempo curve's share, if another")
     args = parser.parse_args()
     pretrained = load_pretrained(args.checkpoint)
     c = pretrained.model.config
     windows = PhrasePairs(args.pairs, "validation", pretrained.tokenizer, 512, c.max_beats).windows()
-    calibration = fit_calibration(pretrained.model, windows, noise=args.noise)
+    noise = {name: args.noise for name in ("tempo", "level", "timing", "velocity", "articulation")}
+    if args.tempo_noise is not None:
+        noise["tempo"] = args.tempo_noise
+    calibration = fit_calibration(pretrained.model, windows, noise=noise)
     path = args.checkpoint / "config.json"
     config = json.loads(path.read_text())
     config["sampling"] = calibration

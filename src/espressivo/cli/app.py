@@ -76,11 +76,20 @@ def _positive(kind):
 def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
     hints = typing.get_type_hints(func)
     docs = _param_docs(func)
+    sections = {}
+    for title, names in getattr(func, "_groups", {}).items():
+        section = parser.add_argument_group(title)
+        sections |= dict.fromkeys(names, section)
+    expert = set(getattr(func, "_expert", ()))
+    target = parser
     for name, param in inspect.signature(func).parameters.items():
         if name == "overrides":  # free-form --key value settings, passed through as a list
             continue
+        parser = sections.get(name, target)
         annotation = _unwrap_optional(hints.get(name, str))
         help_text = docs.get(name, "").replace("%", "%%")  # argparse %-formats help ("10 % faster")
+        if name in expert:  # accepted, not listed: experiment knobs (documented with the command's module)
+            help_text = argparse.SUPPRESS
         flag = "--" + name.replace("_", "-")
         kwargs: dict = {"help": help_text}
         if annotation is bool:
@@ -101,7 +110,7 @@ def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
         if param.default is inspect.Parameter.empty:
             parser.add_argument(name, metavar=name.upper(), **kwargs)
         else:
-            if param.default is not None:
+            if param.default is not None and help_text is not argparse.SUPPRESS:
                 kwargs["help"] = f"{help_text} (default: {param.default})".strip()
             short = getattr(func, "_short_flags", {}).get(name)
             names = [short, flag] if short else [flag]
@@ -132,11 +141,17 @@ class App:
         self.prog, self.description = prog, description
         self.commands: dict[tuple[str, ...], Callable] = {}
 
-    def command(self, name: str, short_flags: dict[str, str] | None = None):
-        """Register ``func`` as ``prog NAME`` (NAME may be two words: ``"data scan"``)."""
+    def command(
+        self, name: str, short_flags: dict[str, str] | None = None, groups: dict[str, tuple[str, ...]] | None = None,
+        expert: tuple[str, ...] = (),
+    ):  # fmt: skip
+        """Register ``func`` as ``prog NAME`` (NAME may be two words: ``"data scan"``); ``groups``: titled
+        sections of ``--help`` (parameter names); ``expert``: parameters accepted but left out of ``--help``."""
 
         def register(func: Callable) -> Callable:
             func._short_flags = short_flags or {}  # type: ignore[attr-defined]
+            func._groups = groups or {}  # type: ignore[attr-defined]
+            func._expert = expert  # type: ignore[attr-defined]
             self.commands[tuple(name.split())] = func
             return func
 

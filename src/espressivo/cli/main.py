@@ -759,7 +759,18 @@ def _read_alignment_for(score_path: Path, perf_path: Path, alignment: Path | Non
     return the_score, perf, found
 
 
-@app.command("render", short_flags={"output": "-o"})
+@app.command(
+    "render",
+    short_flags={"output": "-o"},
+    groups={
+        "performance": ("model", "seed", "temperature", "expressiveness", "variations"),
+        "tempo and dynamics": ("tempo", "tempo_scale", "dynamics_scale", "repeats"),
+        "output": ("wav", "plot", "tempo_mapped"),
+        "style (cvrnn-small)": ("interpretation", "reference", "reference_score"),
+    },
+    expert=("top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread", "consensus", "tempo_guard",
+            "roll_step", "estimate_tempo", "reference_alignment", "reference_notes"),
+)  # fmt: skip
 def render_command(
     score: Path,
     output: Path | None = None,
@@ -793,6 +804,11 @@ def render_command(
     """Render a score as an expressive performance: timing, dynamics, articulation and pedal sampled from
     a renderer trained on human pianists.  Different seeds give different performances.  With a CVRNN
     (--model cvrnn-small) the interpretation can be steered (--interpretation) or taken from a reference.
+
+    Expert options, accepted but not listed here (docs/rendering.md): the note-by-note renderer's sampling and
+    shaping (--top-p, --tempo-smoothing, --tempo-drift, --dynamics-drift, --chord-spread, --consensus,
+    --tempo-guard), --roll-step, --no-estimate-tempo, and the CVRNN's --reference-alignment and
+    --reference-notes.  A renderer refuses, in one line, an option it does not use.
 
     Args:
         score: MusicXML, .mxl, MEI, kern or MIDI score
@@ -875,6 +891,9 @@ def render_command(
         raise EspressivoError("--variations must lie in 1..16")
     the_score = read_score(score, unfold=repeats)
     pretrained = _load_renderer(model)
+    from espressivo.render.families import check_controls, family_of
+
+    check_controls(family_of(pretrained), options, model)
     if pretrained.model_type == "phrase" and the_score.marks is None:
         print(f"{score.name}: no performance markings in this score (dynamics, slurs, hairpins, articulation); "
               "rendering from its notes and metre alone", file=sys.stderr)  # fmt: skip

@@ -173,3 +173,15 @@ class Score:
             return np.full(len(ids), -1)
         found = sorted_ids[pos] == ids
         return np.where(found, order[pos], -1)
+
+
+def mean_qpm(quarters: np.ndarray, seconds: np.ndarray) -> float:
+    """Quarter notes per minute from the first to the last onset (0 when undefined)."""
+    span_q, span_t = float(quarters.max() - quarters.min()), float(seconds.max() - seconds.min())
+    return 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else 0.0
+
+
+def written_qpm(score: Score) -> float:
+    """The score's mean written tempo in quarter notes per minute."""
+    q = score.notes["onset_quarter"]
+    return mean_qpm(q, score.seconds_from_quarter(q))

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from espressivo.evaluate.render import PAPER_CVRNN_10, pooled_pearson, segment_features
+from espressivo.evaluate.primed import PAPER_CVRNN_10, pooled_pearson, segment_features
 from espressivo.features.cvrnn import decode_performance, encode_performance, written_bpm
 
 

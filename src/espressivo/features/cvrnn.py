@@ -124,8 +124,8 @@ def score_track(
 
 def track_from_score(score, qpm: float | None = None) -> ScoreTrack:
     """The track of a :class:`Score` (its rows are already in score order); ``qpm`` sets the mean tempo."""
+    from espressivo.core.score import written_qpm
     from espressivo.features.score import score_features
-    from espressivo.render.render import written_qpm
 
     if len(score) == 0:
         raise EspressivoError("the score has no notes to render")

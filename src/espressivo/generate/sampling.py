@@ -199,3 +199,22 @@ def _cap_durations(performance: Performance, max_sec: float) -> Performance:
     notes = performance.notes.copy()
     notes["duration_sec"] = np.minimum(notes["duration_sec"], max_sec)
     return Performance(notes, performance.controls)
+
+
+NUCLEUS_CANDIDATES = 256  # top-p is taken among the most likely classes (the mass beyond is negligible here)
+
+
+def draw_classes(logits, temperature: float, top_p: float, generator):
+    """One class per row of ``logits`` (rows, classes): temperature, top-p among the ``NUCLEUS_CANDIDATES``
+    likeliest, a Gumbel-max draw from the seeded ``generator`` (the renderers' and the CVRNN's sampler)."""
+    import torch
+
+    logits = logits.float() / temperature
+    values, index = torch.topk(logits, min(NUCLEUS_CANDIDATES, logits.size(-1)), dim=-1)  # sorted
+    if top_p < 1:
+        probs = (values - values[:, :1]).exp()
+        probs = probs / probs.sum(-1, keepdim=True)
+        values = values.masked_fill(probs.cumsum(-1) - probs > top_p, float("-inf"))
+    noise = torch.rand(values.shape, generator=generator).clamp_(1e-20, 1.0)
+    choice = torch.argmax(values - torch.log(-torch.log(noise)), dim=-1)
+    return index.gather(-1, choice[:, None])[:, 0]

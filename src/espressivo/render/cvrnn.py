@@ -85,7 +85,7 @@ def run(
     """Walk the notes of ``context`` (1, n, d): the first ``len(prime)`` are encoded (q, z = its mean), the
     rest generated (p; ``zero_z``: z = 0).  Returns ``(classes (variations, n, heads), z (variations, n,
     z_dim))``."""
-    from espressivo.render.render import _sample
+    from espressivo.generate.sampling import draw_classes
 
     torch = _torch()
     c = model.config
@@ -112,7 +112,7 @@ def run(
             psi_z = model.psi(z)
             if i >= k:
                 for head, logits in enumerate(model.logits(ctx, psi_z)):
-                    classes[:, i, head] = _sample(logits, temperature, top_p, generator)
+                    classes[:, i, head] = draw_classes(logits, temperature, top_p, generator)
                 phi_x = model.embed_x(classes[:, i])
             zs[:, i] = z
             state = model.step(state, ctx, phi_x, psi_z)
@@ -146,7 +146,7 @@ def render_cvrnn(
     from dataclasses import replace
 
     from espressivo.features.cvrnn import track_from_score
-    from espressivo.render.render import Rendering, finish, with_score_tempo
+    from espressivo.render.base import Rendering, finish, with_score_tempo
 
     options = with_score_tempo(score, options)
     track = track_from_score(score, options.tempo)

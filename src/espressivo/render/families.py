@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from espressivo.errors import EspressivoError
+import numpy as np
 
+from espressivo.core import Score
+from espressivo.errors import EspressivoError
+from espressivo.render.base import Rendering, RenderOptions, with_score_tempo
+
+DEFAULT_OPTIONS = RenderOptions()
 COMMON = frozenset({"temperature", "seed", "tempo", "tempo_scale", "dynamics_scale", "estimate_tempo"})
 FLAGS = {"top_p": "--top-p", "tempo_smoothing": "--tempo-smoothing", "tempo_drift": "--tempo-drift",
          "dynamics_drift": "--dynamics-drift", "chord_spread": "--chord-spread", "consensus": "--consensus",
@@ -67,8 +72,6 @@ def family_of(pretrained) -> Family:
 
 def check_controls(family: Family, options, name: str = "") -> None:
     """Refuse a rendering control set away from its default that ``family`` does not use."""
-    from espressivo.render.render import RenderOptions
-
     default = RenderOptions()
     for f in fields(RenderOptions):
         if f.name in COMMON or f.name in family.controls:
@@ -76,3 +79,23 @@ def check_controls(family: Family, options, name: str = "") -> None:
         if getattr(options, f.name) != getattr(default, f.name):
             flag = FLAGS.get(f.name, f.name)
             raise EspressivoError(f"{name or family.model_type}: a {family.model_type} renderer does not use {flag}")
+
+
+def render(
+    pretrained, score: Score, options: RenderOptions = DEFAULT_OPTIONS, prime: np.ndarray | None = None,
+    variations: int = 1,
+) -> list[Rendering]:  # fmt: skip
+    """Render ``score`` ``variations`` times with any renderer family (:mod:`espressivo.render.families`); a
+    control the family does not use is refused in one line.  The tempo: :func:`with_score_tempo` (each
+    rendering's ``options.tempo`` says which was used).  ``prime``: a note-by-note renderer continues from
+    a pianist's first notes (the evaluation's primed protocol)."""
+    options = with_score_tempo(score, options)
+    family = family_of(pretrained)
+    check_controls(family, options, pretrained.path.name)
+    if prime is not None:
+        if family.model_type != "renderer":
+            raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
+        from espressivo.render.render import render_notewise
+
+        return render_notewise(pretrained, score, options, prime, variations)
+    return family.render(pretrained, score, options, variations)

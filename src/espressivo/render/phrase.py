@@ -166,7 +166,7 @@ def _pedal_threshold(predicted: list[np.ndarray], true: list[np.ndarray]) -> flo
     return float(grid[int(np.argmin(np.abs(counts - target)))]) if target else 0.5
 
 
-def fit_calibration(model, windows, noise: float = 0.5, max_gain: float = 3.0) -> dict:
+def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float = 3.0) -> dict:
     """Per output, the gain that gives the rendering the pianists' spread inside a window: ``gain^2 Var(mean)
     + noise^2 E[sd^2] = Var(target)`` (variances within windows, over the measured beats / matched notes),
     at least 1 and at most ``max_gain``; and the pedal's threshold (:func:`_pedal_threshold`).
@@ -192,15 +192,16 @@ def fit_calibration(model, windows, noise: float = 0.5, max_gain: float = 3.0) -
                 sums[name] += [len(target) * target.var(), len(target) * mu.var(), sd2.sum()]
     result = {"pedal": {"threshold": _pedal_threshold(pedal_pred, pedal_true)}}
     for name, (var_y, var_mu, sd2) in sums.items():
-        room = max(var_y - noise**2 * sd2, 0.0)
+        share = float(noise.get(name, 0.5) if isinstance(noise, dict) else noise)
+        room = max(var_y - share**2 * sd2, 0.0)
         gain = float(np.clip(np.sqrt(room / var_mu), 1.0, max_gain)) if var_mu > 0 else 1.0
-        result[name] = {"gain": round(gain, 3), "noise": noise}
+        result[name] = {"gain": round(gain, 3), "noise": share}
     return result
 
 
 def render_phrase(pretrained, score: Score, options, variations: int = 1) -> list:
     """``variations`` renderings of ``score`` (seeds ``options.seed``, +1, ...)."""
-    from espressivo.render.render import Rendering, finish
+    from espressivo.render.base import Rendering, finish
     from espressivo.render.rolls import roll_chords
 
     if len(score) == 0:

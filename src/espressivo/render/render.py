@@ -36,7 +36,7 @@ mean tempo the same way when no tempo is given),
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,63 +52,21 @@ from espressivo.features.slots import (
     render_order,
     score_slots,
 )
-from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT, steady_dynamics
-from espressivo.render.rolls import ROLL_STEP_BEATS, roll_chords
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING, shape_tempo
+from espressivo.generate.sampling import draw_classes
+from espressivo.render.base import (  # noqa: F401  (re-exported: the note-by-note renderer's public names)
+    MAX_CONSENSUS,
+    Rendering,
+    RenderOptions,
+    finish,
+    mean_qpm,
+    with_score_tempo,
+    written_qpm,
+)
+from espressivo.render.dynamics import steady_dynamics
+from espressivo.render.rolls import roll_chords
+from espressivo.render.timing import shape_tempo
 
-MAX_CONSENSUS = 32
 GUARD_SLACK_MS = 10.0  # IOIs compared as log(ms + this): a zero IOI is far from a beat, not infinitely far
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    temperature: float = 1.0
-    top_p: float = 0.95
-    seed: int = 0
-    tempo: float | None = None  # quarter notes per minute
-    tempo_scale: float = 1.0
-    dynamics_scale: float = 1.0
-    window: int = 256
-    context: int = 64
-    segment: int = 256  # notes per segment rendered side by side (0: the whole score in one pass)
-    overlap: int = 64  # notes shared by consecutive segments, cross-faded
-    tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING  # Gaussian sigma, in score beats, on the log tempo (0: off)
-    tempo_drift: float = DEFAULT_TEMPO_DRIFT  # departures from the written tempo slower than this many beats removed
-    dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT  # loudness departures from the marked level slower than this
-    chord_spread: float = 1.0  # chord notes' spread around the chord's onset (0: together, 1: as sampled)
-    consensus: int = 1  # performances sampled per rendering and averaged note by note (1: one sample as drawn)
-    tempo_guard: float = DEFAULT_TEMPO_GUARD  # sigma (log IOI) of the pull towards the score's IOI (0: off)
-    roll_step: float = ROLL_STEP_BEATS  # beats between the notes of a rolled chord (0: chords as sampled)
-    estimate_tempo: bool = True  # no --tempo and no metronome mark: play at the tempo estimated from the score
-    expressiveness: float = 1.0  # phrase renderer: 0 deadpan, 1 as trained, > 1 exaggerated
-
-    def __post_init__(self) -> None:
-        if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
-            raise EspressivoError("need 0 < temperature <= 10 and 0 < top-p <= 1")
-        if self.tempo is not None and not 10 <= self.tempo <= 400:
-            raise EspressivoError("--tempo must lie in 10..400 quarter notes per minute")
-        if not 0.25 <= self.tempo_scale <= 4 or not 0 <= self.dynamics_scale <= 4:
-            raise EspressivoError("--tempo-scale must lie in 0.25..4 and --dynamics-scale in 0..4")
-        if not 16 <= self.window <= 4096 or not 0 <= self.context <= self.window // 4:
-            raise EspressivoError("window must lie in 16..4096 notes and context in 0..window/4")
-        if self.segment and not (4 * self.overlap <= self.segment and self.overlap >= 1):
-            raise EspressivoError("segment must be 0 or at least 4 x overlap, and overlap >= 1")
-        if not 0 <= self.tempo_smoothing <= 64 or not (self.tempo_drift == 0 or 2 <= self.tempo_drift <= 1024):
-            raise EspressivoError("--tempo-smoothing must lie in 0..64 beats and --tempo-drift be 0 or 2..1024")
-        if not (self.dynamics_drift == 0 or 1 <= self.dynamics_drift <= 1024):
-            raise EspressivoError("--dynamics-drift must be 0 or lie in 1..1024 beats")
-        if not 0 <= self.chord_spread <= 4:
-            raise EspressivoError("--chord-spread must lie in 0..4")
-        if not 1 <= self.consensus <= MAX_CONSENSUS:
-            raise EspressivoError(f"--consensus must lie in 1..{MAX_CONSENSUS}")
-        if not (self.tempo_guard == 0 or 0.05 <= self.tempo_guard <= 10):
-            raise EspressivoError("--tempo-guard must be 0 or lie in 0.05..10")
-        if not 0 <= self.roll_step <= 1:
-            raise EspressivoError("--roll-step must lie in 0..1 beats")
-        if not 0 <= self.expressiveness <= 3:
-            raise EspressivoError("--expressiveness must lie in 0..3")
-        if not 0 <= self.seed <= 2**63 - 1 - 64:  # variations count up from it
-            raise EspressivoError(f"--seed must lie in 0..{2**63 - 1 - 64}")
 
 
 @dataclass(frozen=True)
@@ -118,13 +76,6 @@ class ScoreInputs:
     order: np.ndarray
     src: np.ndarray  # (n, S) slot classes
     features: np.ndarray  # (n, F)
-
-
-@dataclass(frozen=True)
-class Rendering:
-    performance: Performance  # notes["id"] = score row
-    score: Score
-    options: RenderOptions
 
 
 def score_inputs(score: Score, tokenizer, qpm: float | None = None) -> ScoreInputs:
@@ -144,24 +95,6 @@ def score_inputs(score: Score, tokenizer, qpm: float | None = None) -> ScoreInpu
     )
     src[0, 1] = 0
     return ScoreInputs(order, src, feature_matrix(sf[order]))
-
-
-NUCLEUS_CANDIDATES = 256  # top-p is taken among the most likely classes (the mass beyond is negligible here)
-
-
-def _sample(logits, temperature: float, top_p: float, generator):
-    """One class per row: temperature, top-p among the ``NUCLEUS_CANDIDATES`` likeliest, Gumbel-max draw."""
-    import torch
-
-    logits = logits.float() / temperature
-    values, index = torch.topk(logits, min(NUCLEUS_CANDIDATES, logits.size(-1)), dim=-1)  # sorted
-    if top_p < 1:
-        probs = (values - values[:, :1]).exp()
-        probs = probs / probs.sum(-1, keepdim=True)
-        values = values.masked_fill(probs.cumsum(-1) - probs > top_p, float("-inf"))
-    noise = torch.rand(values.shape, generator=generator).clamp_(1e-20, 1.0)
-    choice = torch.argmax(values - torch.log(-torch.log(noise)), dim=-1)
-    return index.gather(-1, choice[:, None])[:, 0]
 
 
 BF16_HEAD_CLASSES = 1024  # heads at least this wide are read in bf16 when sampling on a CPU with native bf16
@@ -273,7 +206,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
                 logits = model.slot_logits(hidden, s, context_sum, heads)
                 if s == 1 and guard is not None:
                     logits = guard(logits, src[:, i, 1], grace[:, i])
-                choice = _sample(logits, options.temperature, options.top_p, generator)
+                choice = draw_classes(logits, options.temperature, options.top_p, generator)
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):
                     context_sum = context_sum + model.slot_embed[s](choice)
@@ -400,23 +333,6 @@ def spread_chords(
     return out
 
 
-def mean_qpm(quarters: np.ndarray, seconds: np.ndarray) -> float:
-    """Quarter notes per minute from the first to the last onset (0 when undefined)."""
-    span_q, span_t = float(quarters.max() - quarters.min()), float(seconds.max() - seconds.min())
-    return 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else 0.0
-
-
-def _mean_qpm(score: Score, perf: Performance) -> float:
-    """Quarter notes per minute over the whole rendering."""
-    return mean_qpm(score.notes["onset_quarter"][perf.notes["id"]], perf.notes["onset_sec"])
-
-
-def written_qpm(score: Score) -> float:
-    """The score's mean written tempo in quarter notes per minute."""
-    q = score.notes["onset_quarter"]
-    return mean_qpm(q, score.seconds_from_quarter(q))
-
-
 def signed_chords(pretrained) -> bool:
     """Whether the renderer reads chord notes' IOIs as signed offsets (``chord_timing: signed``)."""
     return pretrained.training_config.get("chord_timing") == "signed"
@@ -425,60 +341,6 @@ def signed_chords(pretrained) -> bool:
 def plays_at_given_tempo(pretrained) -> bool:
     """Whether the renderer was trained with the score at the pianist's tempo (``score_tempo: performed``)."""
     return pretrained.training_config.get("score_tempo") == "performed"
-
-
-def finish(perf: Performance, score: Score, options: RenderOptions, anchored: bool = False) -> Performance:
-    """Apply the global tempo and dynamics controls.  ``anchored``: the model was trained to play around the
-    tempo it is given (``score_tempo: performed``), so its mean tempo is set to that tempo — ``--tempo``, else
-    the written one — and only its rubato is its own."""
-    factor = 1.0
-    target = options.tempo if options.tempo is not None else (written_qpm(score) if anchored else None)
-    if target:
-        current = _mean_qpm(score, perf)
-        if current > 0:
-            factor = current / target
-    factor /= options.tempo_scale
-    if factor != 1.0:
-        perf = perf.time_stretch(factor)
-    if options.dynamics_scale != 1.0 and len(perf):
-        v = perf.notes["velocity"].astype(np.float64)
-        mean = v.mean()
-        notes = perf.notes.copy()
-        notes["velocity"] = np.clip(np.rint(mean + options.dynamics_scale * (v - mean)), 1, 127)
-        perf = Performance(notes, perf.controls)
-    return perf
-
-
-def with_score_tempo(score: Score, options: RenderOptions) -> RenderOptions:
-    """``options`` with the tempo to render ``score`` at: ``--tempo`` if given, else for a score without a
-    metronome mark the tempo estimated from its notes and tempo word (:mod:`espressivo.render.score_tempo`;
-    unless ``estimate_tempo`` is off), else unchanged (the score's own tempo)."""
-    from espressivo.render.score_tempo import chosen_qpm
-
-    if options.tempo is not None or not options.estimate_tempo:
-        return options
-    qpm = chosen_qpm(score)
-    return options if qpm is None else replace(options, tempo=round(qpm, 1))
-
-
-def render(
-    pretrained, score: Score, options: RenderOptions = RenderOptions(), prime: np.ndarray | None = None,
-    variations: int = 1,
-) -> list[Rendering]:  # fmt: skip
-    """Render ``score`` ``variations`` times with any renderer family (:mod:`espressivo.render.families`); a
-    control the family does not use is refused in one line.  The tempo: :func:`with_score_tempo` (each
-    rendering's ``options.tempo`` says which was used).  ``prime``: a note-by-note renderer continues from
-    a pianist's first notes (the evaluation's primed protocol)."""
-    from espressivo.render.families import check_controls, family_of
-
-    options = with_score_tempo(score, options)
-    family = family_of(pretrained)
-    check_controls(family, options, pretrained.path.name)
-    if prime is not None:
-        if family.model_type != "renderer":
-            raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
-        return render_notewise(pretrained, score, options, prime, variations)
-    return family.render(pretrained, score, options, variations)
 
 
 def render_notewise(
