@@ -391,7 +391,7 @@ def test_sampled_decoding_keeps_onset_groups_in_order_and_smooths_the_tempo():
 def test_the_demo_steers_the_dimension_that_moved_the_tempo_most_consistently():
     from types import SimpleNamespace
 
-    from espressivo.cli.main import _steering_dimension
+    from espressivo.cli.common import _steering_dimension
 
     row = lambda change, share: {"tempo_percent": {"mean_change_plus2_vs_minus2": change, "same_sign_share": share}}  # noqa: E731
     dims = {"z1": row(30.0, 0.5), "z2": row(-20.0, 1.0), "z3": row(5.0, 1.0)}

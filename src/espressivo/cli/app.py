@@ -216,3 +216,8 @@ class App:
         finally:
             warnings.formatwarning = shown
         return int(result or 0)
+
+
+app = App(
+    "espressivo", "Expressive piano performance: look at, listen to, render, generate, embed and classify performances."
+)

@@ -1,0 +1,156 @@
+"""What the command modules share: reading inputs, printing summaries, refusing outputs that would overwrite
+inputs, loading a renderer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Performance, Score
+from espressivo.errors import EspressivoError
+from espressivo.io import SCORE_SUFFIXES, read_midi, read_score
+
+NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+KEYS = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
+
+
+def note_name(pitch: int) -> str:
+    return f"{NAMES[int(pitch) % 12]}{int(pitch) // 12 - 1}"
+
+
+def _is_score(path: Path, as_score: bool) -> bool:
+    suffix = path.suffix.lower()
+    if suffix not in SCORE_SUFFIXES:
+        raise EspressivoError(f"{path}: unknown file type {suffix!r} (MIDI, MusicXML, .mxl, MEI or kern expected)")
+    return as_score or suffix not in (".mid", ".midi")
+
+
+def load_input(path: Path, as_score: bool = False, qpm: float | None = None) -> tuple[Performance, Score | None]:
+    """A performance to play or draw: the file itself, or a score played deadpan at its written tempo
+    (or at ``qpm`` quarter notes per minute)."""
+    if _is_score(path, as_score):
+        score = read_score(path)
+        return score.to_performance(qpm=qpm), score
+    return read_midi(path), None
+
+
+def performance_summary(perf: Performance) -> dict:
+    notes = perf.notes
+    summary: dict = {"notes": len(perf), "duration_sec": round(perf.end_sec, 3)}
+    if len(perf):
+        summary["pitch_range"] = f"{note_name(notes['pitch'].min())}..{note_name(notes['pitch'].max())}"
+        summary["mean_velocity"] = round(float(notes["velocity"].mean()), 1)
+        summary["velocity_range"] = [int(notes["velocity"].min()), int(notes["velocity"].max())]
+        summary["tracks"] = int(np.unique(notes["track"]).size)
+    pedals = {}
+    for controller, label in ((SUSTAIN, "sustain"), (SOSTENUTO, "sostenuto"), (SOFT, "soft")):
+        down, up = perf.pedal_intervals(controller)
+        if len(down):
+            held = float(np.sum(up - down))
+            pedals[label] = {"presses": len(down), "held_percent": round(100 * held / max(perf.end_sec, 1e-9), 1)}
+    summary["pedals"] = pedals
+    return summary
+
+
+def score_summary(score: Score) -> dict:
+    n = score.notes
+    summary: dict = {
+        "title": score.title,
+        "notes": len(score),
+        "measures": len(score.measures),
+        "time_signatures": [
+            f"{ts['beats']}/{ts['beat_type']} @q{ts['onset_quarter']:g}" for ts in score.time_signatures
+        ],
+        "key_signatures": [
+            f"{KEYS[int(ks['fifths']) + 7] if -7 <= ks['fifths'] <= 7 else ks['fifths']} {ks['mode']}".strip()
+            + f" @q{ks['onset_quarter']:g}"
+            for ks in score.key_signatures
+        ],
+        "tempo_markings": [
+            (f"q={m['qpm']:g}" if np.isfinite(m["qpm"]) else m["text"]) + f" @q{m['onset_quarter']:g}"
+            for m in score.tempo_markings
+        ],
+        "dynamics": [f"{d['text']} @q{d['onset_quarter']:g}" for d in score.dynamics],
+    }
+    if len(n):
+        summary["pitch_range"] = f"{note_name(n['pitch'].min())}..{note_name(n['pitch'].max())}"
+        summary["length_quarters"] = float((n["onset_quarter"] + n["duration_quarter"]).max())
+        summary["duration_at_written_tempo_sec"] = round(score.to_performance().end_sec, 2)
+        summary["grace_notes"] = int(n["is_grace"].sum())
+    return summary
+
+
+def _print(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    for key, value in summary.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) if value else "-"
+        elif isinstance(value, dict):
+            value = "; ".join(f"{k}: {v}" for k, v in value.items()) if value else "-"
+        print(f"{key.replace('_', ' '):>30}: {value}")
+
+
+MAX_TOKENS = 200_000  # about an hour of dense piano at the tokenizers' rates
+
+
+def _refuse_overwriting(inputs: list[Path | None], outputs: list[Path | None], suffixes: tuple[str, ...]) -> None:
+    """An output that is one of the inputs, or with another suffix than the format written, is refused."""
+    sources = {p.resolve() for p in inputs if p is not None}
+    for out in outputs:
+        if out is None:
+            continue
+        if out.resolve() in sources:
+            raise EspressivoError(f"{out}: that is an input; write the result to another file")
+        if out.suffix.lower() not in suffixes:
+            raise EspressivoError(f"{out}: the output must be a {' or '.join(suffixes)} file")
+
+
+def _numbered(path: Path, number: int, count: int) -> Path:
+    return path if count == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
+def _load_renderer(model: str, kinds: tuple[str, ...] = ()):
+    """A renderer of any family (or of ``kinds`` only), else a one-line refusal."""
+    from espressivo.models.checkpoint import load_pretrained
+    from espressivo.render.families import family_of
+
+    pretrained = load_pretrained(model)
+    family = family_of(pretrained)
+    if kinds and family.model_type not in kinds:
+        raise EspressivoError(f"{model} is a {pretrained.model_type} model, not a {' or '.join(kinds)}")
+    return pretrained
+
+
+def _steering_dimension(pretrained) -> int:
+    """The z dimension whose +-2 sigma shift changed the tempo most, and most consistently, in the model's test
+    evaluation (``latent_dimensions`` in its config); 0 when the config does not say."""
+    dims = pretrained.config.get("evaluation", {}).get("latent_dimensions") or {}
+    scores = {}
+    for name, row in dims.items():
+        tempo = row.get("tempo_percent", {})
+        scores[int(name[1:]) - 1] = abs(tempo.get("mean_change_plus2_vs_minus2", 0.0)) * tempo.get("same_sign_share", 0)
+    return max(scores, key=scores.get) if scores else 0
+
+
+def _parse_settings(text: str) -> dict:
+    settings = {}
+    for item in [t for t in text.split(",") if t.strip()]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EspressivoError(f"tokenizer setting {item!r} is not key=value")
+        value = value.strip()
+        if value.lower() in ("true", "false"):
+            settings[key.strip()] = value.lower() == "true"
+        else:
+            try:
+                settings[key.strip()] = int(value)
+            except ValueError:
+                try:
+                    settings[key.strip()] = float(value)
+                except ValueError:
+                    raise EspressivoError(f"tokenizer setting {key.strip()} needs a number or true/false") from None
+    return settings
