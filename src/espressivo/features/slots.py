@@ -7,7 +7,7 @@ in one of two ways (its training setting ``chord_timing``):
 
 * ``played`` — the IOI from the previous note, never negative.  In fine-tuning chord notes come in the order
   the pianist played them (:func:`training_order`) and a performed onset earlier than the previous note's is
-  raised to it (a running maximum; ``inversion_stats`` measures how much that moves).  At rendering the order
+  raised to it (a running maximum).  At rendering the order
   is top-down, so such a model always spreads a chord from the top note down.
 * ``signed`` — training and rendering share :func:`render_order`.  A chord's first note (its *anchor*: a
   note whose score IOI is positive, or the first note) has the IOI from the previous anchor; every other note
@@ -158,12 +158,6 @@ def training_order(written_onset: np.ndarray, performed_onset: np.ndarray, pitch
     At rendering the order is :func:`render_order` (the model then spreads a chord from the top note down)."""
     key = np.rint(np.asarray(written_onset, dtype=np.float64) * 1e4).astype(np.int64)
     return np.lexsort((-np.asarray(pitch, dtype=np.int64), np.asarray(performed_onset, dtype=np.float64), key))
-
-
-def inversion_stats(onset_sec: np.ndarray) -> dict:
-    """How much the running maximum moves performed onsets (in renderer order)."""
-    moved = np.maximum.accumulate(onset_sec) - onset_sec
-    return {"notes_moved": int(np.count_nonzero(moved > 0.0005)), "mean_shift_ms": float(moved.mean() * 1000)}
 
 
 GRACE_FEATURE = 7  # the column of feature_matrix that flags grace notes
