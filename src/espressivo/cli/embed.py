@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io as io_module
 import json
 import sys
 import time
@@ -270,17 +271,20 @@ def evaluate_embed(
         label = name if embedder.kind == "projection" else f"{name} (mean state, before contrastive training)"
         stored = _cache_path(cache, embedder, items) if cache else None
         if stored is not None and stored.is_file():
-            with np.load(stored) as kept:
-                representations[label], snippets[label] = kept["files"], kept["snippets"]
-            continue
+            try:
+                with np.load(stored) as kept:
+                    representations[label], snippets[label] = kept["files"], kept["snippets"]
+                continue
+            except (OSError, ValueError, KeyError, EOFError):  # damaged (written by an older, non-atomic version)
+                stored.unlink(missing_ok=True)
         started = time.time()
         representations[label] = _embed_items(embedder, items)
         timing[label] = round(time.time() - started, 1)
         snippets[label] = embedder.embed_chunks([_snippet(item, embedder.chunk_notes) for item in test_items])
-        if stored is not None:
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            with stored.open("wb") as handle:
-                np.savez(handle, files=representations[label], snippets=snippets[label])
+        if stored is not None:  # atomic: a killed run never leaves a truncated cache behind
+            buffer = io_module.BytesIO()
+            np.savez(buffer, files=representations[label], snippets=snippets[label])
+            atomic_write_bytes(stored, buffer.getvalue())
     representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
     snippets["statistics"] = np.stack([performance_statistics(_snippet(i, chunk_notes).notes) for i in test_items])
     report = evaluate_representations(items, representations, snippets, standardise=("statistics",))

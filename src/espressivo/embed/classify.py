@@ -76,16 +76,16 @@ class LinearProbe:
         return [self.classes[i] for i in p.argmax(axis=1)], p
 
     def save(self, folder: str | os.PathLike, **meta) -> Path:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
+
+        from espressivo.io.files import atomic_write_bytes
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {"mean": self.mean, "std": self.std, "weight": self.weight, "bias": self.bias}
-        save_file(
-            {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(folder / "probe.safetensors")
-        )
+        weights = save({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()})
+        atomic_write_bytes(folder / "probe.safetensors", weights)
         config = {"kind": PROBE_KIND, "classes": self.classes} | (self.meta or {}) | meta
-        (folder / "classifier.json").write_text(json.dumps(config, indent=2))
+        atomic_write_bytes(folder / "classifier.json", json.dumps(config, indent=2).encode())
         return folder
 
     @classmethod

@@ -38,9 +38,10 @@ def save_checkpoint(
     path, model, model_type: str, tokenizer, *, dtype: str = "float32", extra: dict | None = None
 ) -> Path:
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from espressivo import __version__
+    from espressivo.io.files import atomic_write_bytes
 
     if dtype not in DTYPES:
         raise EspressivoError(f"dtype must be one of {', '.join(DTYPES)}")
@@ -54,8 +55,7 @@ def save_checkpoint(
             continue
         seen.add(tensor.data_ptr())
         state[name] = tensor.detach().to("cpu", target if tensor.is_floating_point() else tensor.dtype).contiguous()
-    save_file(state, str(path / "model.safetensors"))
-    os.chmod(path / "model.safetensors", 0o644)
+    atomic_write_bytes(path / "model.safetensors", save(state))  # a crash never leaves half a file
     config = {
         "model_type": model_type,
         "model": asdict(model.config),
@@ -63,7 +63,7 @@ def save_checkpoint(
         "dtype": dtype,
         "espressivo_version": __version__,
     } | (extra or {})
-    (path / "config.json").write_text(json.dumps(config, indent=2))
+    atomic_write_bytes(path / "config.json", json.dumps(config, indent=2).encode())
     return path
 
 

@@ -63,13 +63,18 @@ def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise EspressivoError(f"{path}: is a directory")
+    import io
+
+    from espressivo.io.files import atomic_write_bytes
+
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        fig.savefig(buffer, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
     except (OSError, ValueError) as err:
         raise EspressivoError(f"{path}: cannot write figure ({err})") from None
     finally:
         _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())  # a reader never sees half a picture
     return path
 
 
