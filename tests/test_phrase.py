@@ -32,7 +32,7 @@ from espressivo.models import build_model
 from espressivo.models.checkpoint import load_pretrained, save_checkpoint
 from espressivo.render import RenderOptions, render
 from espressivo.render import families as families_module
-from espressivo.render.phrase import sample, smooth_noise, windows
+from espressivo.render.phrase import pedal_decision, sample, smooth_noise, windows
 
 from .conftest import EXAMPLES, small_pairs, tiny_score
 
@@ -211,6 +211,16 @@ def test_model_loss_and_gradients_and_a_renderer_encoder_to_start_from():
     assert kept and all(k.startswith(("embed.", "features.", "encoder.", "encoder_norm.")) for k in kept)
 
 
+def test_the_pedal_is_held_per_onset_and_lifted_where_the_model_expects_a_change():
+    probability = np.array([[0.9, 0.9, 0.9, 0.9], [0.9, 0.8, 0.8, 0.8],  # one onset, held
+                            [0.3, 0.9, 0.9, 0.9],  # held, but much lower at the onset: a change
+                            [0.2, 0.3, 0.2, 0.2]])  # fmt: skip
+    group = np.array([0, 0, 1, 2])
+    down = pedal_decision(probability, group, threshold=0.5, lift=0.2)
+    assert down.tolist() == [[True] * 4, [True] * 4, [False, True, True, True], [False] * 4]
+    assert not pedal_decision(probability, group, threshold=0.95, lift=0.2).any()
+
+
 def test_windows_cover_every_note_within_the_beat_limit():
     beat = np.repeat(np.arange(300), 4)
     spans = windows(beat, 128, 20)
@@ -233,6 +243,7 @@ def test_expressiveness_zero_is_deadpan():
     prediction = {name: rng.normal(size=(6, 2)) for name in ("tempo", "level")}
     prediction |= {name: rng.normal(size=(10, 2)) for name in ("timing", "velocity", "articulation")}
     prediction["pedal"] = rng.random((10, 4))
+    prediction["group"] = np.arange(10) // 2
     flat = sample(prediction, expressiveness=0.0, temperature=1.0, seed=0)
     assert not flat["tempo"].any() and np.ptp(flat["level"]) == 0 and not flat["pedal"].any()
     assert not flat["timing"].any() and not flat["articulation"].any()

@@ -24,7 +24,13 @@ import numpy as np
 from espressivo.core import Score
 from espressivo.errors import EspressivoError
 from espressivo.features.phrase import beat_index as score_beats
-from espressivo.features.phrase import phrase_features, phrase_performance, written_beat_seconds, written_seconds
+from espressivo.features.phrase import (
+    onset_keys,
+    phrase_features,
+    phrase_performance,
+    written_beat_seconds,
+    written_seconds,
+)
 from espressivo.features.score import score_features
 from espressivo.features.slots import dynamics_velocity, score_slots
 from espressivo.models.phrase import CURVES, DEVIATIONS
@@ -102,6 +108,7 @@ def predict(model, score: Score, qpm: float | None, tokenizer) -> dict[str, np.n
         result[name] /= note_weight[:, None]
     result["pedal"] /= note_weight[:, None]
     filled = beat_weight > 0
+    result["group"] = onset_keys(onset_beat)[1]
     for name in CURVES:
         curve = result[name]
         curve[filled] /= beat_weight[filled, None]
@@ -147,9 +154,25 @@ def sample(
         value = centre + gain * (mean - centre) + t * noise_share * sd * noise
         neutral = value.mean() if name == "level" else NEUTRAL[name]
         out[name] = neutral + e * (value - neutral)
-    threshold = calibration.get("pedal", {}).get("threshold", 0.5)
-    out["pedal"] = (prediction["pedal"] >= threshold) & (e > 0)
+    pedal = calibration.get("pedal", {})
+    out["pedal"] = pedal_decision(prediction["pedal"], prediction["group"], pedal.get("threshold", 0.5),
+                                  pedal.get("lift", 1.0)) & (e > 0)  # fmt: skip
     return out
+
+
+def pedal_decision(probability: np.ndarray, group: np.ndarray, threshold: float, lift: float) -> np.ndarray:
+    """(n, 4) pedal samples from the predicted probabilities, one decision per score onset (``group``): the
+    pedal is held through the onset where its notes' mean probability over the later samples (¼, ½, ¾ of the
+    IOI) reaches ``threshold``, and lifted at the onset itself (a change: up at the new harmony, down again
+    after it) where the probability at the onset lies ``lift`` or more below that."""
+    count = np.bincount(group)
+    later = np.bincount(group, weights=probability[:, 1:].mean(1)) / count
+    at_onset = np.bincount(group, weights=probability[:, 0]) / count
+    held = later >= threshold
+    lifted = held & (later - at_onset >= lift)
+    samples = np.repeat(held[:, None], probability.shape[1], axis=1)
+    samples[:, 0] &= ~lifted
+    return samples[group]
 
 
 def _presses(down: np.ndarray) -> int:
@@ -157,31 +180,57 @@ def _presses(down: np.ndarray) -> int:
     return int(flat[0]) + int((flat[1:] & ~flat[:-1]).sum()) if len(flat) else 0
 
 
-def _pedal_threshold(predicted: list[np.ndarray], true: list[np.ndarray]) -> float:
-    """The probability above which the pedal is down, chosen so that the rendered pedal is pressed as often
-    as the pianists press it (presses counted over the notes' four samples in score order, per window)."""
-    target = sum(_presses(t) for t in true)
-    grid = np.round(np.arange(0.30, 0.91, 0.02), 2)
-    counts = np.array([sum(_presses(p >= g) for p in predicted) for g in grid])
-    return float(grid[int(np.argmin(np.abs(counts - target)))]) if target else 0.5
+def _first_of_groups(group: np.ndarray) -> np.ndarray:
+    return np.concatenate([[True], group[1:] != group[:-1]])
+
+
+def _pedal_calibration(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """The held threshold and the lift margin of :func:`pedal_decision`, from validation windows of (predicted
+    probabilities, true samples, onset group) per played note: the threshold at which the pedal is held at as
+    many onsets as the pianists hold it, then the margin at which it is pressed as often as they press it
+    (presses counted over each onset's four samples, in score order)."""
+    true_held, true_presses, total = 0, 0, 0
+    for _, true, group in windows:
+        first = _first_of_groups(group)
+        onset = true[first]
+        true_held += int((onset[:, 1:].mean(1) >= 0.5).sum())
+        true_presses += _presses(onset)
+        total += int(first.sum())
+    if not total or not true_held:
+        return {"threshold": 0.5, "lift": 1.0}
+    grid = np.round(np.arange(0.20, 0.951, 0.01), 2)
+    held = np.zeros(len(grid))
+    for predicted, _, group in windows:
+        first = _first_of_groups(group)
+        later = predicted[:, 1:].mean(1)[first]
+        held += (later[None, :] >= grid[:, None]).sum(1)
+    threshold = float(grid[int(np.argmin(np.abs(held - true_held)))])
+    lifts = np.round(np.arange(0.0, 0.301, 0.005), 3)
+    presses = np.zeros(len(lifts))
+    for predicted, _, group in windows:
+        first = _first_of_groups(group)
+        for k, lift in enumerate(lifts):
+            presses[k] += _presses(pedal_decision(predicted, group, threshold, lift)[first])
+    lift = float(lifts[int(np.argmin(np.abs(presses - true_presses)))])
+    return {"threshold": threshold, "lift": lift}
 
 
 def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float = 3.0) -> dict:
     """Per output, the gain that gives the rendering the pianists' spread inside a window: ``gain^2 Var(mean)
     + noise^2 E[sd^2] = Var(target)`` (variances within windows, over the measured beats / matched notes),
-    at least 1 and at most ``max_gain``; and the pedal's threshold (:func:`_pedal_threshold`).
+    at least 1 and at most ``max_gain``; and the pedal's decision (:func:`_pedal_calibration`).
     ``windows``: :class:`~espressivo.data.phrase.PhrasePairs` windows of the validation split."""
     import torch
 
     sums = {name: np.zeros(3) for name in (*CURVES, *DEVIATIONS)}
-    pedal_pred, pedal_true = [], []
+    pedal_windows = []
     with torch.inference_mode():
         for w in windows:
             batch = {k: torch.from_numpy(w[k][None]) for k in ("src", "features", "beat", "keep")}
             out = {k: v[0].float().numpy() for k, v in model.predict(**batch).items()}
-            played = w["note_ok"] & w["keep"]
-            pedal_pred.append(1 / (1 + np.exp(-out["pedal"][played])))
-            pedal_true.append(w["pedal"][played] > 0.5)
+            real = w["keep"]
+            group = np.cumsum(w["src"][real, 1] > 0)  # a deadpan IOI of 0: the same onset as the note before
+            pedal_windows.append((1 / (1 + np.exp(-out["pedal"][real])), w["pedal"][real] > 0.5, group))
             for name in (*CURVES, *DEVIATIONS):
                 ok = w[f"{name}_ok"] if name in CURVES else (w["note_ok"] & w["keep"])
                 pred = out[name][: len(ok)][ok[: len(out[name])]] if name in CURVES else out[name][ok]
@@ -190,7 +239,7 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
                     continue
                 mu, sd2 = pred[:, 0], np.exp(2 * pred[:, 1])
                 sums[name] += [len(target) * target.var(), len(target) * mu.var(), sd2.sum()]
-    result = {"pedal": {"threshold": _pedal_threshold(pedal_pred, pedal_true)}}
+    result = {"pedal": _pedal_calibration(pedal_windows)}
     for name, (var_y, var_mu, sd2) in sums.items():
         share = float(noise.get(name, 0.5) if isinstance(noise, dict) else noise)
         room = max(var_y - share**2 * sd2, 0.0)
