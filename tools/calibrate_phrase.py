@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from espressivo.data.phrase import PhrasePairs
+from espressivo.errors import EspressivoError
 from espressivo.io.files import atomic_write_bytes
 from espressivo.models.checkpoint import load_pretrained
 from espressivo.render.phrase import fit_calibration
@@ -28,7 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     pretrained = load_pretrained(args.checkpoint)
     c = pretrained.model.config
-    windows = PhrasePairs(args.pairs, "validation", pretrained.tokenizer, 512, c.max_beats).windows()
+    notes = min(512, c.max_notes)  # the windows it renders with (render.phrase.WINDOW), at most its own
+    windows = PhrasePairs(args.pairs, "validation", pretrained.tokenizer, notes, c.max_beats).windows()
     noise = {name: args.noise for name in ("tempo", "level", "timing", "velocity", "articulation")}
     if args.tempo_noise is not None:
         noise["tempo"] = args.tempo_noise
@@ -41,4 +44,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except EspressivoError as err:
+        sys.exit(f"calibrate_phrase: {err}")

@@ -155,20 +155,25 @@ def sample(
         neutral = value.mean() if name == "level" else NEUTRAL[name]
         out[name] = neutral + e * (value - neutral)
     pedal = calibration.get("pedal", {})
-    out["pedal"] = pedal_decision(prediction["pedal"], prediction["group"], pedal.get("threshold", 0.5),
+    out["pedal"] = pedal_decision(prediction["pedal"], prediction["group"], pedal.get("hold", 1.0),
                                   pedal.get("lift", 1.0)) & (e > 0)  # fmt: skip
     return out
 
 
-def pedal_decision(probability: np.ndarray, group: np.ndarray, threshold: float, lift: float) -> np.ndarray:
-    """(n, 4) pedal samples from the predicted probabilities, one decision per score onset (``group``): the
-    pedal is held through the onset where its notes' mean probability over the later samples (¼, ½, ¾ of the
-    IOI) reaches ``threshold``, and lifted at the onset itself (a change: up at the new harmony, down again
-    after it) where the probability at the onset lies ``lift`` or more below that."""
+def pedal_decision(probability: np.ndarray, group: np.ndarray, hold: float = 1.0, lift: float = 1.0) -> np.ndarray:
+    """(n, 4) pedal samples from the predicted probabilities, one decision per score onset (``group``).  The
+    model's probability is an average over pianists, who each pedal decisively: the pedal is held at the share
+    of onsets the model expects it held (``hold`` x the mean probability over the later samples at ¼, ½, ¾ of
+    the IOI), at the onsets where that probability is highest; it is lifted at an onset itself (a change: up at
+    the new harmony, down again just after) where the probability at the onset lies ``lift`` or more below it."""
     count = np.bincount(group)
     later = np.bincount(group, weights=probability[:, 1:].mean(1)) / count
     at_onset = np.bincount(group, weights=probability[:, 0]) / count
-    held = later >= threshold
+    share = float(np.clip(hold * later.mean(), 0.0, 1.0)) if len(later) else 0.0
+    if share <= 0:
+        held = np.zeros(len(later), bool)
+    else:
+        held = later >= np.quantile(later, 1.0 - share)
     lifted = held & (later - at_onset >= lift)
     samples = np.repeat(held[:, None], probability.shape[1], axis=1)
     samples[:, 0] &= ~lifted
@@ -185,34 +190,32 @@ def _first_of_groups(group: np.ndarray) -> np.ndarray:
 
 
 def _pedal_calibration(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
-    """The held threshold and the lift margin of :func:`pedal_decision`, from validation windows of (predicted
-    probabilities, true samples, onset group) per played note: the threshold at which the pedal is held at as
-    many onsets as the pianists hold it, then the margin at which it is pressed as often as they press it
-    (presses counted over each onset's four samples, in score order)."""
-    true_held, true_presses, total = 0, 0, 0
+    """``hold`` and ``lift`` of :func:`pedal_decision`, from validation windows of (predicted probabilities, true
+    samples, onset group) per note: the hold at which the pedal is held at as many onsets as the pianists hold
+    it, then the lift at which it is pressed as often as they press it (presses counted over each onset's four
+    samples, in score order)."""
+    true_held, true_presses = 0, 0
     for _, true, group in windows:
-        first = _first_of_groups(group)
-        onset = true[first]
+        onset = true[_first_of_groups(group)]
         true_held += int((onset[:, 1:].mean(1) >= 0.5).sum())
         true_presses += _presses(onset)
-        total += int(first.sum())
-    if not total or not true_held:
-        return {"threshold": 0.5, "lift": 1.0}
-    grid = np.round(np.arange(0.20, 0.951, 0.01), 2)
-    held = np.zeros(len(grid))
+    if not true_held:
+        return {"hold": 1.0, "lift": 1.0}
+    holds = np.round(np.arange(0.5, 2.001, 0.05), 2)
+    held = np.zeros(len(holds))
     for predicted, _, group in windows:
         first = _first_of_groups(group)
-        later = predicted[:, 1:].mean(1)[first]
-        held += (later[None, :] >= grid[:, None]).sum(1)
-    threshold = float(grid[int(np.argmin(np.abs(held - true_held)))])
+        for k, hold in enumerate(holds):
+            held[k] += int(pedal_decision(predicted, group, hold, 1.0)[first][:, 1].sum())
+    hold = float(holds[int(np.argmin(np.abs(held - true_held)))])
     lifts = np.round(np.arange(0.0, 0.301, 0.005), 3)
     presses = np.zeros(len(lifts))
     for predicted, _, group in windows:
         first = _first_of_groups(group)
         for k, lift in enumerate(lifts):
-            presses[k] += _presses(pedal_decision(predicted, group, threshold, lift)[first])
+            presses[k] += _presses(pedal_decision(predicted, group, hold, lift)[first])
     lift = float(lifts[int(np.argmin(np.abs(presses - true_presses)))])
-    return {"threshold": threshold, "lift": lift}
+    return {"hold": hold, "lift": lift}
 
 
 def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float = 3.0) -> dict:
@@ -223,7 +226,7 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
     import torch
 
     sums = {name: np.zeros(3) for name in (*CURVES, *DEVIATIONS)}
-    pedal_windows = []
+    pedal_windows, leads = [], [0.0, 0.0]
     with torch.inference_mode():
         for w in windows:
             batch = {k: torch.from_numpy(w[k][None]) for k in ("src", "features", "beat", "keep")}
@@ -231,6 +234,8 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
             real = w["keep"]
             group = np.cumsum(w["src"][real, 1] > 0)  # a deadpan IOI of 0: the same onset as the note before
             pedal_windows.append((1 / (1 + np.exp(-out["pedal"][real])), w["pedal"][real] > 0.5, group))
+            lead_true, lead_pred = _leads(w, out["velocity"][:, 0], group)
+            leads += [lead_true, lead_pred]
             for name in (*CURVES, *DEVIATIONS):
                 ok = w[f"{name}_ok"] if name in CURVES else (w["note_ok"] & w["keep"])
                 pred = out[name][: len(ok)][ok[: len(out[name])]] if name in CURVES else out[name][ok]
@@ -245,7 +250,31 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
         room = max(var_y - share**2 * sd2, 0.0)
         gain = float(np.clip(np.sqrt(room / var_mu), 1.0, max_gain)) if var_mu > 0 else 1.0
         result[name] = {"gain": round(gain, 3), "noise": share}
+    # the velocity deviations are mostly voicing: their gain sets the melody's lead over the other notes of its
+    # onset to the pianists' (a spread-matching gain would voice the melody far above them)
+    totals = np.sum(np.reshape(leads, (-1, 2)), axis=0)
+    if totals[1] > 0:
+        result["velocity"]["gain"] = round(float(np.clip(totals[0] / totals[1], 1.0, max_gain)), 3)
     return result
+
+
+def _leads(window: dict, predicted: np.ndarray, group: np.ndarray) -> tuple[float, float]:
+    """Summed (top note - mean of the others) velocity deviation over the onsets of two or more matched notes:
+    the pianists' and the predicted means'."""
+    from espressivo.features.phrase import DERIVED, N_FEATURES
+
+    real = window["keep"]
+    ok = window["note_ok"][real]
+    below = window["features"][real, N_FEATURES + 12 + DERIVED.index("below_top")]
+    total = [0.0, 0.0]
+    for k, values in enumerate((window["velocity"][real], predicted[: int(real.sum())])):
+        top = np.bincount(group[ok], weights=np.where(below[ok] == 0, values[ok], 0.0), minlength=group.max() + 1)
+        n_top = np.bincount(group[ok], weights=(below[ok] == 0).astype(float), minlength=group.max() + 1)
+        rest = np.bincount(group[ok], weights=np.where(below[ok] > 0, values[ok], 0.0), minlength=group.max() + 1)
+        n_rest = np.bincount(group[ok], weights=(below[ok] > 0).astype(float), minlength=group.max() + 1)
+        both = (n_top > 0) & (n_rest > 0)
+        total[k] = float((top[both] / n_top[both] - rest[both] / n_rest[both]).sum())
+    return total[0], total[1]
 
 
 def render_phrase(pretrained, score: Score, options, variations: int = 1) -> list:
