@@ -250,6 +250,9 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
         room = max(var_y - share**2 * sd2, 0.0)
         gain = float(np.clip(np.sqrt(room / var_mu), 1.0, max_gain)) if var_mu > 0 else 1.0
         result[name] = {"gain": round(gain, 3), "noise": share}
+    # onset timing is left as predicted: its mean is small except for grace notes, which a gain would throw
+    # far ahead of their main note, and most of its spread is asynchrony the model cannot place
+    result["timing"]["gain"] = 1.0
     # the velocity deviations are mostly voicing: their gain sets the melody's lead over the other notes of its
     # onset to the pianists' (a spread-matching gain would voice the melody far above them)
     totals = np.sum(np.reshape(leads, (-1, 2)), axis=0)
