@@ -83,6 +83,8 @@ def test_data_scan_folder(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
 def test_demo_as_a_user_runs_it(tmp_path):
+    from espressivo.render.families import DEFAULT_RENDERER
+
     """The real console entry point, in a separate process, as `make demo` runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "espressivo", "demo", "--out", str(tmp_path / "out")],
@@ -96,7 +98,7 @@ def test_demo_as_a_user_runs_it(tmp_path):
     assert (tmp_path / "out" / "etude_performance.png").stat().st_size > 20_000
     assert "Espressivo Etude No. 1" in result.stdout
     similarity = result.stdout.split("cosine similarity to the human performance: ")[1].splitlines()[0]
-    assert similarity.startswith("renderer-small ") and -1 <= float(similarity.split()[1].rstrip(",")) <= 1
+    assert similarity.startswith(f"{DEFAULT_RENDERER} ") and -1 <= float(similarity.split()[1].rstrip(",")) <= 1
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):

@@ -72,7 +72,7 @@ def main(run: str, name: str, evaluation: str, system: str = "") -> None:
     train = pretrained.config.get("train", {})
     task = train.get("task", "lm")
     if task == "auto":
-        task = {"renderer": "render", "cvrnn": "cvrnn"}.get(pretrained.model_type, "lm")
+        task = {"renderer": "render", "cvrnn": "cvrnn", "phrase": "phrase"}.get(pretrained.model_type, "lm")
     extra = {
         "name": name,
         "evaluation": _evaluation(pretrained, report, system or name),
@@ -84,6 +84,8 @@ def main(run: str, name: str, evaluation: str, system: str = "") -> None:
             "config": {k: v for k, v in train.items() if k not in ("data", "out")},
         },
     }
+    if pretrained.config.get("sampling"):  # a phrase renderer's calibration (tools/calibrate_phrase.py)
+        extra["sampling"] = pretrained.config["sampling"]
     out = save_checkpoint(
         PACKAGE / name, pretrained.model, pretrained.model_type, pretrained.tokenizer, dtype="float16", extra=extra
     )

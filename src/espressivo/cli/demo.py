@@ -15,6 +15,7 @@ from espressivo.cli.common import (
     performance_summary,
 )
 from espressivo.io import read_alignment, read_midi, read_score
+from espressivo.render.families import DEFAULT_RENDERER
 
 
 @app.command("demo")
@@ -48,20 +49,20 @@ def demo(out: Path = Path("out")) -> None:
     from espressivo.io import write_midi
     from espressivo.render import RenderOptions, render, write_tempo_mapped
 
-    pretrained = _load_renderer("renderer-small")
+    pretrained = _load_renderer(DEFAULT_RENDERER)
     rendered = render(pretrained, score, RenderOptions(seed=0))[0].performance
     write_midi(rendered, out / "etude_rendered.mid")
     write_tempo_mapped(score, rendered, out / "etude_rendered_editable.mid")
     wav = synthesize(rendered, out / "etude_rendered.wav")
     aligned = Alignment.from_pairs(score.notes["id"][rendered.notes["id"]], rendered.notes["id"])
-    png = plot_pair(score, rendered, aligned, out / "etude_rendered.png", title="renderer-small, seed 0")
+    png = plot_pair(score, rendered, aligned, out / "etude_rendered.png", title=f"{DEFAULT_RENDERER}, seed 0")
     print(
-        f"rendered the score with renderer-small: {out / 'etude_rendered.mid'} ({len(rendered)} notes, "
+        f"rendered the score with {DEFAULT_RENDERER}: {out / 'etude_rendered.mid'} ({len(rendered)} notes, "
         f"{rendered.end_sec:.1f} s), {out / 'etude_rendered_editable.mid'}, {wav}, {png}"
     )
     from espressivo.models.checkpoint import shipped_models
 
-    performances = {"the human performance": perf, "renderer-small": rendered}
+    performances = {"the human performance": perf, DEFAULT_RENDERER: rendered}
     if "cvrnn-small" in shipped_models():  # the interpretation latent: its strongest dimension pushed both ways
         from espressivo.render.cvrnn import render_cvrnn
 

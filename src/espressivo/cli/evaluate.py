@@ -16,6 +16,7 @@ from espressivo.errors import EspressivoError
 from espressivo.io import read_midi
 from espressivo.io.files import atomic_write_bytes
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
+from espressivo.render.families import DEFAULT_RENDERER
 from espressivo.render.rolls import ROLL_STEP_BEATS
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
 
@@ -102,7 +103,7 @@ def evaluate_lm(
 
 @app.command("evaluate render")
 def evaluate_render(
-    model: str = "renderer-small",
+    model: str = DEFAULT_RENDERER,
     split: Literal["train", "validation", "test"] = "test",
     pairs: Path = Path("data/pairs"),
     root: Path | None = None,

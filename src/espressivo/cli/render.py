@@ -18,6 +18,7 @@ from espressivo.io import read_score
 from espressivo.io.aligned import read_aligned
 from espressivo.io.files import atomic_write_bytes
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
+from espressivo.render.families import DEFAULT_RENDERER
 from espressivo.render.rolls import ROLL_STEP_BEATS
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
 
@@ -37,7 +38,7 @@ from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, D
 def render_command(
     score: Path,
     output: Path | None = None,
-    model: str = "renderer-small",
+    model: str = DEFAULT_RENDERER,
     temperature: float = 1.0,
     top_p: float = 0.95,
     seed: int = 0,
