@@ -291,3 +291,28 @@ def test_seeds_and_lengths_out_of_range_are_refused(tmp_path, capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ("--seed" in err or "--tokens" in err), err
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("<divisions>1</divisions>", "<divisions>0</divisions>"),
+     ("<divisions>1</divisions>", "<divisions>-4</divisions>"),
+     ("<duration>4</duration>", "<duration>nan</duration>"),
+     ("<beats>4</beats><beat-type>4</beat-type>", "<beats>0</beats><beat-type>0</beat-type>"),
+     ("</attributes>", '</attributes><direction><sound tempo="-72"/></direction>'),
+     ("</attributes>", "</attributes><direction><direction-type><metronome><beat-unit>quarter</beat-unit>"
+                       "<per-minute>-72</per-minute></metronome></direction-type></direction>")],
+)  # fmt: skip
+def test_scores_with_broken_semantics_are_refused_in_one_line(tmp_path, capsys, old, new):
+    good = _score_with(tmp_path, "<step>C</step><octave>4</octave>")
+    text = good.read_text().replace('<time><beats>4</beats><beat-type>4</beat-type></time>',
+                                    "<time><beats>4</beats><beat-type>4</beat-type></time>")  # fmt: skip
+    assert old in text
+    bad = tmp_path / "bad.musicxml"
+    bad.write_text(text.replace(old, new, 1))
+    assert len(read_score(good)) == 1
+    with pytest.raises(EspressivoError, match="makes no sense"):
+        read_score(bad)
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err

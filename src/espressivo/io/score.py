@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import warnings
 from dataclasses import replace
@@ -111,8 +112,10 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
         if problem:
             warnings.warn(problem, stacklevel=2)
         return score
-    except EspressivoError:
-        raise
+    except EspressivoError as err:
+        if str(path) in str(err):
+            raise
+        raise EspressivoError(f"{path}: {err}") from None
     except RecursionError:
         raise EspressivoError(f"{path}: score structure too deeply nested to read") from None
     except Exception as err:  # partitura raises many types on malformed files
@@ -210,6 +213,7 @@ def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int], frozenset[str]
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError:
         return data, {}, frozenset()  # partitura reports the malformed file
+    _check_semantics(root)
     missing = [note for note in root.iter("note") if not note.get("id")]
     taken = {note.get("id") for note in root.iter("note")}
     for k, note in enumerate(missing):
@@ -225,6 +229,43 @@ def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int], frozenset[str]
     notes = root.iter("note")
     chords = frozenset(n.get("id") for n in notes if n.find("grace") is not None and n.find("chord") is not None)
     return (etree.tostring(root) if missing else data), marks, chords
+
+
+def _number(element, name: str) -> float | None:
+    text = (element.text or "").strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise EspressivoError(f"<{name}> is not a number: {text[:20]!r}") from None
+
+
+def _check_semantics(root) -> None:
+    """Refuse, in one line, what partitura would read into nonsense: ``<divisions>`` of 0 or below (0 doubles the
+    piece), durations that are not finite, a time signature of 0 beats or beat type, a metronome
+    mark or sound tempo that is not a positive number."""
+    for name, low, allow_equal in (("divisions", 0.0, False), ("duration", -np.inf, True), ("beats", 0.0, False),
+                                   ("beat-type", 0.0, False), ("per-minute", 0.0, False)):  # fmt: skip
+        # (a negative <duration> occurs in real files, e.g. (n)ASAP's Kreisleriana 3, and partitura copes)
+        for element in root.iter(name):
+            if name == "beats" and "+" in (element.text or ""):
+                continue  # composite meters such as 3+2
+            if name == "per-minute":  # free text in MusicXML ("c. 132"): judge the number in it, if any
+                found = re.search(r"-?\d+(\.\d*)?", element.text or "")
+                if found is None:
+                    continue
+                element = type("Text", (), {"text": found.group(0)})
+            value = _number(element, name)
+            if not np.isfinite(value) or value < low or (value == low and not allow_equal):
+                raise EspressivoError(f"<{name}>{(element.text or '').strip()[:20]}</{name}> makes no sense in a score")
+    for sound in root.iter("sound"):
+        tempo = sound.get("tempo")
+        if tempo is not None:
+            try:
+                value = float(tempo)
+            except ValueError:
+                raise EspressivoError(f'<sound tempo="{tempo[:20]}"> is not a number') from None
+            if not np.isfinite(value) or value <= 0:
+                raise EspressivoError(f'<sound tempo="{tempo[:20]}"> makes no sense in a score')
 
 
 def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:
