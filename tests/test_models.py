@@ -151,6 +151,25 @@ def test_resume_after_sigkill_reproduces_the_loss_curve(corpus, tmp_path):
     assert losses(tmp_path / "b") == reference
 
 
+def test_a_kill_between_the_checkpoint_renames_is_recovered(tmp_path):
+    """Killed after `last` became `last.old` and before `.last.tmp` became `last`: the newer one comes back."""
+    from espressivo.train.engine import recover_dir
+
+    needs = ("model.safetensors", "config.json", "state.json", "optimizer.pt")
+    for name, step in ((".last.tmp", "2"), ("last.old", "1")):
+        (tmp_path / name).mkdir()
+        for file in needs:
+            (tmp_path / name / file).write_text(step)
+    assert recover_dir(tmp_path / "last", needs)
+    assert (tmp_path / "last" / "state.json").read_text() == "2" and (tmp_path / "last.old").exists()
+    (tmp_path / "last").rename(tmp_path / "gone")  # only the old one left, and a half-written tmp
+    (tmp_path / ".last.tmp").mkdir()
+    (tmp_path / ".last.tmp" / "model.safetensors").write_text("partial")
+    assert recover_dir(tmp_path / "last", needs)
+    assert (tmp_path / "last" / "state.json").read_text() == "1"
+    assert not recover_dir(tmp_path / "nothing", needs)
+
+
 def test_ddp_two_cpu_processes_stay_in_sync(corpus, tmp_path):
     config = write_config(tmp_path / "d.yaml", corpus, tmp_path / "d", max_steps=4, eval_every=4, save_every=4)
     env = os.environ | {"OMP_NUM_THREADS": "1"}

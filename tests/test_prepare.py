@@ -100,3 +100,45 @@ def test_bad_output_and_corpus_folders(tmp_path, capsys):
     (tmp_path / "corpus" / "index.json").write_text("{broken")
     with pytest.raises(EspressivoError):
         TokenCorpus(tmp_path / "corpus")
+
+
+def test_pool_workers_die_with_their_parent(tmp_path):
+    """A killed `data prepare` leaves no worker running on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, time\n"
+        "from espressivo.data.workers import pool\n"
+        "def pid(_):\n"
+        "    time.sleep(0.2)\n"
+        "    return os.getpid()\n"
+        "if __name__ == '__main__':\n"
+        "    p = pool(2)\n"
+        "    print(' '.join(str(x) for x in sorted(set(p.map(pid, range(6))))), flush=True)\n"
+        "    p.submit(time.sleep, 60)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(x) for x in parent.stdout.readline().split()]
+    assert workers
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in _state(w)]
+        time.sleep(0.1)
+    assert not alive, f"workers {alive} outlived their parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[1].split()[0]
+    except OSError:
+        return "Z"

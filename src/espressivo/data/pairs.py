@@ -24,11 +24,11 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
 from espressivo.features.slots import pedal_sample_times
 from espressivo.io.files import atomic_write_bytes
@@ -179,7 +179,7 @@ def build_pairs(
     results: list[dict] = []
     with tqdm(total=sum(len(j[0]) for j in jobs), desc="pairs", unit="performance", disable=None) as bar:
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with worker_pool(workers) as pool:
                 for part in pool.map(_piece_job, jobs):
                     results += part
                     bar.update(len(part))

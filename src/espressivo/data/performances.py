@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from espressivo.core import PIANO_MAX_PITCH, PIANO_MIN_PITCH, Performance
 from espressivo.data.augment import Augmentation
+from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
 
 # Style period of each (n)ASAP composer.  Rachmaninoff and Scriabin (whose (n)ASAP works date from 1892-1917)
@@ -87,7 +87,7 @@ def read_sources(sources: list, workers: int = 2) -> tuple[list[Item], list[tupl
     if workers <= 1 or len(sources) < 16:
         results = map(_read, sources)
     else:
-        pool = ProcessPoolExecutor(workers)
+        pool = worker_pool(workers)
         results = pool.map(_read, sources, chunksize=16)
     try:
         for source, notes in results:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
 from espressivo.io.files import atomic_write_bytes
 
@@ -146,7 +146,7 @@ def prepare(
     bar = tqdm(total=len(sources), initial=len(sources) - pending, desc="tokenizing", unit="file", disable=not progress)
     if jobs:
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with worker_pool(workers) as pool:
                 for _, files, _ in pool.map(_build_shard, jobs):
                     bar.update(files)
         else:

@@ -167,6 +167,18 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+def recover_dir(final: Path, needs: tuple[str, ...] = ("model.safetensors", "config.json")) -> bool:
+    """After a kill between the two renames of :func:`_replace_dir` (``final`` gone, ``final.old`` and a complete
+    ``.final.tmp`` left), put the newest complete version back in place; whether ``final`` exists now."""
+    if final.exists():
+        return True
+    for candidate in (final.with_name(f".{final.name}.tmp"), final.with_name(final.name + ".old")):
+        if candidate.is_dir() and all((candidate / name).is_file() for name in needs):
+            os.replace(candidate, final)
+            return True
+    return False
+
+
 class Trainer:
     def __init__(self, config: TrainConfig):
         import torch
@@ -262,6 +274,8 @@ class Trainer:
         from safetensors.torch import load_file
 
         last = self.out / "last"
+        recover_dir(self.out / "best")
+        recover_dir(last, ("model.safetensors", "config.json", "state.json", "optimizer.pt"))
         if not (last / "state.json").is_file():
             raise EspressivoError(f"{last}: nothing to resume from")
         self.model.load_state_dict(load_file(last / "model.safetensors"), strict=False)
