@@ -281,7 +281,9 @@ def test_outputs_never_overwrite_inputs_and_match_their_format(tmp_path, capsys)
     [["render", "{etude}", "-o", "{out}", "--seed", "18446744073709551616"],
      ["render", "{etude}", "-o", "{out}", "--seed", "-1"],
      ["generate", "-o", "{out}", "--seed", "18446744073709551616"],
-     ["generate", "-o", "{out}", "--tokens", "1000000000000"]],
+     ["generate", "-o", "{out}", "--tokens", "1000000000000"],
+     ["generate", "-o", "{out}", "--threads", "0"],
+     ["render", "{etude}", "-o", "{out}", "--threads", "-1"]],
 )  # fmt: skip
 def test_seeds_and_lengths_out_of_range_are_refused(tmp_path, capsys, argv):
     from .conftest import EXAMPLES
@@ -290,7 +292,7 @@ def test_seeds_and_lengths_out_of_range_are_refused(tmp_path, capsys, argv):
             for a in argv]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and ("--seed" in err or "--tokens" in err), err
+    assert len(err.splitlines()) == 1 and ("--seed" in err or "--tokens" in err or "--threads" in err), err
 
 
 @pytest.mark.parametrize(

@@ -298,6 +298,35 @@ def test_a_new_family_is_one_registry_line(phrase_checkpoint, etude, monkeypatch
         render(pretrained, etude, RenderOptions(roll_step=0.3))
 
 
+def test_thread_count_is_chosen_by_the_family_and_restored(tiny_checkpoint, phrase_checkpoint, etude):
+    """Note-by-note sampling runs on one thread whatever torch's setting (fastest, no spinning on a busy machine,
+    and the same notes for a seed on any machine); the setting is restored afterwards."""
+    import importlib
+
+    notewise = importlib.import_module(
+        "espressivo.render.render"
+    )  # the module (the package's `render` is the function)
+
+    seen = []
+    original = notewise.render_notewise
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        notewise.render_notewise = spy
+        first = render(load_pretrained(tiny_checkpoint), etude, RenderOptions(seed=1))[0].performance
+        again = render(load_pretrained(tiny_checkpoint), etude, RenderOptions(seed=1, threads=1))[0].performance
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+        assert np.array_equal(first.notes, again.notes)
+    finally:
+        notewise.render_notewise = original
+        torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------- shape figures
 def test_melody_lead_and_pedal_presses():
     score = tiny_score([0.0, 0.0, 0.0, 1.0, 2.0, 2.0], [1.0] * 6, [48, 55, 72, 60, 50, 74])

@@ -13,6 +13,12 @@ from espressivo.errors import EspressivoError
 from espressivo.io import read_midi
 
 
+def _threads(count: int) -> int:
+    if not 1 <= count <= 256:
+        raise EspressivoError("--threads must lie in 1..256")
+    return count
+
+
 def _write_generated(performances, output: Path, wav: bool, plot: bool) -> None:
     from espressivo.io import write_midi
 
@@ -52,6 +58,7 @@ def generate(
     beam: int = 1,
     seed: int = 0,
     variations: int = 1,
+    threads: int = 1,
     wav: bool = False,
     plot: bool = False,
 ) -> None:
@@ -69,6 +76,7 @@ def generate(
         beam: beam search width (1: sampling)
         seed: random seed
         variations: how many performances
+        threads: torch CPU threads for the token loop (1: fastest one token at a time, and on a busy machine)
         wav: also write a WAV next to each MIDI file
         plot: also write a piano-roll PNG
     """
@@ -82,8 +90,9 @@ def generate(
     config = _sampling(temperature, top_k, top_p, min_p, beam, seed)
     pretrained = load_pretrained(model)
     perfs = generate_performances(
-        pretrained, config, seconds=0 if tokens else seconds, max_tokens=tokens, variations=variations
-    )
+        pretrained, config, seconds=0 if tokens else seconds, max_tokens=tokens, variations=variations,
+        num_threads=_threads(threads),
+    )  # fmt: skip
     _write_generated(perfs, output, wav, plot)
 
 
@@ -101,6 +110,7 @@ def continue_(
     beam: int = 1,
     seed: int = 0,
     variations: int = 1,
+    threads: int = 1,
     wav: bool = False,
     plot: bool = False,
 ) -> None:
@@ -120,6 +130,7 @@ def continue_(
         beam: beam search width (1: sampling)
         seed: random seed
         variations: how many continuations
+        threads: torch CPU threads for the token loop (1: fastest one token at a time, and on a busy machine)
         wav: also write WAV files
         plot: also write piano-roll PNGs
     """
@@ -134,5 +145,6 @@ def continue_(
     config = _sampling(temperature, top_k, top_p, min_p, beam, seed)
     pretrained = load_pretrained(model)
     head = read_midi(prompt).slice(0, prompt_seconds)
-    perfs = generate_performances(pretrained, config, prompt_performance=head, seconds=seconds, variations=variations)
+    perfs = generate_performances(pretrained, config, prompt_performance=head, seconds=seconds, variations=variations,
+                                  num_threads=_threads(threads))  # fmt: skip
     _write_generated(perfs, output, wav, plot)

@@ -27,7 +27,7 @@ from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, D
     "render",
     short_flags={"output": "-o"},
     groups={
-        "performance": ("model", "seed", "temperature", "expressiveness", "variations"),
+        "performance": ("model", "seed", "temperature", "expressiveness", "variations", "threads"),
         "tempo and dynamics": ("tempo", "tempo_scale", "dynamics_scale", "repeats"),
         "output": ("wav", "plot", "tempo_mapped"),
         "style (cvrnn-small)": ("interpretation", "reference", "reference_score"),
@@ -54,6 +54,7 @@ def render_command(
     roll_step: float = ROLL_STEP_BEATS,
     estimate_tempo: bool = True,
     expressiveness: float = 1.0,
+    threads: int = 0,
     wav: bool = False,
     plot: bool = False,
     tempo_mapped: Path | None = None,
@@ -107,6 +108,8 @@ def render_command(
             as notation programs assume)
         expressiveness: phrase renderer: how much expression, 0 (deadpan) .. 1 (as trained) .. 3 (exaggerated);
             scales its tempo and loudness curves and note deviations
+        threads: torch CPU threads (0: chosen by the renderer: one for note-by-note sampling, which is fastest
+            and does not spin on a busy machine; torch's default for the phrase renderer's batched windows)
         wav: also write OUTPUT.wav (FluidSynth)
         plot: also write OUTPUT.png: piano roll, tempo and velocity curves against the score
         tempo_mapped: also write this editable MIDI: notes on the score grid, timing in tempo events
@@ -148,6 +151,7 @@ def render_command(
         roll_step=roll_step,
         estimate_tempo=estimate_tempo,
         expressiveness=expressiveness,
+        threads=threads,
     )
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")

@@ -11,6 +11,7 @@ transformer's context is a sliding window: when it is full, the cache is rebuilt
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,25 +170,29 @@ def generate_performances(
     max_tokens: int = 0,
     variations: int = 1,
     max_note_sec: float = 4.0,
+    num_threads: int = 1,
 ) -> list[Performance]:
     """Performances (the prompt included when given): always valid, invalid events are dropped by decoding.
 
     A generated note whose release never comes would sound to the end; notes are cut at ``max_note_sec``
-    (as Magenta's Performance RNN does with its maximum note duration; 0 keeps them as decoded).
+    (as Magenta's Performance RNN does with its maximum note duration; 0 keeps them as decoded).  The token loop
+    runs on ``num_threads`` torch threads (one: fastest for one token at a time, and on a busy machine; 0: torch's
+    setting).
     """
     tokenizer = pretrained.tokenizer
     prompt = (
         tokenizer.encode(prompt_performance) if prompt_performance is not None and len(prompt_performance) else None
     )
-    outputs = generate_ids(
-        pretrained.model,
-        tokenizer,
-        config,
-        prompt=prompt,
-        max_tokens=max_tokens,
-        seconds=seconds,
-        variations=variations,
-    )
+    with threads(num_threads):
+        outputs = generate_ids(
+            pretrained.model,
+            tokenizer,
+            config,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            seconds=seconds,
+            variations=variations,
+        )
     head = prompt if prompt is not None else tokenizer.start_ids()
     performances = [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
     if max_note_sec > 0:
@@ -218,3 +223,19 @@ def draw_classes(logits, temperature: float, top_p: float, generator):
     noise = torch.rand(values.shape, generator=generator).clamp_(1e-20, 1.0)
     choice = torch.argmax(values - torch.log(-torch.log(noise)), dim=-1)
     return index.gather(-1, choice[:, None])[:, 0]
+
+
+@contextmanager
+def threads(count: int):
+    """Run the block with ``count`` torch CPU threads (0: leave torch's setting), restored after.  Sampling
+    loops step one token or note at a time through small matrices: there one thread is fastest, and on a busy
+    machine several threads spin-wait for each other (2-30x slower, measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

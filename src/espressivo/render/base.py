@@ -38,6 +38,7 @@ class RenderOptions:
     roll_step: float = ROLL_STEP_BEATS  # beats between the notes of a rolled chord (0: chords as sampled)
     estimate_tempo: bool = True  # no --tempo and no metronome mark: play at the tempo estimated from the score
     expressiveness: float = 1.0  # phrase renderer: 0 deadpan, 1 as trained, > 1 exaggerated
+    threads: int = 0  # torch CPU threads while rendering (0: the family's choice, see render.families)
 
     def __post_init__(self) -> None:
         if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
@@ -64,6 +65,8 @@ class RenderOptions:
             raise EspressivoError("--roll-step must lie in 0..1 beats")
         if not 0 <= self.expressiveness <= 3:
             raise EspressivoError("--expressiveness must lie in 0..3")
+        if not 0 <= self.threads <= 256:
+            raise EspressivoError("--threads must lie in 0..256 (0: chosen by the renderer)")
         if not 0 <= self.seed <= 2**63 - 1 - 64:  # variations count up from it
             raise EspressivoError(f"--seed must lie in 0..{2**63 - 1 - 64}")
 

@@ -20,7 +20,7 @@ from espressivo.render.base import Rendering, RenderOptions, with_score_tempo
 
 DEFAULT_RENDERER = "renderer-small"  # what `espressivo render`, `evaluate render` and the demo use by default
 DEFAULT_OPTIONS = RenderOptions()
-COMMON = frozenset({"temperature", "seed", "tempo", "tempo_scale", "dynamics_scale", "estimate_tempo"})
+COMMON = frozenset({"temperature", "seed", "tempo", "tempo_scale", "dynamics_scale", "estimate_tempo", "threads"})
 FLAGS = {"top_p": "--top-p", "tempo_smoothing": "--tempo-smoothing", "tempo_drift": "--tempo-drift",
          "dynamics_drift": "--dynamics-drift", "chord_spread": "--chord-spread", "consensus": "--consensus",
          "tempo_guard": "--tempo-guard", "roll_step": "--roll-step", "expressiveness": "--expressiveness",
@@ -34,6 +34,7 @@ class Family:
     controls: frozenset[str]
     primable: bool
     render: Callable  # (pretrained, score, options, variations) -> list[Rendering]
+    threads: int = 1  # torch threads by default: 1 for note-by-note sampling loops, 0 (torch's) for batched work
 
 
 def _render_notewise(pretrained, score, options, variations):
@@ -59,7 +60,7 @@ FAMILIES: dict[str, Family] = {
                        "chord_spread", "consensus", "tempo_guard", "roll_step", "window", "context", "segment",
                        "overlap"}), True, _render_notewise),
     "cvrnn": Family("cvrnn", "cvrnn", frozenset({"top_p"}), True, _render_cvrnn),
-    "phrase": Family("phrase", "phrase", frozenset({"expressiveness", "roll_step"}), False, _render_phrase),
+    "phrase": Family("phrase", "phrase", frozenset({"expressiveness", "roll_step"}), False, _render_phrase, 0),
 }  # fmt: skip
 
 
@@ -93,10 +94,13 @@ def render(
     options = with_score_tempo(score, options)
     family = family_of(pretrained)
     check_controls(family, options, pretrained.path.name)
-    if prime is not None:
-        if family.model_type != "renderer":
-            raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
-        from espressivo.render.render import render_notewise
+    from espressivo.generate.sampling import threads
 
-        return render_notewise(pretrained, score, options, prime, variations)
-    return family.render(pretrained, score, options, variations)
+    with threads(options.threads or family.threads):
+        if prime is not None:
+            if family.model_type != "renderer":
+                raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
+            from espressivo.render.render import render_notewise
+
+            return render_notewise(pretrained, score, options, prime, variations)
+        return family.render(pretrained, score, options, variations)
