@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python benchmarks/lm.py
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/embed.py
+	$(BIN)/python benchmarks/busy.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

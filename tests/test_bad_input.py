@@ -12,6 +12,8 @@ from espressivo import EspressivoError, read_alignment, read_midi, read_score
 from espressivo.cli import main
 from espressivo.io.midi import parse_midi
 
+from .conftest import EXAMPLES as EXAMPLES_DIR
+
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE score-partwise [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
 <score-partwise version="3.1"><work><work-title>&secret;</work-title></work>
@@ -318,3 +320,38 @@ def test_scores_with_broken_semantics_are_refused_in_one_line(tmp_path, capsys, 
     assert main(["info", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(bad) in err
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"n_head": 0}, {"d_model": "256"}, {"d_model": 256.5}, {"n_encoder_layer": 100000}, {"d_model": -64},
+     {"rope_theta": float("nan")}, {"slot_sizes": "big"}, {"n_decoder_layer": True}],
+)  # fmt: skip
+def test_checkpoint_configs_are_validated_before_building(tiny_checkpoint, tmp_path, capsys, change):
+    import json
+    import shutil
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"] |= change
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EspressivoError):
+        from espressivo.models.checkpoint import load_pretrained
+
+        load_pretrained(folder)
+    assert main(["render", str(EXAMPLES_DIR / "etude.musicxml"), "-o", str(tmp_path / "o.mid"), "--model",
+                 str(folder)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_deeply_nested_checkpoint_config_is_refused(tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / "config.json").write_text('{"model_type": "renderer", "model": ' + "[" * 100000 + "]" * 100000 + "}")
+    assert main(["render", str(EXAMPLES_DIR / "etude.musicxml"), "-o", str(tmp_path / "o.mid"), "--model",
+                 str(folder)]) == 2  # fmt: skip
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -104,6 +104,10 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
         model_type, model_config = config["model_type"], config["model"]
     except (ValueError, KeyError, TypeError) as err:
         raise EspressivoError(f"{path}/config.json: not an espressivo checkpoint config ({err})") from None
+    except RecursionError:
+        raise EspressivoError(f"{path}/config.json: nested too deeply to be a checkpoint config") from None
+    if not isinstance(model_config, dict):
+        raise EspressivoError(f"{path}/config.json: 'model' must be a mapping of settings")
     tokenizer = from_dict(config.get("tokenizer"))
     model = build_model(model_type, model_config)
     try:
