@@ -282,7 +282,7 @@ class Trainer:
             self.model.load_state_dict(load_file(last / "model.safetensors"), strict=False)
             self.optimizer.load_state_dict(self.torch.load(last / "optimizer.pt", weights_only=True))
             state = json.loads((last / "state.json").read_text())
-            state["step"], state["best"], state["rng"], state["torch_rng"]  # noqa: B018  (all there, or KeyError)
+            _ = state["step"], state["best"], state["rng"], state["torch_rng"]  # all there, or KeyError
         except Exception as err:  # a damaged or foreign checkpoint: unpickling, shape and key errors alike
             message = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
             raise EspressivoError(f"{last}: cannot resume from it ({type(err).__name__}: {message})") from None
