@@ -355,3 +355,29 @@ def test_a_deeply_nested_checkpoint_config_is_refused(tiny_checkpoint, tmp_path,
     assert main(["render", str(EXAMPLES_DIR / "etude.musicxml"), "-o", str(tmp_path / "o.mid"), "--model",
                  str(folder)]) == 2  # fmt: skip
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_entities_in_utf16_or_utf32_are_refused(tmp_path, capsys, encoding):
+    for name, payload in (("xxe", XXE), ("laughs", LAUGHS)):
+        path = tmp_path / f"{name}-{encoding}.musicxml"
+        text = payload.decode().replace('<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding[:6]}"?>')
+        path.write_bytes(text.encode(encoding))
+        with pytest.raises(EspressivoError, match="entity"):
+            read_score(path)
+        assert main(["info", str(path)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_score_whose_repeats_cannot_be_expanded_is_played_as_written(tmp_path, monkeypatch):
+    import espressivo.io.score as score_io
+
+    from .conftest import EXAMPLES
+
+    def broken(pt, part):
+        raise IndexError("repeat structure")
+
+    monkeypatch.setattr(score_io, "_unfold", broken)
+    with pytest.warns(UserWarning, match=r"repeats not expanded .* \(as --no-repeats\)"):
+        score = read_score(EXAMPLES / "etude.musicxml", unfold=True)
+    assert len(score) == 84 and not score.unfolded

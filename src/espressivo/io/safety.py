@@ -44,9 +44,24 @@ def read_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
         raise EspressivoError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
+def _as_text(data: bytes) -> str:
+    """The document as text in whatever encoding it announces (a byte-order mark, or UTF-16 without one):
+    an ``<!ENTITY`` written in UTF-16 or UTF-32 has no ASCII bytes to find."""
+    marks = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+             (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))  # fmt: skip
+    for bom, codec in marks:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, errors="replace")
+    head = data[:4]
+    if head[:2] in (b"<\x00", b"\x00<"):  # UTF-16 without a byte-order mark
+        return data.decode("utf-16-le" if head[0:1] == b"<" else "utf-16-be", errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
 def reject_entities(data: bytes, name: str) -> None:
-    """Refuse XML that declares entities (XXE, billion laughs): real scores never need them."""
-    if b"<!ENTITY" in data or b"<!entity" in data:
+    """Refuse XML that declares entities (XXE, billion laughs): real scores never need them.  Checked on the
+    decoded text, so that UTF-16 or UTF-32 input cannot slip past."""
+    if b"<!ENTITY" in data or b"<!entity" in data or "<!entity" in _as_text(data).lower():
         raise EspressivoError(f"{name}: XML entity declarations are not allowed (possible XXE or entity bomb)")
 
 

@@ -102,15 +102,24 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                 document = pt.load_score_midi(str(path), quiet=True)
             parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
             written = parts  # markings are read before unfolding (partitura's unfolding drops slurs)
+            problems = []
             if unfold:
-                parts = [_unfold(pt, part) for part in parts]
+                try:
+                    parts = [_unfold(pt, part) for part in parts]
+                except RecursionError:
+                    raise
+                except Exception as err:  # partitura's repeat expansion fails on some real files
+                    unfold = False
+                    problems.append(f"{path.name}: repeats not expanded ({type(err).__name__}); playing the score "
+                                    "as written, once (as --no-repeats)")  # fmt: skip
             score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chord_graces)
             problem = None
             if kind != "midi":
                 score, problem = _with_marks(pt, written, score, path)
             score = _mark_arpeggios(score, arpeggios)
-        if problem:
-            warnings.warn(problem, stacklevel=2)
+        for message in [*problems, problem]:
+            if message:
+                warnings.warn(message, stacklevel=2)
         return score
     except EspressivoError as err:
         if str(path) in str(err):
