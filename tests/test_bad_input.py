@@ -381,3 +381,15 @@ def test_a_score_whose_repeats_cannot_be_expanded_is_played_as_written(tmp_path,
     with pytest.warns(UserWarning, match=r"repeats not expanded .* \(as --no-repeats\)"):
         score = read_score(EXAMPLES / "etude.musicxml", unfold=True)
     assert len(score) == 84 and not score.unfolded
+
+
+def test_a_score_with_too_many_notes_is_refused_before_parsing(monkeypatch, capsys):
+    import espressivo.io.score as score_io
+
+    from .conftest import EXAMPLES
+
+    monkeypatch.setattr(score_io, "MAX_SCORE_NOTES", 50)
+    with pytest.raises(EspressivoError, match="84 notes: more than espressivo reads"):
+        read_score(EXAMPLES / "etude.musicxml")
+    assert main(["info", str(EXAMPLES / "etude.musicxml")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

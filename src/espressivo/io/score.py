@@ -159,10 +159,10 @@ def _part_marks(pt, part) -> tuple[np.ndarray, np.ndarray]:
     """(note ids, MARKS_DTYPE rows) of one part from partitura's note-feature functions."""
     from partitura.musicanalysis import make_note_features
 
-    values, names = make_note_features(part, list(_MARK_FUNCTIONS))
-    ids = part.note_array(include_grace_notes=True)["id"].astype(str)
-    if len(ids) != len(values):
-        raise ValueError(f"{len(values)} feature rows for {len(ids)} notes")
+    table = make_note_features(part, list(_MARK_FUNCTIONS), add_idx=True)  # rows carry their note's id
+    names = [name for name in table.dtype.names if name != "id"]
+    ids = table["id"].astype(str)
+    values = np.stack([table[name] for name in names], 1) if names else np.zeros((len(ids), 0))
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     column = {name: k for k, name in enumerate(names)}
     out = np.zeros(len(ids), MARKS_DTYPE)
@@ -202,6 +202,7 @@ def _with_marks(pt, parts: list, score: Score, path: Path) -> tuple[Score, str |
     return replace(score, marks=marks), None
 
 
+MAX_SCORE_NOTES = 50_000  # written notes of a MusicXML score (the longest piano works have about 20,000): ~1 min
 NOTE_ID = "espressivo-"  # + a number: the id given to a note that has none in the file
 
 
@@ -223,6 +224,10 @@ def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int], frozenset[str]
     except etree.XMLSyntaxError:
         return data, {}, frozenset()  # partitura reports the malformed file
     _check_semantics(root)
+    count = sum(1 for _ in root.iter("note"))
+    if count > MAX_SCORE_NOTES:
+        raise EspressivoError(f"{count:,} notes: more than espressivo reads in one score ({MAX_SCORE_NOTES:,}; "
+                              "partitura's reading grows faster than the length); split it into movements")  # fmt: skip
     missing = [note for note in root.iter("note") if not note.get("id")]
     taken = {note.get("id") for note in root.iter("note")}
     for k, note in enumerate(missing):
