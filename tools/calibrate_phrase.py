@@ -1,6 +1,7 @@
 """Fit a phrase renderer's sampling calibration on the validation pairs and store it in its config.json.
 
     python tools/calibrate_phrase.py CHECKPOINT_DIR [--pairs data/pairs] [--noise 0.5] [--tempo-noise X]
+                                     [--output-noise NAME=SHARE ...]
 
 Per output (tempo and loudness curves, timing, velocity and articulation deviations): the gain that gives a
 rendering the pianists' spread inside a window, with ``noise`` of the predicted sd drawn
@@ -27,6 +28,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
     parser.add_argument("--noise", type=float, default=0.5, help="share of the predicted sd drawn, every output")
     parser.add_argument("--tempo-noise", type=float, default=None, help="the tempo curve's share, if another")
+    parser.add_argument("--output-noise", action="append", default=[], metavar="NAME=SHARE",
+                        help="another share for one output (tempo, level, timing, velocity, articulation)")  # fmt: skip
     args = parser.parse_args()
     pretrained = load_pretrained(args.checkpoint)
     c = pretrained.model.config
@@ -35,6 +38,11 @@ def main() -> None:
     noise = {name: args.noise for name in ("tempo", "level", "timing", "velocity", "articulation")}
     if args.tempo_noise is not None:
         noise["tempo"] = args.tempo_noise
+    for item in args.output_noise:
+        name, _, value = item.partition("=")
+        if name not in noise:
+            raise EspressivoError(f"--output-noise: unknown output {name!r} ({', '.join(noise)})")
+        noise[name] = float(value)
     calibration = fit_calibration(pretrained.model, windows, noise=noise)
     path = args.checkpoint / "config.json"
     config = json.loads(path.read_text())

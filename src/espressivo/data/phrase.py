@@ -127,11 +127,14 @@ class PhrasePairs:
         start = int(rng.integers(0, max(len(piece["pitch"]) - self.notes, 0) + 1))
         return self._window(piece, start, rng)
 
-    def windows(self) -> Iterator[dict[str, np.ndarray]]:
-        """Consecutive windows over every note of the split, without augmentation."""
-        for piece in self.pieces:
+    def windows(self, with_piece: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """Consecutive windows over every note of the split, without augmentation (``with_piece``: each with
+        ``piece``, the index of its pair)."""
+        for index, piece in enumerate(self.pieces):
             start = 0
             while start < len(piece["pitch"]):
                 window = self._window(piece, start, None)
+                if with_piece:
+                    window["piece"] = np.int64(index)
                 yield window
                 start += int(window["keep"].sum())

@@ -219,13 +219,14 @@ def _pedal_calibration(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]])
 
 
 def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float = 3.0) -> dict:
-    """Per output, the gain that gives the rendering the pianists' spread inside a window: ``gain^2 Var(mean)
-    + noise^2 E[sd^2] = Var(target)`` (variances within windows, over the measured beats / matched notes),
+    """Per output, the gain that gives the rendering the pianists' spread inside a performance: ``gain^2
+    Var(mean) + noise^2 E[sd^2] = Var(target)`` (variances within each piece, over the measured beats / matched
+    notes; windows carry their ``piece``, else each window counts as one),
     at least 1 and at most ``max_gain``; and the pedal's decision (:func:`_pedal_calibration`).
     ``windows``: :class:`~espressivo.data.phrase.PhrasePairs` windows of the validation split."""
     import torch
 
-    sums = {name: np.zeros(3) for name in (*CURVES, *DEVIATIONS)}
+    pieces: dict[int, dict[str, list]] = {}  # per pair: (targets, means, variances) of every output
     pedal_windows, leads = [], [0.0, 0.0]
     with torch.inference_mode():
         for w in windows:
@@ -236,13 +237,17 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
             pedal_windows.append((1 / (1 + np.exp(-out["pedal"][real])), w["pedal"][real] > 0.5, group))
             lead_true, lead_pred = _leads(w, out["velocity"][:, 0], group)
             leads += [lead_true, lead_pred]
+            piece = pieces.setdefault(int(w.get("piece", len(pieces))), {})
             for name in (*CURVES, *DEVIATIONS):
                 ok = w[f"{name}_ok"] if name in CURVES else (w["note_ok"] & w["keep"])
                 pred = out[name][: len(ok)][ok[: len(out[name])]] if name in CURVES else out[name][ok]
                 target = w[name][: len(out[name])][ok[: len(out[name])]] if name in CURVES else w[name][ok]
-                if len(target) < 4:
-                    continue
-                mu, sd2 = pred[:, 0], np.exp(2 * pred[:, 1])
+                piece.setdefault(name, []).append((target, pred[:, 0], np.exp(2 * pred[:, 1])))
+    sums = {name: np.zeros(3) for name in (*CURVES, *DEVIATIONS)}
+    for piece in pieces.values():  # the spread inside a performance: variances within each piece
+        for name, parts in piece.items():
+            target, mu, sd2 = (np.concatenate(x) for x in zip(*parts, strict=True))
+            if len(target) >= 4:
                 sums[name] += [len(target) * target.var(), len(target) * mu.var(), sd2.sum()]
     result = {"pedal": _pedal_calibration(pedal_windows)}
     for name, (var_y, var_mu, sd2) in sums.items():
