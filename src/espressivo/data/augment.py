@@ -36,6 +36,21 @@ class Augmentation:
     def active(self) -> bool:
         return bool(self.transpose or self.stretch or self.velocity_shift or self.velocity_scale)
 
+    def draw(self, pitch: np.ndarray, rng: np.random.Generator) -> tuple[int, float, int]:
+        """(semitones, time factor, velocity shift) for a window of notes with these pitches, for the pair
+        loaders, which shift score and performance arrays themselves: a transposition only when one keeps every
+        note on the 88 keys, drawn in this order (the same draws as always, so runs stay reproducible)."""
+        semitones, factor, shift = 0, 1.0, 0
+        if self.transpose:
+            low = max(-self.transpose, PIANO_MIN_PITCH - int(pitch.min()))
+            high = min(self.transpose, PIANO_MAX_PITCH - int(pitch.max()))
+            semitones = int(rng.integers(low, high + 1)) if low <= high else 0
+        if self.stretch:
+            factor = float(rng.uniform(1 - self.stretch, 1 + self.stretch))
+        if self.velocity_shift:
+            shift = int(rng.integers(-self.velocity_shift, self.velocity_shift + 1))
+        return semitones, factor, shift
+
     def __call__(self, performance: Performance, rng: np.random.Generator) -> Performance:
         if not self.active or len(performance) == 0:
             return performance

@@ -330,14 +330,9 @@ class RenderPairs:
         p_on, p_dur, p_vel = piece["p_onset"][sl], piece["p_duration"][sl], piece["p_velocity"][sl]
         aug = self.augmentation
         if rng is not None and aug is not None and aug.active:
-            if aug.transpose:
-                low, high = max(-aug.transpose, 21 - int(pitch.min())), min(aug.transpose, 108 - int(pitch.max()))
-                pitch = pitch + (int(rng.integers(low, high + 1)) if low <= high else 0)
-            if aug.stretch:
-                factor = float(rng.uniform(1 - aug.stretch, 1 + aug.stretch))
-                w_on, w_dur, p_on, p_dur = w_on * factor, w_dur * factor, p_on * factor, p_dur * factor
-            if aug.velocity_shift:
-                p_vel = p_vel + int(rng.integers(-aug.velocity_shift, aug.velocity_shift + 1))
+            semitones, factor, shift = aug.draw(pitch, rng)
+            pitch, p_vel = pitch + semitones, p_vel + shift
+            w_on, w_dur, p_on, p_dur = w_on * factor, w_dur * factor, p_on * factor, p_dur * factor
         src = score_slots(w_on, w_dur, pitch, piece["w_velocity"][sl], self.tok)
         anchor = piece["anchor"][sl] if self.signed else None
         tgt = performed_slots(p_on, p_dur, pitch, np.clip(p_vel, 1, 127), piece["p_pedal"][sl], self.tok, anchor)

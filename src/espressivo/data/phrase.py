@@ -83,14 +83,8 @@ class PhrasePairs:
         features = piece["features"][sl]
         aug = self.augmentation
         if rng is not None and aug is not None and aug.active:
-            if aug.transpose:
-                low, high = max(-aug.transpose, 21 - int(pitch.min())), min(aug.transpose, 108 - int(pitch.max()))
-                pitch = pitch + (int(rng.integers(low, high + 1)) if low <= high else 0)
-            if aug.stretch:
-                factor = float(rng.uniform(1 - aug.stretch, 1 + aug.stretch))
-                w_on, w_dur = w_on * factor, w_dur * factor
-            if aug.velocity_shift:
-                level = level + int(rng.integers(-aug.velocity_shift, aug.velocity_shift + 1)) / VELOCITY_SCALE
+            semitones, factor, shift = aug.draw(pitch, rng)
+            pitch, w_on, w_dur, level = pitch + semitones, w_on * factor, w_dur * factor, level + shift / VELOCITY_SCALE
         if rng is not None and self.drop_marks and rng.random() < self.drop_marks:
             features = drop_markings(features)
         src = score_slots(w_on - w_on[0], w_dur, pitch, piece["w_velocity"][sl], self.tok)

@@ -20,14 +20,14 @@ binary cross-entropy, summed over the six outputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from espressivo.errors import EspressivoError
-from espressivo.models.renderer import DEFAULT_SLOTS, SLOT_KINDS, NoteEmbedding
+from espressivo.models.renderer import DEFAULT_SLOTS, SLOT_KINDS, NoteEmbedding, NoteModelConfig
 from espressivo.models.transformer import Block, RMSNorm, TransformerConfig, rope_table
 
 PRESETS = {
@@ -42,7 +42,7 @@ LOG_SD = (-5.0, 3.0)
 
 
 @dataclass(frozen=True)
-class PhraseConfig:
+class PhraseConfig(NoteModelConfig):
     slot_sizes: tuple[int, ...] = DEFAULT_SLOTS
     slot_kinds: tuple[str, ...] = SLOT_KINDS
     time_step_ms: float = 1.0
@@ -61,26 +61,15 @@ class PhraseConfig:
     rope_theta: float = 10000.0
     dropout: float = 0.0
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "slot_sizes", tuple(int(s) for s in self.slot_sizes))
-        object.__setattr__(self, "slot_kinds", tuple(self.slot_kinds))
-        if len(self.slot_sizes) != len(self.slot_kinds) or not self.slot_sizes:
-            raise EspressivoError("slot_sizes and slot_kinds must have the same, non-zero length")
-        if self.d_model % len(self.slot_sizes) or self.d_model % self.n_head or self.n_head % self.n_kv_head:
-            raise EspressivoError("d_model must divide by the number of slots and by n_head; n_head by n_kv_head")
+    PRESETS = PRESETS
+    family = "phrase"
 
-    @classmethod
-    def from_name(cls, name: str, **overrides) -> PhraseConfig:
-        if name not in PRESETS:
-            raise EspressivoError(f"unknown phrase preset {name!r} (available: {', '.join(PRESETS)})")
-        return replace(cls(**PRESETS[name]), **overrides)
+    def __post_init__(self) -> None:
+        self.check_slots()
 
     @property
     def block_config(self) -> TransformerConfig:
-        return TransformerConfig(
-            vocab_size=1, n_layer=1, n_head=self.n_head, n_kv_head=self.n_kv_head, d_model=self.d_model,
-            d_ff=self.d_ff, max_seq_len=max(self.max_notes, self.max_beats), dropout=self.dropout,
-        )  # fmt: skip
+        return self.blocks(max(self.max_notes, self.max_beats))
 
 
 def gaussian_nll(mean: torch.Tensor, log_sd: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +42,37 @@ DEFAULT_SLOTS = (128, 4991, 128, 5000, 2, 2, 2, 2)
 SLOT_KINDS = ("pitch", "time", "velocity", "time", "pedal", "pedal", "pedal", "pedal")
 
 
+class NoteModelConfig:
+    """What the note-level renderers' configs share (a mixin of frozen dataclasses with ``slot_sizes``,
+    ``slot_kinds``, ``d_model``, ``n_head``, ``n_kv_head``, ``d_ff``, ``dropout`` and ``PRESETS``)."""
+
+    PRESETS: ClassVar[dict] = {}
+    family = "renderer"
+
+    def check_slots(self) -> None:
+        object.__setattr__(self, "slot_sizes", tuple(int(s) for s in self.slot_sizes))
+        object.__setattr__(self, "slot_kinds", tuple(self.slot_kinds))
+        if len(self.slot_sizes) != len(self.slot_kinds) or not self.slot_sizes:
+            raise EspressivoError("slot_sizes and slot_kinds must have the same, non-zero length")
+        if self.d_model % len(self.slot_sizes) or self.d_model % self.n_head or self.n_head % self.n_kv_head:
+            raise EspressivoError("d_model must divide by the number of slots and by n_head; n_head by n_kv_head")
+
+    @classmethod
+    def from_name(cls, name: str, **overrides):
+        if name not in cls.PRESETS:
+            raise EspressivoError(f"unknown {cls.family} preset {name!r} (available: {', '.join(cls.PRESETS)})")
+        return replace(cls(**cls.PRESETS[name]), **overrides)
+
+    def blocks(self, length: int) -> TransformerConfig:
+        """The transformer blocks' config for sequences of up to ``length``."""
+        return TransformerConfig(
+            vocab_size=1, n_layer=1, n_head=self.n_head, n_kv_head=self.n_kv_head, d_model=self.d_model,
+            d_ff=self.d_ff, max_seq_len=length, dropout=self.dropout,
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
-class RendererConfig:
+class RendererConfig(NoteModelConfig):
     slot_sizes: tuple[int, ...] = DEFAULT_SLOTS
     slot_kinds: tuple[str, ...] = SLOT_KINDS  # how a slot's class reads as a number (see NoteEmbedding)
     time_step_ms: float = 1.0
@@ -57,26 +87,14 @@ class RendererConfig:
     rope_theta: float = 10000.0
     dropout: float = 0.0
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "slot_sizes", tuple(int(s) for s in self.slot_sizes))
-        object.__setattr__(self, "slot_kinds", tuple(self.slot_kinds))
-        if len(self.slot_sizes) != len(self.slot_kinds) or not self.slot_sizes:
-            raise EspressivoError("slot_sizes and slot_kinds must have the same, non-zero length")
-        if self.d_model % len(self.slot_sizes) or self.d_model % self.n_head or self.n_head % self.n_kv_head:
-            raise EspressivoError("d_model must divide by the number of slots and by n_head; n_head by n_kv_head")
+    PRESETS = PRESETS
 
-    @classmethod
-    def from_name(cls, name: str, **overrides) -> RendererConfig:
-        if name not in PRESETS:
-            raise EspressivoError(f"unknown renderer preset {name!r} (available: {', '.join(PRESETS)})")
-        return replace(cls(**PRESETS[name]), **overrides)
+    def __post_init__(self) -> None:
+        self.check_slots()
 
     @property
     def block_config(self) -> TransformerConfig:
-        return TransformerConfig(
-            vocab_size=1, n_layer=1, n_head=self.n_head, n_kv_head=self.n_kv_head, d_model=self.d_model,
-            d_ff=self.d_ff, max_seq_len=self.max_notes, dropout=self.dropout,
-        )  # fmt: skip
+        return self.blocks(self.max_notes)
 
 
 class NoteEmbedding(nn.Module):
