@@ -18,7 +18,7 @@ from espressivo.core import Score
 from espressivo.errors import EspressivoError
 from espressivo.render.base import Rendering, RenderOptions, with_score_tempo
 
-DEFAULT_RENDERER = "renderer-small"  # what `espressivo render`, `evaluate render` and the demo use by default
+DEFAULT_RENDERER = "phrase-small"  # what `espressivo render`, `evaluate render` and the demo use by default
 DEFAULT_OPTIONS = RenderOptions()
 COMMON = frozenset({"temperature", "seed", "tempo", "tempo_scale", "dynamics_scale", "estimate_tempo", "threads"})
 FLAGS = {"top_p": "--top-p", "tempo_smoothing": "--tempo-smoothing", "tempo_drift": "--tempo-drift",
