@@ -152,8 +152,10 @@ def plot_tempo_curves(report: dict, path, piece: str | None = None) -> Path:
     for name, curve in curves[piece].items():
         if name != "human":
             ax.plot(curve, lw=1.4 if name != "deadpan" else 0.8, label=name)
-    values = np.concatenate([np.asarray(c, dtype=np.float64) for c in curves[piece]["human"]]
-                            + [np.asarray(c, dtype=np.float64) for n, c in curves[piece].items() if n != "human"])
+    values = np.concatenate(
+        [np.asarray(c, dtype=np.float64) for c in curves[piece]["human"]]
+        + [np.asarray(c, dtype=np.float64) for n, c in curves[piece].items() if n != "human"]
+    )
     values = values[np.isfinite(values) & (values > 0)]
     if len(values):  # a grace note's beat can measure thousands of beats per minute: keep the bulk in view
         low, high = np.percentile(values, [1, 99])
