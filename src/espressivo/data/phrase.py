@@ -89,7 +89,7 @@ class PhrasePairs:
             features = drop_markings(features)
         src = score_slots(w_on - w_on[0], w_dur, pitch, piece["w_velocity"][sl], self.tok)
         src[0, 1] = 0
-        real, beats = len(src), len(level)
+        real = len(src)
         out = {
             "src": np.zeros((length, src.shape[1]), np.int64),
             "features": np.zeros((length, features.shape[1]), np.float32),
@@ -113,7 +113,6 @@ class PhrasePairs:
         out["tempo_ok"][:used] = piece["tempo_ok"][first : first + used]
         out["level"][:used] = level[:used]
         out["level_ok"][:used] = piece["level_ok"][first : first + used]
-        del beats
         return out
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -94,10 +94,12 @@ class _NoteTask:
 
         return {"slot_sizes": slot_sizes(self.tokenizer), "time_step_ms": self.tokenizer.config.time_step_ms}
 
+    weight_key = "loss_mask"  # the validation batches' weight: how many targets the loss counts
+
     def validation(self) -> Iterator[tuple[dict, int]]:
         for start in range(0, len(self.val_windows), self.c.batch_size):
             batch = self._pack(self.val_windows[start : start + self.c.batch_size])
-            yield batch, int(batch["loss_mask"].sum())
+            yield batch, int(batch[self.weight_key].sum())
 
 
 class DenoiseTask(_NoteTask):
@@ -209,13 +211,10 @@ class PhraseTask(_NoteTask):
 
         return super().model_settings() | {"n_phrase_features": PHRASE_FEATURES}
 
+    weight_key = "keep"
+
     def batch(self, rng: np.random.Generator) -> dict:
         return self._pack([self.sampler.sample(rng) for _ in range(self.c.batch_size)])
-
-    def validation(self) -> Iterator[tuple[dict, int]]:
-        for start in range(0, len(self.val_windows), self.c.batch_size):
-            batch = self._pack(self.val_windows[start : start + self.c.batch_size])
-            yield batch, int(batch["keep"].sum())
 
 
 class _SliceTask:
