@@ -281,6 +281,20 @@ def test_a_control_the_family_does_not_use_is_refused(phrase_checkpoint, etude, 
     assert code == 2
 
 
+def test_a_damaged_calibration_is_refused_in_one_line(phrase_checkpoint, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(phrase_checkpoint, folder)
+    for damaged in (["x"], {"tempo": {"gain": "big"}}, {"tempo": {"gain": float("nan")}}, {"nonsense": {}}):
+        config = json.loads((folder / "config.json").read_text())
+        config["sampling"] = damaged
+        (folder / "config.json").write_text(json.dumps(config))
+        code = main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(tmp_path / "o.mid"), "--model", str(folder)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "calibration" in err, err
+
+
 def test_a_new_family_is_one_registry_line(phrase_checkpoint, etude, monkeypatch):
     """A dummy family: deadpan at the tempo asked for; ``render`` reaches it through the registry alone."""
     from espressivo.render.render import Rendering

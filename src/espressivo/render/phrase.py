@@ -285,6 +285,21 @@ def _leads(window: dict, predicted: np.ndarray, group: np.ndarray) -> tuple[floa
     return total[0], total[1]
 
 
+def checked_calibration(calibration, path) -> dict:
+    """A checkpoint's ``sampling`` block, or a one-line refusal: per output a mapping of finite numbers."""
+    if calibration is None:
+        return {}
+    names = {*CURVES, *DEVIATIONS, "pedal"}
+    ok = isinstance(calibration, dict) and all(
+        name in names and isinstance(values, dict)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e6 for v in values.values())
+        for name, values in calibration.items()
+    )  # fmt: skip
+    if not ok:
+        raise EspressivoError(f"{path}/config.json: 'sampling' is not a phrase renderer's calibration")
+    return calibration
+
+
 def render_phrase(pretrained, score: Score, options, variations: int = 1) -> list:
     """``variations`` renderings of ``score`` (seeds ``options.seed``, +1, ...)."""
     from espressivo.render.base import Rendering, finish
@@ -295,10 +310,11 @@ def render_phrase(pretrained, score: Score, options, variations: int = 1) -> lis
     model = pretrained.model
     prediction = predict(model, score, options.tempo, pretrained.tokenizer)
     beat_sec, _ = written_beat_seconds(score, options.tempo)
+    calibration = checked_calibration(pretrained.config.get("sampling"), pretrained.path)
     out = []
     for v in range(variations):
         drawn = sample(prediction, expressiveness=options.expressiveness, temperature=options.temperature,
-                       seed=options.seed + v, calibration=pretrained.config.get("sampling"))  # fmt: skip
+                       seed=options.seed + v, calibration=calibration)  # fmt: skip
         perf = phrase_performance(score, beat_sec, drawn["tempo"], drawn["level"], drawn["timing"],
                                   drawn["velocity"], drawn["articulation"], drawn["pedal"])  # fmt: skip
         perf = roll_chords(perf, score, options.roll_step)
