@@ -71,8 +71,8 @@ def main() -> None:
             row = {}
             for label, threads in (("all_cores", cores), ("default_choice", 0)):
                 torch.set_num_threads(cores)  # torch's own default, as before
-                row[label] = _best(lambda p=pretrained, t=threads: render(p, score, RenderOptions(seed=0, threads=t)),
-                                   args.repeat)  # fmt: skip
+                options = RenderOptions.of(seed=0, threads=threads)
+                row[label] = _best(lambda p=pretrained, o=options: render(p, score, o), args.repeat)
             report[f"render {name} (s)"] = row
         row = {}
         config = SamplingConfig(temperature=1.0, top_p=0.95, seed=0)

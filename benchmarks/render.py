@@ -70,15 +70,19 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=6000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--consensus", type=int, default=RenderOptions().consensus, help="samples per rendering")
+    parser.add_argument(
+        "--consensus", type=int, default=RenderOptions().sampling.consensus, help="samples per rendering"
+    )
     parser.add_argument("--no-one-pass", action="store_true", help="time the side-by-side segments only")
-    parser.add_argument("--segment", type=int, default=RenderOptions().segment, help="notes per side-by-side segment")
+    parser.add_argument(
+        "--segment", type=int, default=RenderOptions().sampling.segment, help="notes per side-by-side segment"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pretrained = load_pretrained(args.model)
     score, title = tiled_score(args.notes)
     warm = type(score)(score.notes[:256], score.time_signatures, score.key_signatures, score.tempo_markings)
-    render(pretrained, warm, RenderOptions(seed=0))
+    render(pretrained, warm, RenderOptions.of(seed=0))
     report = {"model": args.model, "score": title, "notes": len(score), "threads": args.threads, "goal_seconds": 5.0,
               "consensus": args.consensus, "segment": args.segment}  # fmt: skip
     cvrnn = pretrained.model_type == "cvrnn"  # one sequential pass by design: no segments, no seams
@@ -91,9 +95,9 @@ def main() -> None:
         times, perf = [], None
         for k in range(args.repeat if segment or cvrnn or phrase else 1):
             started = time.perf_counter()
-            options = RenderOptions(seed=k, segment=segment, consensus=1 if cvrnn else args.consensus)
+            options = RenderOptions.of(seed=k, segment=segment, consensus=1 if cvrnn else args.consensus)
             if phrase:
-                options = RenderOptions(seed=k)
+                options = RenderOptions.of(seed=k)
             perf = render(pretrained, score, options)[0].performance
             times.append(time.perf_counter() - started)
         best = min(times)
@@ -104,7 +108,7 @@ def main() -> None:
             "rendered_minutes": round(perf.end_sec / 60, 2),
         }
         if not (cvrnn or phrase):
-            report[label]["tempo_jumps"] = seam_jumps(score, perf, RenderOptions(segment=args.segment))
+            report[label]["tempo_jumps"] = seam_jumps(score, perf, RenderOptions.of(segment=args.segment))
     print(json.dumps(report, indent=1))
 
 
@@ -118,8 +122,8 @@ def seam_jumps(score, perf, options) -> dict:
     quarters, seconds = anchors(score, perf, max_qpm=1e4, min_qpm=1e-3)
     change = np.abs(np.diff(np.log(np.diff(quarters) / np.diff(seconds))))
     order = score_inputs(score, render_tokenizer()).order
-    segments = plan_segments(len(score), options.segment, options.overlap)
-    seam_q = [score.notes["onset_quarter"][order[start + options.overlap // 2]] for start, _ in segments[1:]]
+    segments = plan_segments(len(score), options.sampling.segment, options.sampling.overlap)
+    seam_q = [score.notes["onset_quarter"][order[start + options.sampling.overlap // 2]] for start, _ in segments[1:]]
     near = np.zeros(len(change), bool)
     for q in seam_q:
         k = int(np.searchsorted(quarters, q))

@@ -121,3 +121,63 @@ def test_negative_bool_flags_turn_the_option_off():
     assert parser.parse_args(["render", "s.mxl", "-o", "o.mid", "--no-repeats"]).repeats is False
     assert parser.parse_args(["render", "s.mxl", "-o", "o.mid"]).repeats is True
     assert parser.parse_args(["evaluate", "render", "--no-primed"]).primed is False
+
+
+def test_option_groups_expand_into_flags_and_back():
+    """A dataclass parameter is a group of flags: listed ones, expert ones (accepted, not listed), API-only ones
+    (no flag); the command receives the dataclass, and its checks give the one-line error."""
+    from dataclasses import dataclass, field
+
+    from espressivo.cli.app import App
+    from espressivo.errors import EspressivoError
+
+    @dataclass(frozen=True)
+    class Knobs:
+        """knobs: what to turn
+
+        Args:
+            speed: how fast
+            grip: how hard
+        """
+
+        speed: float = 1.0
+        grip: int = field(default=2, metadata={"expert": True})
+        inner: int = field(default=3, metadata={"flag": False})
+
+        def __post_init__(self):
+            if self.speed <= 0:
+                raise EspressivoError("--speed must be positive")
+
+    app, seen = App("prog", "test"), []
+
+    @app.command("go")
+    def go(name: str, knobs: Knobs = Knobs(speed=1.5)) -> None:
+        """Go."""
+        seen.append((name, knobs))
+
+    assert app.main(["go", "x", "--grip", "5"]) == 0 and seen[-1] == ("x", Knobs(speed=1.5, grip=5))
+    assert app.main(["go", "y"]) == 0 and seen[-1] == ("y", Knobs(speed=1.5))
+    assert app.main(["go", "y", "--speed", "0"]) == 2
+    help_text = app.parser()._subparsers._group_actions[0].choices["go"].format_help()
+    assert "knobs: what to turn" in help_text and "--speed" in help_text and "(default: 1.5)" in help_text
+    assert "--grip" not in help_text and "--inner" not in help_text
+    with pytest.raises(SystemExit) as info:
+        app.main(["go", "y", "--inner", "4"])  # not a flag
+    assert info.value.code == 2
+
+
+def test_render_help_lists_the_musicians_options_grouped(capsys):
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    text = capsys.readouterr().out
+    listed = {line.split()[0].rstrip(",") for line in text.splitlines() if line.startswith("  --")}
+    assert len(listed) + 1 <= 15, listed  # + -o
+    for title in ("sampling:", "tempo:", "shaping:", "output:", "style (cvrnn-small):"):
+        assert title in text
+    assert "--top-p" not in listed and "--consensus" not in listed and "--threads" not in listed
+
+
+def test_render_refuses_an_option_its_family_does_not_use(tmp_path, capsys):
+    code = main(["render", SCORE, "-o", str(tmp_path / "o.mid"), "--consensus", "4"])  # phrase-small by default
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("a phrase renderer does not use --consensus")

@@ -185,13 +185,13 @@ def test_render_one_to_one_seeds_and_steering(tiny_cvrnn, etude):
 
     score = etude[0]
     pretrained = load_pretrained(tiny_cvrnn)
-    a = render(pretrained, score, RenderOptions(seed=1))[0].performance
-    b = render(pretrained, score, RenderOptions(seed=1))[0].performance
-    c = render(pretrained, score, RenderOptions(seed=2))[0].performance
+    a = render(pretrained, score, RenderOptions.of(seed=1))[0].performance
+    b = render(pretrained, score, RenderOptions.of(seed=1))[0].performance
+    c = render(pretrained, score, RenderOptions.of(seed=2))[0].performance
     assert len(a) == len(score) and np.array_equal(np.sort(a.notes["id"]), np.arange(len(score)))
     assert np.array_equal(a.notes["pitch"], score.notes["pitch"][a.notes["id"]])
     assert np.array_equal(a.notes, b.notes) and not np.array_equal(a.notes, c.notes)
-    up = render_cvrnn(pretrained, score, RenderOptions(seed=1), shift=[2, 0, 0, 0, 0])[0].performance
+    up = render_cvrnn(pretrained, score, RenderOptions.of(seed=1), shift=[2, 0, 0, 0, 0])[0].performance
     assert len(up) == len(score) and not np.array_equal(up.notes, a.notes)
 
 
@@ -205,8 +205,8 @@ def test_interpret_and_reference_state(tiny_cvrnn, etude):
     z_auto, _ = interpret(pretrained, score, perf)  # aligned by parangonar
     assert np.abs(z_auto - z).max() < 1e-4
     state = reference_state(pretrained, score, perf, alignment, notes=32)
-    out = render_cvrnn(pretrained, score, RenderOptions(seed=0), reference_state=state)[0].performance
-    plain = render_cvrnn(pretrained, score, RenderOptions(seed=0))[0].performance
+    out = render_cvrnn(pretrained, score, RenderOptions.of(seed=0), reference_state=state)[0].performance
+    plain = render_cvrnn(pretrained, score, RenderOptions.of(seed=0))[0].performance
     assert len(out) == len(score) and not np.array_equal(out.notes, plain.notes)
 
 
@@ -237,7 +237,7 @@ def test_long_score_renders_every_note(tiny_cvrnn):
 
     rows = [(f"n{i}", i // 4, 1.0, i // 4, 1.0, 48 + 7 * (i % 4), 1, 1, 0, False, 0) for i in range(1200)]
     score = Score(np.array(rows, dtype=score_note_dtype()))
-    perf = render(load_pretrained(tiny_cvrnn), score, RenderOptions(seed=0))[0].performance
+    perf = render(load_pretrained(tiny_cvrnn), score, RenderOptions.of(seed=0))[0].performance
     assert len(perf) == 1200 and np.all(np.diff(np.sort(perf.notes["onset_sec"])) >= 0)
     assert len(track_from_score(score)) == 1200
 
@@ -274,8 +274,8 @@ def test_train_with_the_engine_then_render_and_interpret_from_the_cli(cvrnn_pair
     out = tmp_path / "r.mid"
     score, perf = EXAMPLES / "etude.musicxml", EXAMPLES / "etude_performance.mid"
     assert main(["render", str(score), "-o", str(out), "--model", str(best), "--interpretation", "0,-2,0,0,0",
-                 "--reference", str(perf), "--reference-score", str(score), "--reference-alignment",
-                 str(EXAMPLES / "etude_alignment.tsv.gz"), "--variations", "2"]) == 0  # fmt: skip
+                 "--reference", str(perf), str(score), str(EXAMPLES / "etude_alignment.tsv.gz"),
+                 "--variations", "2"]) == 0  # fmt: skip
     assert len(read_midi(tmp_path / "r-1.mid")) == 84 and len(read_midi(tmp_path / "r-2.mid")) == 84
     assert main(["interpret", str(perf), "--score", str(score), "-o", str(tmp_path / "z.npy"), "--model", str(best),
                  "--plot", str(tmp_path / "z.png")]) == 0  # fmt: skip
@@ -286,11 +286,12 @@ def test_train_with_the_engine_then_render_and_interpret_from_the_cli(cvrnn_pair
     "extra, message",
     [
         (["--interpretation", "1,2,3"], "5 numbers"),
-        (["--reference", "{perf}"], "together"),
-        (["--reference", "{bad}", "--reference-score", "{score}"], "MIDI file"),
-        (["--reference", "{empty}", "--reference-score", "{score}"], "no notes"),
-        (["--reference", "{perf}", "--reference-score", "{missing}"], "no such file"),
-        (["--reference", "{perf}", "--reference-score", "{score}", "--reference-notes", "0"], ">= 1"),
+        (["--reference", "{perf}"], "PERFORMANCE.mid SCORE [ALIGNMENT.tsv]"),
+        (["--reference", "{perf}", "{score}", "{score}", "{score}"], "PERFORMANCE.mid SCORE [ALIGNMENT.tsv]"),
+        (["--reference", "{bad}", "{score}"], "MIDI file"),
+        (["--reference", "{empty}", "{score}"], "no notes"),
+        (["--reference", "{perf}", "{missing}"], "no such file"),
+        (["--reference", "{perf}", "{score}", "--reference-notes", "0"], ">= 1"),
     ],
 )
 def test_bad_steering_input_is_one_line_and_exit_2(tiny_cvrnn, tmp_path, capsys, extra, message):
@@ -352,9 +353,8 @@ def test_reference_snippet_from_an_asap_pair_through_the_cli(tiny_cvrnn, asap, t
     item = next(i for i in asap.performances("test") if i.alignment_fits_score)
     out = tmp_path / "styled.mid"
     base = ["render", str(EXAMPLES / "etude.musicxml"), "-o", str(out), "--model", str(tiny_cvrnn),
-            "--reference", str(item.performance_path), "--reference-score", str(item.score_path),
-            "--reference-notes", "48"]  # fmt: skip
-    assert main([*base, "--reference-alignment", str(item.alignment_path)]) == 0
+            "--reference-notes", "48", "--reference", str(item.performance_path), str(item.score_path)]  # fmt: skip
+    assert main([*base, str(item.alignment_path)]) == 0
     with_file = read_midi(out)
     assert main(base) == 0
     assert len(with_file) == 84 and len(read_midi(out)) == 84

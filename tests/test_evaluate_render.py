@@ -107,36 +107,6 @@ def test_evaluate_render_from_the_midi_score(eval_pairs, asap_root, tmp_path):
     assert rendered["shape"]["velocity_sd"] > 0
 
 
-def test_evaluate_render_primes_a_signed_renderer_with_signed_chord_timing(eval_pairs, asap_root, tmp_path):
-    import torch
-
-    from espressivo.evaluate.render import load_pieces, primed_protocol
-    from espressivo.features.slots import plain_slots, render_tokenizer, slot_sizes
-    from espressivo.models import build_model
-    from espressivo.models.checkpoint import load_pretrained, save_checkpoint
-
-    tok = render_tokenizer()
-    torch.manual_seed(0)
-    model = build_model("renderer", "tiny", slot_sizes=slot_sizes(tok)).eval()
-    signed = load_pretrained(save_checkpoint(tmp_path / "signed", model, "renderer", tok,
-                                             extra={"train": {"chord_timing": "signed"}}))  # fmt: skip
-    pieces = load_pieces(eval_pairs, "test", asap_root.parent, max_pieces=1)
-    piece = pieces[0]
-    src = piece["inputs"].src
-    for arrays, signed_slots in zip(piece["pairs"], piece["human_signed"], strict=True):
-        # each chord note at the pianist's offset from the chord's first note (in ms, 300 = together)
-        onset = arrays["performed"]["onset_sec"][piece["inputs"].order] * 1000
-        onsets = np.cumsum(plain_slots(signed_slots, src[:, 1], tok)[:, 1])
-        chord = np.cumsum(src[:, 1] > 0)
-        first = np.flatnonzero(np.diff(chord, prepend=-1) > 0)[chord]
-        members = (np.arange(len(src)) != first) & (np.abs(onset - onset[first]) < 290)
-        assert members.sum() > 100
-        assert np.abs((onsets - onsets[first]) - (onset - onset[first]))[members].max() <= 0.5 + 1e-9
-    result = primed_protocol(signed, pieces, stride=400)
-    assert result["starting_points"] > 0
-    assert all(np.isfinite(r) for r in result["model"]["10_notes"].values())
-
-
 def test_cli_evaluate_render_with_a_cvrnn_beside_a_renderer(tiny_checkpoint, eval_pairs, asap_root, tmp_path):
     import torch
 

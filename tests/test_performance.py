@@ -163,3 +163,16 @@ def test_empty_performance():
     assert len(e) == 0 and e.end_sec == 0
     assert len(e.apply_sustain()) == 0 and len(e.transpose(3)[0]) == 0
     assert np.asarray(e.pedal_value_at([1.0])).tolist() == [0]
+
+
+def test_time_map_exact_values():
+    from espressivo.core import TimeMap
+
+    # a chord at beat 0 (played at 0.00 and 0.02), a note at beat 1, one at beat 2 played before beat 1's
+    tm = TimeMap.of(np.array([0.0, 0.0, 1.0, 2.00001]), np.array([0.0, 0.02, 0.6, 0.5]))
+    assert tm.position.tolist() == [0.0, 1.0, 2.0] and tm.count.tolist() == [2, 1, 1]
+    assert np.allclose(tm.seconds, [0.01, 0.6, 0.6])  # the late point raised to a running maximum
+    assert tm.group.tolist() == [0, 0, 1, 2]
+    assert np.allclose(tm(np.array([0.5, 3.0])), [0.305, 0.6]) and np.allclose(tm.slope(), [0.59, 0.0])
+    raw = TimeMap.of(np.array([0.0, 1.0, 2.0]), np.array([0.0, 0.6, 0.5]), monotone=False)
+    assert np.allclose(raw.seconds, [0.0, 0.6, 0.5])

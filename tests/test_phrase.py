@@ -255,13 +255,13 @@ def test_expressiveness_zero_is_deadpan():
 # ---------------------------------------------------------------------------- rendering
 def test_render_plays_every_note_reproducibly(phrase_checkpoint, etude):
     pretrained = load_pretrained(phrase_checkpoint)
-    a = render(pretrained, etude, RenderOptions(seed=3))[0].performance
-    b = render(pretrained, etude, RenderOptions(seed=3))[0].performance
-    c = render(pretrained, etude, RenderOptions(seed=4))[0].performance
+    a = render(pretrained, etude, RenderOptions.of(seed=3))[0].performance
+    b = render(pretrained, etude, RenderOptions.of(seed=3))[0].performance
+    c = render(pretrained, etude, RenderOptions.of(seed=4))[0].performance
     assert sorted(a.notes["id"].tolist()) == list(range(len(etude)))
     assert np.array_equal(a.notes, b.notes) and np.array_equal(a.controls, b.controls)
     assert not np.array_equal(a.notes["onset_sec"], c.notes["onset_sec"])
-    deadpan = render(pretrained, etude, RenderOptions(expressiveness=0.0, tempo=90))[0].performance
+    deadpan = render(pretrained, etude, RenderOptions.of(expressiveness=0.0, tempo=90))[0].performance
     assert len(deadpan.controls) == 0 and np.ptp(deadpan.notes["velocity"]) == 0
     by_row = deadpan.notes[np.argsort(deadpan.notes["id"])]
     written = etude.seconds_from_quarter(etude.notes["onset_quarter"], 90)
@@ -271,11 +271,11 @@ def test_render_plays_every_note_reproducibly(phrase_checkpoint, etude):
 def test_a_control_the_family_does_not_use_is_refused(phrase_checkpoint, etude, tmp_path, tiny_checkpoint):
     pretrained = load_pretrained(phrase_checkpoint)
     with pytest.raises(EspressivoError, match="does not use --tempo-drift"):
-        render(pretrained, etude, RenderOptions(tempo_drift=8))
+        render(pretrained, etude, RenderOptions.of(tempo_drift=8))
     with pytest.raises(EspressivoError, match="primed"):
         render(pretrained, etude, prime=np.zeros((4, 8), np.int64))
     with pytest.raises(EspressivoError, match="does not use --expressiveness"):
-        render(load_pretrained(tiny_checkpoint), etude, RenderOptions(expressiveness=0.5))
+        render(load_pretrained(tiny_checkpoint), etude, RenderOptions.of(expressiveness=0.5))
     code = main(["render", str(EXAMPLES / "etude.musicxml"), "-o", str(tmp_path / "x.mid"), "--model",
                  str(phrase_checkpoint), "--consensus", "4"])  # fmt: skip
     assert code == 2
@@ -300,16 +300,16 @@ def test_a_new_family_is_one_registry_line(phrase_checkpoint, etude, monkeypatch
     from espressivo.render.render import Rendering
 
     def render_dummy(pretrained, score, options, variations):
-        return [Rendering(score.to_performance(options.tempo), score, options) for _ in range(variations)]
+        return [Rendering(score.to_performance(options.timing.tempo), score, options) for _ in range(variations)]
 
     family = families_module.Family("dummy", "phrase", frozenset(), False, render_dummy)
     monkeypatch.setitem(families_module.FAMILIES, "dummy", family)
     pretrained = load_pretrained(phrase_checkpoint)
     monkeypatch.setattr(pretrained, "model_type", "dummy")
-    out = render(pretrained, etude, RenderOptions(tempo=60), variations=2)
+    out = render(pretrained, etude, RenderOptions.of(tempo=60), variations=2)
     assert len(out) == 2 and len(out[0].performance) == len(etude)
     with pytest.raises(EspressivoError, match="dummy renderer does not use --roll-step"):
-        render(pretrained, etude, RenderOptions(roll_step=0.3))
+        render(pretrained, etude, RenderOptions.of(roll_step=0.3))
 
 
 def test_thread_count_is_chosen_by_the_family_and_restored(tiny_checkpoint, phrase_checkpoint, etude):
@@ -332,8 +332,8 @@ def test_thread_count_is_chosen_by_the_family_and_restored(tiny_checkpoint, phra
     torch.set_num_threads(2)
     try:
         notewise.render_notewise = spy
-        first = render(load_pretrained(tiny_checkpoint), etude, RenderOptions(seed=1))[0].performance
-        again = render(load_pretrained(tiny_checkpoint), etude, RenderOptions(seed=1, threads=1))[0].performance
+        first = render(load_pretrained(tiny_checkpoint), etude, RenderOptions.of(seed=1))[0].performance
+        again = render(load_pretrained(tiny_checkpoint), etude, RenderOptions.of(seed=1, threads=1))[0].performance
         assert seen == [1, 1] and torch.get_num_threads() == 2
         assert np.array_equal(first.notes, again.notes)
     finally:

@@ -70,28 +70,6 @@ def test_performed_slots_exact_values():
     assert slots[0, 4:].tolist() == [0, 0, 1, 1]
 
 
-def test_signed_chord_timing_exact_values():
-    from espressivo.features.slots import chord_ioi_seconds, plain_slots
-
-    # a note, a chord whose second note leads by 12 ms and third lags by 8 ms, a chord rolled 400 ms up
-    onset = np.array([0.0, 0.500, 0.488, 0.508, 1.000, 0.600, 0.800])
-    anchor = np.array([True, True, False, False, True, False, False])
-    assert np.allclose(chord_ioi_seconds(onset, anchor), [0, 0.5, -0.012, 0.008, 0.5, -0.4, -0.2])
-    slots = performed_slots(onset, np.full(7, 0.1), np.arange(60, 67), np.full(7, 64), np.zeros((7, 4)), TOK,
-                            anchor=anchor)  # fmt: skip
-    assert slots[:, 1].tolist() == [0, 500, 288, 308, 500, 0, 100]  # 300 + offset; -400 clipped to -300
-    score_ioi = np.where(anchor, 500, 0)
-    plain = plain_slots(slots, score_ioi, TOK)
-    assert plain[:, 1].tolist() == [0, 500, -12, 20, 492, -300, 100]  # IOIs from the previous note
-    assert np.cumsum(plain[:, 1]).tolist() == [0, 500, 488, 508, 1000, 700, 800]
-    assert np.array_equal(plain[:, 2:], slots[:, 2:]) and np.array_equal(plain[:, 0], slots[:, 0])
-    # a chord note played before the first note of the piece (by 300 ms, by 12 ms): no onset before 0
-    for rows, later in (([0, 5], 0.3), ([0, 2], 0.012)):
-        perf = decode_slots(plain_slots(slots[rows], np.array([0, 0]), TOK), np.array([0, 0]), TOK)
-        assert perf.notes["onset_sec"].round(3).tolist() == [0.0, later]
-        assert perf.notes["pitch"].tolist() == [60 + rows[1], 60]
-
-
 def test_consensus_and_chord_spread_keep_a_chord_note_ahead_of_the_first():
     from espressivo.render.render import consensus_slots, spread_chords
 
@@ -154,7 +132,7 @@ def test_save_load_equality(tiny_checkpoint):
 # ---------------------------------------------------------------------------- rendering
 def test_render_preserves_notes_one_to_one(tiny_checkpoint, etude):
     pretrained = load_pretrained(tiny_checkpoint)
-    result = render(pretrained, etude, RenderOptions(seed=3))[0]
+    result = render(pretrained, etude, RenderOptions.of(seed=3))[0]
     perf = result.performance
     assert len(perf) == len(etude)
     assert sorted(perf.notes["id"].tolist()) == list(range(len(etude)))
@@ -164,9 +142,9 @@ def test_render_preserves_notes_one_to_one(tiny_checkpoint, etude):
 
 def test_seeds_reproduce_and_differ(tiny_checkpoint, etude):
     pretrained = load_pretrained(tiny_checkpoint)
-    a = render(pretrained, etude, RenderOptions(seed=1))[0].performance
-    b = render(pretrained, etude, RenderOptions(seed=1))[0].performance
-    c = render(pretrained, etude, RenderOptions(seed=2))[0].performance
+    a = render(pretrained, etude, RenderOptions.of(seed=1))[0].performance
+    b = render(pretrained, etude, RenderOptions.of(seed=1))[0].performance
+    c = render(pretrained, etude, RenderOptions.of(seed=2))[0].performance
     assert np.array_equal(a.notes, b.notes)
     assert not np.array_equal(a.notes, c.notes)
 
@@ -175,7 +153,7 @@ def test_seeds_reproduce_and_differ(tiny_checkpoint, etude):
 def test_long_score_windows_cover_every_note(tiny_checkpoint, segment):
     pretrained = load_pretrained(tiny_checkpoint)
     score = long_score(700)
-    perf = render(pretrained, score, RenderOptions(seed=0, window=64, context=16, segment=segment, overlap=32))[0]
+    perf = render(pretrained, score, RenderOptions.of(seed=0, window=64, context=16, segment=segment, overlap=32))[0]
     perf = perf.performance
     assert len(perf) == 700 and sorted(perf.notes["id"].tolist()) == list(range(700))
     # every chord still starts after the previous one (IOIs floored where the score moves on)
@@ -263,7 +241,7 @@ def test_tempo_guard_keeps_an_untrained_renderer_near_the_score_tempo(tiny_check
     moves = inputs.src[:, 1] > 0
 
     def ratio(guard):
-        slots = render_slots(pretrained.model, inputs, RenderOptions(seed=4, tempo_guard=guard))[0]
+        slots = render_slots(pretrained.model, inputs, RenderOptions.of(seed=4, tempo_guard=guard))[0]
         return np.abs(np.log((slots[moves, 1] + 10) / (inputs.src[moves, 1] + 10)))
 
     free, held = ratio(0.0), ratio(0.2)
@@ -275,7 +253,7 @@ def test_consensus_rendering_is_steadier_than_one_sample(tiny_checkpoint, etude)
     pretrained = load_pretrained(tiny_checkpoint)
 
     def velocities(seed, consensus):
-        perf = render(pretrained, etude, RenderOptions(seed=seed, consensus=consensus))[0].performance
+        perf = render(pretrained, etude, RenderOptions.of(seed=seed, consensus=consensus))[0].performance
         out = np.empty(len(perf))
         out[perf.notes["id"]] = perf.notes["velocity"]
         return out
@@ -310,11 +288,11 @@ def test_dynamics_drift_follows_the_markings_and_keeps_accents():
 
 def test_global_controls(tiny_checkpoint, etude):
     pretrained = load_pretrained(tiny_checkpoint)
-    perf = render(pretrained, etude, RenderOptions(seed=1, tempo=90))[0].performance
+    perf = render(pretrained, etude, RenderOptions.of(seed=1, tempo=90))[0].performance
     q = etude.notes["onset_quarter"][perf.notes["id"]]
     t = perf.notes["onset_sec"]
     assert 60 * (q.max() - q.min()) / (t.max() - t.min()) == pytest.approx(90, rel=1e-6)
-    flat = render(pretrained, etude, RenderOptions(seed=1, dynamics_scale=0))[0].performance
+    flat = render(pretrained, etude, RenderOptions.of(seed=1, dynamics_scale=0))[0].performance
     assert np.ptp(flat.notes["velocity"]) <= 1
 
 
@@ -325,11 +303,11 @@ def test_a_model_trained_at_the_performed_tempo_keeps_the_written_mean_tempo(tin
 
     pretrained = load_pretrained(tiny_checkpoint)
     anchored = replace(pretrained, config={**pretrained.config, "train": {"score_tempo": "performed"}})
-    perf = render(anchored, etude, RenderOptions(seed=1))[0].performance
+    perf = render(anchored, etude, RenderOptions.of(seed=1))[0].performance
     q = etude.notes["onset_quarter"][perf.notes["id"]]
     t = perf.notes["onset_sec"]
     assert 60 * (q.max() - q.min()) / (t.max() - t.min()) == pytest.approx(written_qpm(etude), rel=1e-6)
-    free = render(pretrained, etude, RenderOptions(seed=1))[0].performance  # an untrained tiny model: any tempo
+    free = render(pretrained, etude, RenderOptions.of(seed=1))[0].performance  # an untrained tiny model: any tempo
     assert free.notes["onset_sec"].max() != pytest.approx(t.max(), rel=1e-3)
 
 
@@ -351,31 +329,6 @@ def test_tempo_option_keeps_the_written_tempo_changes():
     assert (at_90[at_90 > 0][:3] > 1.9 * at_90[at_90 > 0][-1]).all()
 
 
-def test_tempo_smoothing_removes_beat_jitter_and_keeps_the_rest():
-    from espressivo.core import Performance
-    from espressivo.render.timing import shape_tempo
-
-    score = long_score(64)  # 16 four-note chords, one per beat
-    periods = np.tile([0.4, 0.6], 8)[:15]  # seconds per beat, jittering from beat to beat
-    chord_time = np.concatenate([[1.0], 1.0 + np.cumsum(periods)])
-    notes = score.to_performance(velocity=64).notes.copy()  # id = score row; chord = row // 4
-    chord = notes["id"] // 4
-    notes["onset_sec"] = chord_time[chord] + 0.01 * (notes["id"] % 4)  # a 30 ms spread in every chord
-    notes["duration_sec"] = 0.5 * periods.mean()
-    perf = Performance(notes)
-    assert shape_tempo(perf, score, 0.0) is perf
-    smooth = shape_tempo(perf, score, 2.0)
-    new = smooth.notes
-    assert np.array_equal(new["id"], notes["id"]) and np.array_equal(new["pitch"], notes["pitch"])
-    mean = np.bincount(chord, weights=new["onset_sec"]) / 4  # each chord's mean time: the time map
-    assert new["onset_sec"][0] == 1.0 and mean[-1] == pytest.approx(chord_time[-1] + 0.015, abs=0.005)
-    inner = np.diff(mean)[3:-3]  # away from the edges the beat is steady
-    assert np.ptp(inner) < 0.05 and np.ptp(np.diff(chord_time)) == pytest.approx(0.2)
-    spread = new["onset_sec"][3::4] - new["onset_sec"][0::4]
-    assert np.allclose(spread, 0.03, rtol=0.25)  # asynchrony follows the local tempo, not erased
-    assert (new["duration_sec"] > 0).all() and np.all(np.diff(new["onset_sec"]) >= -1e-9)
-
-
 def test_tempo_drift_is_taken_out_and_fast_rubato_kept():
     from espressivo.core import Performance
     from espressivo.errors import EspressivoError
@@ -388,21 +341,21 @@ def test_tempo_drift_is_taken_out_and_fast_rubato_kept():
     notes = score.to_performance(velocity=64).notes.copy()
     notes["onset_sec"] = chord_time[notes["id"] // 4]
     notes["duration_sec"] = 0.2
-    steady = shape_tempo(Performance(notes), score, 0.0, drift_beats=8.0).notes
+    steady = shape_tempo(Performance(notes), score, drift_beats=8.0).notes
     new = np.diff(steady["onset_sec"][::4])[8:-8]  # away from the edges
     held = beats[8:-8] % 8 == 7
     assert np.ptp(new[~held]) < 0.25 * np.ptp(periods[8:-8][~held])  # the slide is gone ...
     assert (new[held] / new[~held].mean() > 1.2).all()  # ... the held beats are still held
     assert steady["onset_sec"][-1] == pytest.approx(notes["onset_sec"][-1], abs=1e-6)  # the same length
     with pytest.raises(EspressivoError, match="tempo-drift"):
-        RenderOptions(tempo_drift=1)
+        RenderOptions.of(tempo_drift=1)
 
 
 def test_tempo_mapped_output_sits_on_the_score_grid(tiny_checkpoint, etude, tmp_path):
     import symusic
 
     pretrained = load_pretrained(tiny_checkpoint)
-    perf = render(pretrained, etude, RenderOptions(seed=5))[0].performance
+    perf = render(pretrained, etude, RenderOptions.of(seed=5))[0].performance
     path = tmp_path / "mapped.mid"
     path.write_bytes(tempo_mapped_bytes(etude, perf))
     midi = symusic.Score(str(path))
@@ -454,54 +407,6 @@ def test_training_order_follows_the_pianist_inside_a_chord():
     # a note of the next chord played early stays in its chord
     performed[3] = 0.0
     assert training_order(written, performed, pitch).tolist() == [2, 1, 0, 3, 4]
-
-
-def test_render_pairs_with_signed_chord_timing(render_pairs):
-    from espressivo.data.pairs import RenderPairs
-    from espressivo.errors import EspressivoError
-    from espressivo.features.slots import CHORD_OFFSET_MS, chord_ioi_seconds, plain_slots
-
-    pairs = RenderPairs(render_pairs, "train", TOK, notes=64, score_tempo="performed", chord_timing="signed")
-    piece = pairs.pieces[0]
-    chord_notes = np.flatnonzero(~piece["anchor"])
-    start = int(chord_notes[chord_notes > 10][0])  # a window that starts inside a chord
-    window = pairs._window(piece, start, None)
-    src, tgt, mask = window["src"], window["tgt"], window["loss_mask"]
-    assert src[0, 1] == 0 and tgt[0, 1] != 0  # its offset from the chord's first note, before the window
-    span = slice(start, start + 64)
-    seconds = chord_ioi_seconds(piece["p_onset"][: start + 64], piece["anchor"][: start + 64])[span]
-    expected = np.where(piece["anchor"][span], seconds * 1000, seconds * 1000 + CHORD_OFFSET_MS)
-    timed = mask[:, 1]
-    assert np.array_equal(tgt[timed, 1], np.clip(np.rint(expected), 0, 4990).astype(int)[timed])
-    assert np.array_equal(src[:, 1] > 0, piece["anchor"][span] & (np.arange(64) > 0))
-    assert not timed[~window["loss_mask"][:, 2]].any()  # unmatched notes never count
-    onsets = np.cumsum(plain_slots(tgt, src[:, 1], TOK)[:, 1])
-    assert (onsets[np.flatnonzero(src[:, 1] > 0)] > 0).all()
-    with pytest.raises(EspressivoError, match="chord_timing"):
-        RenderPairs(render_pairs, "train", TOK, notes=64, chord_timing="rolled")
-
-
-def test_a_signed_renderer_places_chord_notes_around_the_first(tiny_checkpoint, etude):
-    from dataclasses import replace
-
-    from espressivo.render.render import render_slots, score_inputs
-
-    pretrained = load_pretrained(tiny_checkpoint)
-    signed = replace(pretrained, config={**pretrained.config, "train": {"chord_timing": "signed"}})
-    options = RenderOptions(seed=3, tempo_drift=0, dynamics_drift=0)
-    inputs = score_inputs(etude, TOK)
-    slots = render_slots(signed.model, inputs, options)[0]
-    perf = render(signed, etude, options)[0].performance
-    onset = np.empty(len(perf))
-    onset[perf.notes["id"]] = perf.notes["onset_sec"]
-    onset = onset[inputs.order]  # renderer order
-    anchor = inputs.src[:, 1] > 0
-    anchor[0] = True
-    first = np.flatnonzero(anchor)[np.cumsum(anchor) - 1]
-    members = ~anchor
-    assert members.sum() > 10
-    assert np.allclose((onset - onset[first])[members] * 1000, slots[members, 1] - 300, atol=1e-6)
-    assert sorted(perf.notes["id"].tolist()) == list(range(len(etude)))
 
 
 def test_performed_tempo_scale_from_matched_notes():
@@ -619,7 +524,6 @@ def test_cli_render_says_when_it_estimated_the_tempo(tiny_checkpoint, tmp_path, 
         (["--top-p", "0"], "top-p"),
         (["--temperature", "-1"], "temperature"),
         (["--tempo-scale", "100"], "--tempo-scale"),
-        (["--tempo-smoothing", "-1"], "--tempo-smoothing"),
         (["--tempo-drift", "1"], "--tempo-drift"),
         (["--consensus", "0"], "--consensus"),
         (["--dynamics-drift", "-2"], "--dynamics-drift"),
@@ -718,3 +622,19 @@ def test_sampling_heads_match_the_model_heads():
             exact = model.slot_logits(hidden, s, context)
             fast = model.slot_logits(hidden, s, context, heads)
             assert fast.dtype == torch.float32 and torch.allclose(fast, exact, atol=0.02 * exact.abs().max().item())
+
+
+def test_render_options_route_flat_settings_to_their_group():
+    from espressivo.errors import EspressivoError
+
+    options = RenderOptions.of(seed=3, tempo=90, chord_spread=0.5, window=512)
+    assert (options.sampling.seed, options.timing.tempo, options.shaping.chord_spread) == (3, 90, 0.5)
+    assert options.sampling.window == 512 and options.changed() == {"seed": 3, "tempo": 90, "chord_spread": 0.5,
+                                                                    "window": 512}  # fmt: skip
+    again = options.replace(tempo=None, expressiveness=2.0)
+    assert again.timing.tempo is None and again.shaping.expressiveness == 2.0 and again.sampling.seed == 3
+    assert RenderOptions().flat()["top_p"] == 0.95 and RenderOptions.of() == RenderOptions()
+    with pytest.raises(EspressivoError, match="unknown rendering settings: tempo_smoothing"):
+        RenderOptions.of(tempo_smoothing=2)
+    with pytest.raises(EspressivoError, match="--tempo must lie"):
+        options.replace(tempo=5)

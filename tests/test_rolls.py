@@ -112,14 +112,14 @@ def test_renderer_rolls_marked_chords(tmp_path):
     path.write_text(musicxml(body))
     score = read_score(path)
     pretrained = load_pretrained("renderer-small")
-    perf = render(pretrained, score, RenderOptions(seed=1))[0].performance
+    perf = render(pretrained, score, RenderOptions.of(seed=1))[0].performance
     by_pitch = perf.notes[np.argsort(perf.notes["pitch"])]
     assert np.all(np.diff(by_pitch["onset_sec"]) > 0.015)  # bottom to top, a step apart
-    flat = render(pretrained, score, RenderOptions(seed=1, roll_step=0))[0].performance
+    flat = render(pretrained, score, RenderOptions.of(seed=1, roll_step=0))[0].performance
     assert np.ptp(flat.notes["onset_sec"]) < np.ptp(perf.notes["onset_sec"])
 
 
 @pytest.mark.parametrize("step", [-0.1, 1.5, float("nan")])
 def test_bad_roll_step_is_rejected(step):
     with pytest.raises(EspressivoError):
-        RenderOptions(roll_step=step)
+        RenderOptions.of(roll_step=step)

@@ -61,11 +61,11 @@ def test_fit_recovers_exact_coefficients():
 
 def test_only_a_score_without_a_metronome_mark_gets_the_estimate():
     marked = run(0.25, tempo=[(0.0, 96.0, "")])
-    assert has_metronome_mark(marked) and with_score_tempo(marked, RenderOptions()).tempo is None
+    assert has_metronome_mark(marked) and with_score_tempo(marked, RenderOptions()).timing.tempo is None
     bare = run(0.25)
-    assert with_score_tempo(bare, RenderOptions()).tempo == pytest.approx(estimated_qpm(bare), abs=0.05)
-    assert with_score_tempo(bare, RenderOptions(tempo=70)).tempo == 70  # the user's tempo wins
-    assert with_score_tempo(bare, RenderOptions(estimate_tempo=False)).tempo is None
+    assert with_score_tempo(bare, RenderOptions()).timing.tempo == pytest.approx(estimated_qpm(bare), abs=0.05)
+    assert with_score_tempo(bare, RenderOptions.of(tempo=70)).timing.tempo == 70  # the user's tempo wins
+    assert with_score_tempo(bare, RenderOptions.of(estimate_tempo=False)).timing.tempo is None
 
 
 def test_a_renderer_plays_an_unmarked_score_at_the_estimate(tiny_checkpoint):
@@ -74,7 +74,7 @@ def test_a_renderer_plays_an_unmarked_score_at_the_estimate(tiny_checkpoint):
     pretrained = load_pretrained(tiny_checkpoint)
     anchored = replace(pretrained, config={**pretrained.config, "train": {"score_tempo": "performed"}})
     score = run(0.25)
-    cases = ((RenderOptions(seed=1), estimated_qpm(score)), (RenderOptions(seed=1, estimate_tempo=False), 120))
+    cases = ((RenderOptions.of(seed=1), estimated_qpm(score)), (RenderOptions.of(seed=1, estimate_tempo=False), 120))
     for options, qpm in cases:
         result = render(anchored, score, options)[0]
         perf = result.performance

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.evaluate.render import load_pieces
-from espressivo.render.dynamics import fit_level
 
 
 def main() -> None:
@@ -27,7 +26,7 @@ def main() -> None:
         for slots, matched in piece["human_slots"]:
             marking.append(piece["inputs"].src[matched, 2])
             played.append(slots[matched, 2])
-    intercept, slope = fit_level(np.concatenate(marking), np.concatenate(played))
+    slope, intercept = np.polyfit(np.concatenate(marking).astype(float), np.concatenate(played).astype(float), 1)
     levels = {int(m): round(intercept + slope * m, 1) for m in np.unique(np.concatenate(marking))}
     report = {"split": args.split, "pieces": len(pieces), "notes": int(sum(map(len, played))),
               "intercept": round(intercept, 2), "slope": round(slope, 4), "level_by_marking": levels}  # fmt: skip

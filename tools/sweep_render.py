@@ -2,7 +2,7 @@
 
 Each score is sampled max(``--consensus``) times once per ``--temperature``, ``--tempo-guard`` and
 ``--estimate-tempo`` (1: a score without a metronome mark at the estimated tempo, 0: at 120 qpm); every
-(consensus K, tempo drift, dynamics drift, chord spread, roll step, tempo smoothing) setting is then built from
+(consensus K, tempo drift, dynamics drift, chord spread, roll step) setting is then built from
 the same samples (the consensus of the first K) and compared with every human performance as ``espressivo
 evaluate render`` does: per note, tempo curves, and the JS distances of the distributions (seed ``--seed``).
 The mean per setting, with deadpan and human rows for scale.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from espressivo.evaluate.render import (
@@ -42,7 +41,7 @@ def floats(text: str) -> list[float]:
 
 
 SAMPLING = ("temperature", "tempo_guard", "estimate_tempo")  # each value draws its own samples
-SHAPING = ("consensus", "tempo_drift", "dynamics_drift", "chord_spread", "roll_step", "tempo_smoothing")
+SHAPING = ("consensus", "tempo_drift", "dynamics_drift", "chord_spread", "roll_step")
 
 
 def grid(args, names) -> list[dict]:
@@ -59,11 +58,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--segment", type=int, default=RenderOptions.segment, help="notes per side-by-side segment")
+    parser.add_argument(
+        "--segment", type=int, default=RenderOptions().sampling.segment, help="notes per side-by-side segment"
+    )
     parser.add_argument("--max-pieces", type=int, default=0)
-    defaults = RenderOptions()
+    defaults = RenderOptions().flat()
     for name in SAMPLING + SHAPING:
-        default = {"consensus": "1,8", "tempo_guard": "0"}.get(name, str(float(getattr(defaults, name))))
+        default = {"consensus": "1,8", "tempo_guard": "0"}.get(name, str(float(defaults[name])))
         parser.add_argument("--" + name.replace("_", "-"), default=default, help=f"comma-separated (default {default})")
     args = parser.parse_args()
     pretrained = load_pretrained(args.model)
@@ -71,7 +72,7 @@ def main() -> None:
     shapes = grid(args, SHAPING)
     samples_needed = int(max(s["consensus"] for s in shapes))
     settings = [d | s for d in draws for s in shapes]
-    base = RenderOptions(top_p=args.top_p, seed=args.seed, segment=args.segment)
+    base = RenderOptions.of(top_p=args.top_p, seed=args.seed, segment=args.segment)
     results: list[list] = [[] for _ in settings]
     stats: list[list] = [[] for _ in settings]
     deadpan, human, reference = [], [], []
@@ -79,17 +80,17 @@ def main() -> None:
         score = piece["score"]
         views = [h["view"] for h in piece["humans"]]
         reference += [note_statistics(h["performance"]) for h in piece["humans"]]
-        tempos = [with_score_tempo(score, replace(base, **d)).tempo for d in draws]  # the estimate, if any
+        tempos = [with_score_tempo(score, base.replace(**d)).timing.tempo for d in draws]  # the estimate, if any
         inputs = [score_inputs(score, pretrained.tokenizer, tempo) for tempo in tempos]
-        samples = [sample_slots(pretrained, inputs[k], replace(base, **d), None, samples_needed)
+        samples = [sample_slots(pretrained, inputs[k], base.replace(**d), None, samples_needed)
                    for k, d in enumerate(draws)]  # fmt: skip
         dp = rendered_view(score, score.to_performance(velocity=64))
         deadpan += [compare(dp, v) for v in views]
         human += [compare(views[i], views[j]) for i in range(len(views)) for j in range(i + 1, len(views))]
         for k, setting in enumerate(settings):
             draw = draws.index({name: setting[name] for name in SAMPLING})
-            options = replace(base, **setting | {"consensus": int(setting["consensus"]), "tempo": tempos[draw]})
-            slots = consensus_slots(samples[draw][: options.consensus], inputs[draw].src[:, 1])
+            options = base.replace(**setting | {"consensus": int(setting["consensus"]), "tempo": tempos[draw]})
+            slots = consensus_slots(samples[draw][: options.sampling.consensus], inputs[draw].src[:, 1])
             perf = performance(slots, inputs[draw], score, options, pretrained)
             stats[k].append(note_statistics(perf))
             results[k] += [compare(rendered_view(score, perf), v) for v in views]

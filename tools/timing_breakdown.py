@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chord-spread", type=floats, default=[1.0])
-    parser.add_argument("--roll-step", type=floats, default=[RenderOptions().roll_step])
+    parser.add_argument("--roll-step", type=floats, default=[RenderOptions().shaping.roll_step])
     args = parser.parse_args()
     try:
         print(json.dumps(breakdown(args), indent=1))
@@ -83,12 +82,12 @@ def breakdown(args) -> dict:
         score, views = piece["score"], [h["view"] for h in piece["humans"]]
         kind = note_kinds(score)
         counts += np.bincount(kind, minlength=len(KINDS))
-        options = with_score_tempo(score, RenderOptions(seed=args.seed))
-        inputs = score_inputs(score, pretrained.tokenizer, options.tempo)
+        options = with_score_tempo(score, RenderOptions.of(seed=args.seed))
+        inputs = score_inputs(score, pretrained.tokenizer, options.timing.tempo)
         slots = sample_slots(pretrained, inputs, options)[0]  # one draw, re-used by every setting
         rendered = {"deadpan": rendered_view(score, score.to_performance(velocity=64))}
         for name, (spread, roll) in zip(names[1:-1], settings, strict=True):
-            perf = performance(slots, inputs, score, replace(options, chord_spread=spread, roll_step=roll), pretrained)
+            perf = performance(slots, inputs, score, options.replace(chord_spread=spread, roll_step=roll), pretrained)
             rendered[name] = rendered_view(score, perf)
         for name, view in rendered.items():
             for human in views:

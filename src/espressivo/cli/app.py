@@ -5,6 +5,12 @@ Parameters without a default become positional arguments, the others ``--options
 ``--no-flag``), ``Path``, ``Literal[...]`` (choices), ``list[X]`` (one or more) and ``X | None``.
 The first docstring line is the command's help; lines ``name: text`` under ``Args:`` describe the parameters.
 
+A parameter whose annotation is a dataclass (``sampling: Sampling = Sampling()``) is a group of options: each
+of its fields becomes a flag, in a ``--help`` section titled by the first line of the dataclass's docstring
+(its ``Args:`` give the help texts), and the command receives the dataclass built from them (its own checks
+turning bad values into the one-line error).  A field whose metadata says ``expert`` is accepted but not
+listed; one whose metadata says ``flag: False`` is not a flag.
+
 Errors are one line on stderr and exit status 2: :class:`EspressivoError` from the command, and
 argparse's own usage errors.  Set ``ESPRESSIVO_DEBUG=1`` to see tracebacks.
 """
@@ -12,6 +18,7 @@ argparse's own usage errors.  Set ``ESPRESSIVO_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import os
 import sys
@@ -73,48 +80,89 @@ def _positive(kind):
     return convert
 
 
+def _option_groups(func: Callable) -> dict[str, type]:
+    """The parameters of ``func`` annotated with a dataclass: each expands into one flag per field."""
+    hints = typing.get_type_hints(func)
+    return {name: hints[name] for name in inspect.signature(func).parameters
+            if dataclasses.is_dataclass(hints.get(name))}  # fmt: skip
+
+
+def _add_argument(parser, name: str, annotation, default, help_text: str, short: str | None = None) -> None:
+    """One parameter (``default`` is ``inspect.Parameter.empty`` for a positional one) as an argument."""
+    annotation = _unwrap_optional(annotation)
+    flag = "--" + name.replace("_", "-")
+    if annotation is bool:
+        if name.startswith("no_"):  # argparse reads --no-X as "X off": name the positive flag instead
+            raise TypeError(f"name the bool parameter {name!r} positively (--x / --no-x)")
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        return
+    kwargs: dict = {"help": help_text}
+    if typing.get_origin(annotation) is list:  # one or more values (positional: FILES...)
+        kwargs["nargs"] = "+"
+        (item,) = typing.get_args(annotation) or (str,)
+        kwargs["type"] = Path if item is Path else _positive(item) if item in (int, float) else str
+    elif typing.get_origin(annotation) is typing.Literal:
+        kwargs["choices"] = list(typing.get_args(annotation))
+    elif annotation in (int, float):
+        kwargs["type"] = _positive(annotation)
+    elif annotation is Path:
+        kwargs["type"] = Path
+    if default is inspect.Parameter.empty:
+        parser.add_argument(name, metavar=name.upper(), **kwargs)
+        return
+    if default is not None and help_text is not argparse.SUPPRESS:
+        kwargs["help"] = f"{help_text} (default: {default})".strip()
+    parser.add_argument(*([short, flag] if short else [flag]), dest=name, default=default, **kwargs)
+
+
+def _help(docs: dict[str, str], name: str, hidden: bool) -> str:
+    # argparse %-formats help ("10 % faster"); an expert knob is accepted, not listed
+    return argparse.SUPPRESS if hidden else docs.get(name, "").replace("%", "%%")
+
+
 def _add_arguments(parser: argparse.ArgumentParser, func: Callable) -> None:
     hints = typing.get_type_hints(func)
     docs = _param_docs(func)
-    sections = {}
-    for title, names in getattr(func, "_groups", {}).items():
-        section = parser.add_argument_group(title)
-        sections |= dict.fromkeys(names, section)
+    titles = {name: title for title, names in getattr(func, "_groups", {}).items() for name in names}
+    sections: dict[str, argparse._ArgumentGroup] = {}  # made in the order of the first parameter of each
+
+    def section_of(name: str):
+        title = titles.get(name)
+        if title is None:
+            return parser
+        if title not in sections:
+            sections[title] = parser.add_argument_group(title)
+        return sections[title]
+
     expert = set(getattr(func, "_expert", ()))
-    target = parser
+    option_groups = _option_groups(func)
     for name, param in inspect.signature(func).parameters.items():
         if name == "overrides":  # free-form --key value settings, passed through as a list
             continue
-        parser = sections.get(name, target)
-        annotation = _unwrap_optional(hints.get(name, str))
-        help_text = docs.get(name, "").replace("%", "%%")  # argparse %-formats help ("10 % faster")
-        if name in expert:  # accepted, not listed: experiment knobs (documented with the command's module)
-            help_text = argparse.SUPPRESS
-        flag = "--" + name.replace("_", "-")
-        kwargs: dict = {"help": help_text}
-        if annotation is bool:
-            if name.startswith("no_"):  # argparse reads --no-X as "X off": name the positive flag instead
-                raise TypeError(f"{func.__name__}: name the bool parameter {name!r} positively (--x / --no-x)")
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=param.default, help=help_text)
+        if name in option_groups:
+            cls = option_groups[name]
+            title = (inspect.getdoc(cls) or name).splitlines()[0]
+            section = parser.add_argument_group(title)
+            field_docs, field_hints = _param_docs(cls), typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                if f.metadata.get("flag", True):
+                    hidden = bool(f.metadata.get("expert")) or f.name in expert
+                    _add_argument(section, f.name, field_hints[f.name], getattr(param.default, f.name),
+                                  _help(field_docs, f.name, hidden))  # fmt: skip
             continue
-        if typing.get_origin(annotation) is list:  # one or more values (positional: FILES...)
-            kwargs["nargs"] = "+"
-            (item,) = typing.get_args(annotation) or (str,)
-            kwargs["type"] = Path if item is Path else _positive(item) if item in (int, float) else str
-        elif typing.get_origin(annotation) is typing.Literal:
-            kwargs["choices"] = list(typing.get_args(annotation))
-        elif annotation in (int, float):
-            kwargs["type"] = _positive(annotation)
-        elif annotation is Path:
-            kwargs["type"] = Path
-        if param.default is inspect.Parameter.empty:
-            parser.add_argument(name, metavar=name.upper(), **kwargs)
-        else:
-            if param.default is not None and help_text is not argparse.SUPPRESS:
-                kwargs["help"] = f"{help_text} (default: {param.default})".strip()
-            short = getattr(func, "_short_flags", {}).get(name)
-            names = [short, flag] if short else [flag]
-            parser.add_argument(*names, dest=name, default=param.default, **kwargs)
+        _add_argument(section_of(name), name, hints.get(name, str), param.default,
+                      _help(docs, name, name in expert), getattr(func, "_short_flags", {}).get(name))  # fmt: skip
+
+
+def _call_arguments(func: Callable, values: dict) -> dict:
+    """Parsed values -> the keyword arguments of ``func``: option groups built from their fields."""
+    parameters = inspect.signature(func).parameters
+    kwargs = {k: v for k, v in values.items() if not k.startswith("_") and k in parameters}
+    for name, cls in _option_groups(func).items():
+        base = parameters[name].default
+        given = {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}
+        kwargs[name] = dataclasses.replace(base, **given)
+    return kwargs
 
 
 def _attach_negative_values(argv: list[str]) -> list[str]:
@@ -192,12 +240,12 @@ class App:
         parameters = inspect.signature(func).parameters
         if extra and "overrides" not in parameters:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        kwargs = {k: v for k, v in vars(args).items() if not k.startswith("_") and k in parameters}
-        if "overrides" in parameters:
-            kwargs["overrides"] = extra
         shown = warnings.formatwarning
         warnings.formatwarning = lambda message, *_, **__: f"{self.prog}: warning: {message}\n"  # one line each
         try:
+            kwargs = _call_arguments(func, vars(args))
+            if "overrides" in parameters:
+                kwargs["overrides"] = extra
             result = func(**kwargs)
         except EspressivoError as err:
             print(f"{self.prog}: error: {err}", file=sys.stderr)

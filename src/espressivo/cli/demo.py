@@ -50,7 +50,7 @@ def demo(out: Path = Path("out")) -> None:
     from espressivo.render import RenderOptions, render, write_tempo_mapped
 
     pretrained = _load_renderer(DEFAULT_RENDERER)
-    rendered = render(pretrained, score, RenderOptions(seed=0))[0].performance
+    rendered = render(pretrained, score, RenderOptions.of(seed=0))[0].performance
     write_midi(rendered, out / "etude_rendered.mid")
     write_tempo_mapped(score, rendered, out / "etude_rendered_editable.mid")
     wav = synthesize(rendered, out / "etude_rendered.wav")
@@ -72,7 +72,7 @@ def demo(out: Path = Path("out")) -> None:
         for label, value in (("minus2", -2.0), ("plus2", 2.0)):
             shift = np.zeros(cvrnn.model.config.z_dim)
             shift[dim] = value
-            perf = render_cvrnn(cvrnn, score, RenderOptions(seed=0), shift=shift)[0].performance
+            perf = render_cvrnn(cvrnn, score, RenderOptions.of(seed=0), shift=shift)[0].performance
             path = out / f"etude_cvrnn_z{dim + 1}_{label}.mid"
             write_midi(perf, path)
             wav = synthesize(perf, path.with_suffix(".wav"))

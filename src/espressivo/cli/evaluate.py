@@ -15,10 +15,8 @@ from espressivo.cli.common import (
 from espressivo.errors import EspressivoError
 from espressivo.io import read_midi
 from espressivo.io.files import atomic_write_bytes
-from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
+from espressivo.render.base import Sampling, Shaping, Timing
 from espressivo.render.families import DEFAULT_RENDERER
-from espressivo.render.rolls import ROLL_STEP_BEATS
-from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD, DEFAULT_TEMPO_SMOOTHING
 
 
 @app.command("evaluate lm")
@@ -107,21 +105,12 @@ def evaluate_render(
     split: Literal["train", "validation", "test"] = "test",
     pairs: Path = Path("data/pairs"),
     root: Path | None = None,
-    seed: int = 0,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
     stride: int = 400,
     primed: bool = True,
     max_pieces: int = 0,
-    tempo_smoothing: float = DEFAULT_TEMPO_SMOOTHING,
-    tempo_drift: float = DEFAULT_TEMPO_DRIFT,
-    dynamics_drift: float = DEFAULT_DYNAMICS_DRIFT,
-    chord_spread: float = 1.0,
-    consensus: int = 1,
-    tempo_guard: float = DEFAULT_TEMPO_GUARD,
-    roll_step: float = ROLL_STEP_BEATS,
-    estimate_tempo: bool = True,
-    expressiveness: float = 1.0,
+    sampling: Sampling = Sampling(),
+    timing: Timing = Timing(),
+    shaping: Shaping = Shaping(),
     score_source: Literal["musicxml", "midi"] = "musicxml",
     json: Path | None = None,
     markdown: Path | None = None,
@@ -129,29 +118,17 @@ def evaluate_render(
 ) -> None:
     """Evaluate renderers against human pianists on every piece of a split: distributions (velocity,
     duration, IOI, pedal), per-note Pearson r and MAE via the score alignment, the primed protocol and
-    tempo curves; deadpan and human leave-one-out rows for scale.
+    tempo curves; deadpan and human leave-one-out rows for scale.  The renderers are sampled and shaped with
+    the options of `espressivo render` (its expert ones included: --top-p, --consensus, --tempo-drift, ...).
 
     Args:
         model: renderers to compare, joined by commas (shipped names or checkpoint folders)
         split: (n)ASAP split
         pairs: aligned pairs folder (built for the split if missing: espressivo data pairs)
         root: the shared data folder holding asap/
-        seed: sampling seed
-        temperature: sampling temperature of the renderers (as espressivo render)
-        top_p: nucleus mass of the renderers' sampling
         stride: notes between starting points of the primed protocol
         primed: run the primed protocol (--no-primed skips it)
         max_pieces: only the first N pieces (0: all)
-        tempo_smoothing: smooth the renderers' local tempo over this many beats, as `render` does
-        tempo_drift: take out the renderers' departures from the written tempo slower than this many beats
-        dynamics_drift: hold the renderers' loudness level to the marked dynamics over this many beats, as `render`
-        chord_spread: scale the renderers' chord spreads, as `render --chord-spread`
-        consensus: each rendering the note-by-note consensus of this many samples, as `render --consensus`
-        tempo_guard: the renderers' pull towards the score's tempo while sampling, as `render --tempo-guard`
-        roll_step: beats between the notes of rolled chords, as `render --roll-step` (0: chords as sampled)
-        estimate_tempo: scores without a metronome mark rendered at the estimated tempo, as `render` (deadpan
-            stays at the written tempo)
-        expressiveness: the phrase renderer's expressiveness, as `render --expressiveness`
         score_source: what the renderers read: the MusicXML score, or the piece's midi_score.mid (no
             markings; then only distributions and shape figures, since its notes are not the aligned ones)
         json: write the full report here
@@ -179,13 +156,12 @@ def evaluate_render(
         raise EspressivoError("give at least one renderer with --model")
     if stride < 1 or max_pieces < 0:
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
-    options = RenderOptions(temperature, top_p, seed, tempo_smoothing=tempo_smoothing, tempo_drift=tempo_drift,
-                            dynamics_drift=dynamics_drift, chord_spread=chord_spread, consensus=consensus,
-                            tempo_guard=tempo_guard, roll_step=roll_step, estimate_tempo=estimate_tempo,
-                            expressiveness=expressiveness)  # fmt: skip
+    options = RenderOptions(sampling, timing, shaping)
     models = {name: _load_renderer(name) for name in names}
-    if consensus > 1 and any(m.model_type == "cvrnn" for m in models.values()):
-        raise EspressivoError("--consensus applies to transformer renderers, not to a CVRNN")
+    from espressivo.render.families import check_controls, family_of
+
+    for name, m in models.items():
+        check_controls(family_of(m), options, name)
     index = pairs / "pairs.json"
     if not index.is_file() or not any(e["split"] == split for e in json_module.loads(index.read_text())["entries"]):
         print(f"building the {split} pairs in {pairs} ...", file=sys.stderr)
@@ -195,7 +171,7 @@ def evaluate_render(
         report, stats = evaluate_renderers(models, pieces, options, primed=primed, stride=stride,
                                            score_source=score_source, progress=lambda _: bar.update(1))  # fmt: skip
     report |= {"split": split, "score_source": score_source, "models": {n: str(m.path) for n, m in models.items()}}
-    report |= {k: getattr(options, k) for k in RENDER_SETTINGS}
+    report |= {k: options.flat()[k] for k in RENDER_SETTINGS}
     cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
     if cvrnns:  # which z dimensions carry information, on this split's windows
         from espressivo.data.cvrnn import CVRNNPairs

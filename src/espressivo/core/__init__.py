@@ -12,6 +12,7 @@ from espressivo.core.performance import (
     Performance,
 )
 from espressivo.core.score import Score
+from espressivo.core.timemap import TimeMap
 
 __all__ = [
     "CONTROL_DTYPE",
@@ -24,4 +25,5 @@ __all__ = [
     "Alignment",
     "Performance",
     "Score",
+    "TimeMap",
 ]

@@ -249,13 +249,6 @@ class Performance:
         notes["velocity"] = np.clip(np.rint(notes["velocity"] * float(scale) + float(shift)), 1, 127)
         return Performance(notes, self.controls)
 
-    def shift_time(self, seconds: float) -> Performance:
-        """Move everything by ``seconds``; events pushed before 0 are an error (slice first)."""
-        notes, controls = self.notes.copy(), self.controls.copy()
-        notes["onset_sec"] += seconds
-        controls["time_sec"] += seconds
-        return Performance(notes, controls)
-
     def slice(
         self, start_sec: float, end_sec: float | None = None, *, clip: bool = True, rebase: bool = True
     ) -> Performance:

@@ -144,6 +144,13 @@ class Score:
         k = np.clip(np.searchsorted(starts, q, side="right") - 1, 0, len(starts) - 1)
         return seconds_at_start[k] + (q - starts[k]) * 60.0 / rates[k]
 
+    def written_seconds(self, quarter: np.ndarray | float, mean_qpm: float | None = None) -> np.ndarray:
+        """Clock time on the written time map (its tempo changes kept), scaled so that the notes' mean tempo is
+        ``mean_qpm`` quarters per minute where given: the score as a renderer is asked to play it."""
+        seconds = self.seconds_from_quarter(quarter)
+        written = written_qpm(self) if mean_qpm is not None and len(self) else 0.0
+        return seconds * (written / float(mean_qpm)) if written > 0 else seconds
+
     def to_performance(self, qpm: float | None = None, velocity: int = 64) -> Performance:
         """The deadpan performance: every note as written, at the written tempo, one velocity.
 

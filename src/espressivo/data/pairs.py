@@ -255,30 +255,15 @@ class RenderPairs:
     the written time map scaled so that its span matches the human's (first to last matched onset).  The
     model then learns expression *around* a given mean tempo instead of guessing the tempo from its own
     sampled IOIs; at rendering the score is given at ``--tempo`` (or the written tempo).
-
-    ``chord_timing`` (:mod:`espressivo.features.slots`): ``played`` — chord notes in the order played, IOIs
-    from the previous note; ``signed`` — the rendering order, chord notes as signed offsets from the chord's
-    first note.
+    Chord notes come in the order played, IOIs from the previous note (:mod:`espressivo.features.slots`).
     """
 
-    def __init__(
-        self, root, split: str, tokenizer, notes: int = 256, augmentation=None, score_tempo="written",
-        chord_timing="played",
-    ):  # fmt: skip
-        from espressivo.features.slots import (
-            CHORD_TIMINGS,
-            dynamics_velocity,
-            feature_matrix,
-            render_order,
-            training_order,
-        )
+    def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None, score_tempo="written"):
+        from espressivo.features.slots import dynamics_velocity, feature_matrix, training_order
 
         if score_tempo not in ("written", "performed"):
             raise EspressivoError("score_tempo must be written or performed")
-        if chord_timing not in CHORD_TIMINGS:
-            raise EspressivoError(f"chord_timing must be one of {', '.join(CHORD_TIMINGS)}")
         self.tok, self.notes, self.augmentation = tokenizer, int(notes), augmentation
-        self.signed = chord_timing == "signed"
         windows = PairWindows(root, split, notes=max(self.notes, 1), hop=max(self.notes, 1))
         self.pieces = []
         for entry in windows.entries:
@@ -286,11 +271,7 @@ class RenderPairs:
             if "performed" not in a:
                 raise EspressivoError(f"{root}: pairs made by an older version; run `espressivo data pairs` again")
             written, performed, sf = a["written"], a["performed"], a["score_features"]
-            if self.signed:
-                order = render_order(written["onset_sec"], sf["pitch"], sf["is_grace"])
-            else:
-                order = training_order(written["onset_sec"], performed["onset_sec"], sf["pitch"])
-            key = np.rint(written["onset_sec"][order] * 1e4).astype(np.int64)
+            order = training_order(written["onset_sec"], performed["onset_sec"], sf["pitch"])
             scale = 1.0
             if score_tempo == "performed":
                 scale = performed_tempo_scale(written["onset_sec"], performed["onset_sec"], a["expression"]["matched"])
@@ -301,10 +282,7 @@ class RenderPairs:
                     "w_onset": written["onset_sec"][order] * scale,
                     "w_duration": written["duration_sec"][order] * scale,
                     "w_velocity": dynamics_velocity(sf["dynamic"][order]),
-                    "p_onset": performed["onset_sec"][order]
-                    if self.signed
-                    else np.maximum.accumulate(performed["onset_sec"][order]),
-                    "anchor": np.concatenate([[True], key[1:] != key[:-1]]),  # a chord's first note
+                    "p_onset": np.maximum.accumulate(performed["onset_sec"][order]),
                     "p_duration": performed["duration_sec"][order],
                     "p_velocity": performed["velocity"][order],
                     "p_pedal": performed["pedal"][order],
@@ -322,8 +300,6 @@ class RenderPairs:
 
         n, length = len(piece["pitch"]), self.notes
         first = max(start - 1, 0)  # one note before: the window's first IOI is measured from it
-        if self.signed:  # from the first note of its chord: the anchor the first IOI is measured from
-            first = int(np.flatnonzero(piece["anchor"][: first + 1])[-1])
         sl = slice(first, min(start + length, n))
         pitch = piece["pitch"][sl]
         w_on, w_dur = piece["w_onset"][sl], piece["w_duration"][sl]
@@ -334,15 +310,10 @@ class RenderPairs:
             pitch, p_vel = pitch + semitones, p_vel + shift
             w_on, w_dur, p_on, p_dur = w_on * factor, w_dur * factor, p_on * factor, p_dur * factor
         src = score_slots(w_on, w_dur, pitch, piece["w_velocity"][sl], self.tok)
-        anchor = piece["anchor"][sl] if self.signed else None
-        tgt = performed_slots(p_on, p_dur, pitch, np.clip(p_vel, 1, 127), piece["p_pedal"][sl], self.tok, anchor)
+        tgt = performed_slots(p_on, p_dur, pitch, np.clip(p_vel, 1, 127), piece["p_pedal"][sl], self.tok)
         skip = start - first
         src, tgt = src[skip:], tgt[skip:]
         features, ok = piece["features"][sl][skip:], piece["ok"][sl][skip:]
-        timed = ok.copy()  # whose IOI the loss counts
-        if anchor is not None:  # a chord note's offset only from a played anchor (not an interpolated onset)
-            chord_ok = piece["ok"][sl][np.flatnonzero(anchor)][np.cumsum(anchor) - 1]
-            timed &= chord_ok[skip:]
         if start == 0:
             src[0, 1] = tgt[0, 1] = 0
         real = len(src)
@@ -354,10 +325,8 @@ class RenderPairs:
             tgt = np.concatenate([tgt, np.zeros((pad, tgt.shape[1]), np.int64)])
             features = np.concatenate([features, np.zeros((pad, features.shape[1]), np.float32)])
             ok = np.concatenate([ok, np.zeros(pad, bool)])
-            timed = np.concatenate([timed, np.zeros(pad, bool)])
         loss_mask = np.repeat((ok & keep)[:, None], src.shape[1], axis=1)
         loss_mask[:, 0] = False  # the pitch is given
-        loss_mask[:, 1] &= timed
         return {"src": src, "tgt": tgt, "features": features, "loss_mask": loss_mask, "keep": keep}
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

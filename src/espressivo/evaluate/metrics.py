@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from espressivo.core import Alignment, Performance, Score
+from espressivo.core import Alignment, Performance, Score, TimeMap
 from espressivo.evaluate.lm import js_distance
 
 HIST_SPECS = {
@@ -127,11 +127,8 @@ def micro_timing(onset_beat: np.ndarray, onset_sec: np.ndarray, played: np.ndarr
     beat, t = np.asarray(onset_beat, np.float64)[played], np.asarray(onset_sec, np.float64)[played]
     if len(beat) < 2:
         return out
-    key = np.rint(beat * 1e4).astype(np.int64)
-    unique, group = np.unique(key, return_inverse=True)
-    group = group.reshape(-1)
-    x, count = unique / 1e4, np.bincount(group).astype(np.float64)
-    y = np.bincount(group, weights=t) / count
+    played_map = TimeMap.of(beat, t, monotone=False)
+    x, y, count, group = played_map.position, played_map.seconds, played_map.count.astype(np.float64), played_map.group
     sigma = fwhm_beats / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     fit = np.empty(len(x))
     for lo in range(0, len(x), 256):  # blocks of groups against the groups within 4 sigma of them

@@ -64,12 +64,10 @@ def primed_protocol(
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
 ) -> dict:
     """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
-    from espressivo.features.slots import plain_slots
-    from espressivo.render.render import RenderOptions, plays_at_given_tempo, render_slots, signed_chords
+    from espressivo.render.render import RenderOptions, plays_at_given_tempo, render_slots
 
     tok = pretrained.tokenizer
     at_performed_tempo = plays_at_given_tempo(pretrained)
-    signed = signed_chords(pretrained)
     time_sizes = np.array(pretrained.model.config.slot_sizes)[[1, 3]]
     horizon = max(horizons)
     pooled = {h: {k: ([], []) for k in PAPER_CVRNN_10} for h in horizons}
@@ -85,23 +83,16 @@ def primed_protocol(
                 if not ok[start : start + horizon].all():
                     continue
                 sub = type(inputs)(inputs.order[seg], inputs.src[seg].copy(), inputs.features[seg])
-                plain = human[seg][:prime].copy()
-                plain[0, 1] = 0
-                # a signed renderer is primed with the human's signed chord timing (a chord note first in the
-                # segment keeps its offset from the chord's first note, as in training windows)
-                primed = piece["human_signed"][h_index][seg][:prime].copy() if signed else plain
-                if sub.src[0, 1] > 0:
-                    primed[0, 1] = 0
+                primed = human[seg][:prime].copy()
+                primed[0, 1] = 0
                 sub.src[0, 1] = 0
                 if at_performed_tempo:  # the score at the tempo of the prime (what the model was trained on)
-                    factor = plain[1:, 1].sum() / max(sub.src[1:prime, 1].sum(), 1)
+                    factor = primed[1:, 1].sum() / max(sub.src[1:prime, 1].sum(), 1)
                     sub.src[:, 1:4:2] = scale_time_slots(sub.src[:, 1:4:2], factor, time_sizes)
                 length = max(64, prime + horizon)
-                options = RenderOptions(temperature, top_p, seed + points, window=length, context=length // 4,
-                                        tempo_guard=tempo_guard)  # fmt: skip
+                options = RenderOptions.of(temperature=temperature, top_p=top_p, seed=seed + points, window=length,
+                                           context=length // 4, tempo_guard=tempo_guard)  # fmt: skip
                 out = render_slots(pretrained.model, sub, options, primed)[0]
-                if signed:
-                    out = plain_slots(out, inputs.src[seg][:, 1], tok)
                 truth = human[seg].copy()
                 truth[0, 1] = 0
                 pred_f = _segment_features(out, inputs.src[seg], beats[seg], tok)

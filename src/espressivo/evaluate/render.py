@@ -29,7 +29,6 @@ Every renderer plays every test score once (``seed``); it is compared with every
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +84,7 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
         inputs = score_inputs(score, tok)
         piece = {"name": entries[0]["item"].folder, "score": score, "inputs": inputs, "humans": [],
                  "midi_score_path": Path(score_path).with_name("midi_score.mid"),
-                 "human_slots": [], "human_signed": [], "pairs": [],
+                 "human_slots": [], "pairs": [],
                  "beats": score.notes["onset_beat"][inputs.order]}  # fmt: skip
         for entry in entries:
             arrays = windows.load(entry)
@@ -95,7 +94,6 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
             p = arrays["performed"]
             played = (p["onset_sec"][o], p["duration_sec"][o], score.notes["pitch"][o], p["velocity"][o], p["pedal"][o])
             slots = performed_slots(*played, tok)
-            piece["human_signed"].append(performed_slots(*played, tok, anchor=inputs.src[:, 1] > 0))
             piece["humans"].append(
                 {
                     "name": entry["name"],
@@ -138,7 +136,7 @@ def evaluate_renderers(
         primed = False
 
     options = options or RenderOptions()
-    seed, temperature, top_p = options.seed, options.temperature, options.top_p
+    seed, temperature, top_p = options.sampling.seed, options.sampling.temperature, options.sampling.top_p
     systems: dict[str, dict] = {"deadpan": {"stats": [], "pairs": []}}
     systems |= {name: {"stats": [], "pairs": [], "seconds": 0.0, "notes": 0} for name in models}
     human_gen, human_ref, human_pairs = [], [], []
@@ -182,7 +180,7 @@ def evaluate_renderers(
             curves[name] = view.beat_curve
             systems[name]["pairs"] += [compare(view, h) for h in views]
             if name in models:  # how much two seeds differ: the same comparison between two renderings
-                other = render(models[name], score, replace(options, seed=seed + 1))[0].performance
+                other = render(models[name], score, options.replace(seed=seed + 1))[0].performance
                 systems[name].setdefault("seeds", []).append(compare(rendered_view(score, other), view))
         if progress:
             progress(piece["name"])
@@ -211,7 +209,7 @@ def evaluate_renderers(
 
         settings = {"stride": stride, "seed": seed, "temperature": temperature, "top_p": top_p}
         report["primed"] = {
-            name: primed_protocol(m, pieces, **settings, tempo_guard=options.tempo_guard)
+            name: primed_protocol(m, pieces, **settings, tempo_guard=options.timing.tempo_guard)
             for name, m in models.items()
             if m.model_type == "renderer"  # a note-by-note renderer can be primed with a pianist's notes
         }

@@ -11,7 +11,7 @@ from espressivo.errors import EspressivoError
 from espressivo.evaluate.metrics import HIST_SPECS, NOTE_FEATURES, histogram
 from espressivo.evaluate.primed import PAPER_CVRNN_10
 
-RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift", "chord_spread",
+RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_drift", "dynamics_drift", "chord_spread",
                    "consensus", "tempo_guard", "roll_step", "estimate_tempo", "expressiveness")  # fmt: skip
 
 

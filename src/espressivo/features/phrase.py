@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from espressivo.core import CONTROL_DTYPE, NOTE_DTYPE, SUSTAIN, Performance
+from espressivo.core import CONTROL_DTYPE, NOTE_DTYPE, SUSTAIN, Performance, TimeMap
 from espressivo.core.performance import canonical_order, make_controls
 from espressivo.core.score import MARK_FIELDS, MARKS_DTYPE
+from espressivo.core.timemap import onset_keys
 from espressivo.features.slots import N_FEATURES, feature_matrix, pedal_sample_times
 
 DERIVED = ("has_marks", "rest_after", "long_note", "position", "to_end", "below_top", "upper_staff",
@@ -48,13 +49,6 @@ VELOCITY_SCALE = 16.0
 TIMING_SCALE = 10.0  # timing targets in tenths of a second
 MIN_WRITTEN_SEC = 0.05
 PEDAL_SAMPLES = 4
-
-
-def onset_keys(onset_beat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted unique onsets, group of each note) with onsets equal to 1e-4 beat."""
-    key = np.rint(np.asarray(onset_beat, dtype=np.float64) * 1e4).astype(np.int64)
-    unique, group = np.unique(key, return_inverse=True)
-    return unique / 1e4, group
 
 
 def beat_index(onset_beat: np.ndarray) -> tuple[np.ndarray, int]:
@@ -138,13 +132,6 @@ def drop_markings(features: np.ndarray) -> np.ndarray:
     return out
 
 
-def time_map(onset_beat: np.ndarray, onset_sec: np.ndarray, beats: np.ndarray) -> np.ndarray:
-    """Seconds at score positions ``beats`` from the mean onset of each score onset, made monotone."""
-    unique, group = onset_keys(onset_beat)
-    mean = np.bincount(group, weights=onset_sec) / np.bincount(group)
-    return np.interp(beats, unique, np.maximum.accumulate(mean))
-
-
 def expression_targets(
     onset_beat: np.ndarray, duration_beat: np.ndarray, written_onset_sec: np.ndarray,
     performed: np.ndarray, matched: np.ndarray,
@@ -154,8 +141,8 @@ def expression_targets(
     n_beats = int(beat.max()) + 1 if len(beat) else 0
     lines = first + np.arange(n_beats + 1, dtype=np.float64)
     p_on = performed["onset_sec"].astype(np.float64)
-    t_perf = time_map(onset_beat, p_on, lines)
-    t_written = time_map(onset_beat, written_onset_sec, lines)
+    performed_map = TimeMap.of(onset_beat, p_on)
+    t_perf, t_written = performed_map(lines), TimeMap.of(onset_beat, written_onset_sec)(lines)
     period, written = np.diff(t_perf), np.diff(t_written)
     lo, hi = float(np.min(onset_beat)), float(np.max(onset_beat))
     inside = (lines[:-1] >= lo - 1e-6) & (lines[1:] <= hi + 1e-6)
@@ -172,7 +159,7 @@ def expression_targets(
     known = np.flatnonzero(ok)
     local = np.interp(np.arange(n_beats), known, period[known]) if len(known) else np.full(n_beats, 0.5)
     written_sec = np.maximum(np.asarray(duration_beat, dtype=np.float64) * local[beat], MIN_WRITTEN_SEC)
-    t_note = time_map(onset_beat, p_on, np.asarray(onset_beat, dtype=np.float64))
+    t_note = performed_map(np.asarray(onset_beat, dtype=np.float64))
     return {
         "tempo": tempo.astype(np.float32),
         "tempo_ok": tempo_ok,
@@ -189,26 +176,13 @@ def expression_targets(
     }
 
 
-def written_seconds(score, quarters: np.ndarray, qpm: float | None = None) -> np.ndarray:
-    """Clock time of score positions on the written time map (its tempo changes kept), scaled so that the
-    notes' mean tempo is ``qpm`` quarters per minute where given."""
-    seconds = score.seconds_from_quarter(quarters)
-    if qpm is None or len(score) == 0:
-        return seconds
-    q = score.notes["onset_quarter"]
-    ends = score.seconds_from_quarter(np.array([q.min(), q.max()]))
-    span_q, span_t = float(q.max() - q.min()), float(ends[1] - ends[0])
-    written = 60.0 * span_q / span_t if span_q > 0 and span_t > 0 else float(qpm)
-    return seconds * (written / float(qpm))
-
-
 def written_beat_seconds(score, qpm: float | None = None) -> tuple[np.ndarray, int]:
     """(seconds of each score beat on the written time map at a mean of ``qpm``, first beat) over the beats of
     the notes."""
     beat, first = beat_index(score.notes["onset_beat"])
     n_beats = int(beat.max()) + 1 if len(beat) else 0
     lines = first + np.arange(n_beats + 1, dtype=np.float64)
-    return np.diff(written_seconds(score, score.quarter_from_beat(lines), qpm)), first
+    return np.diff(score.written_seconds(score.quarter_from_beat(lines), qpm)), first
 
 
 def phrase_performance(

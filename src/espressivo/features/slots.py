@@ -1,18 +1,12 @@
 """Scores and aligned performances as note slots for the renderer (the ``note`` tokenizer's block, as
 slot-local classes: ``PITCH IOI VELOCITY DURATION PEDAL_1..k``).
 
-**Note order and chord timing.**  Score notes are ordered by written onset; inside a chord, at rendering,
-grace notes first, then from the highest pitch down (:func:`render_order`).  A renderer reads the IOI slot
-in one of two ways (its training setting ``chord_timing``):
-
-* ``played`` — the IOI from the previous note, never negative.  In fine-tuning chord notes come in the order
-  the pianist played them (:func:`training_order`) and a performed onset earlier than the previous note's is
-  raised to it (a running maximum).  At rendering the order
-  is top-down, so such a model always spreads a chord from the top note down.
-* ``signed`` — training and rendering share :func:`render_order`.  A chord's first note (its *anchor*: a
-  note whose score IOI is positive, or the first note) has the IOI from the previous anchor; every other note
-  of the chord its offset from the anchor, ``CHORD_OFFSET_MS`` + offset (so -300 .. +4690 ms): which chord
-  note leads, and by how much, is learnt per note (:func:`performed_slots`, :func:`plain_slots`).
+**Note order.**  Score notes are ordered by written onset; inside a chord, at rendering, grace notes first,
+then from the highest pitch down (:func:`render_order`).  The IOI slot is the time from the previous note,
+never negative.  In fine-tuning chord notes come in the order the pianist played them (:func:`training_order`)
+and a performed onset earlier than the previous note's is raised to it (a running maximum).  At rendering the
+order is top-down, so the model spreads a chord from the top note down.  (A ``signed`` chord timing, chord
+notes as offsets from the chord's first note, was measured and not shipped: docs/rendering.md; git keeps it.)
 
 **Score side** (:func:`score_slots`): the deadpan performance at the written tempo (120 quarters per minute
 without a metronome mark, or ``qpm``), velocity from the dynamics marking in force (as notation programs
@@ -33,8 +27,6 @@ from espressivo.tokenizers.note import NoteTokenizer
 
 N_FEATURES = 12
 MIN_SEPARATE_IOI_MS = 5.0  # notes apart in the score stay at least this far apart (the seed's floor)
-CHORD_TIMINGS = ("played", "signed")
-CHORD_OFFSET_MS = 300.0  # signed chord timing: the IOI class of a chord note = this + its offset from the anchor
 
 
 def render_tokenizer() -> NoteTokenizer:
@@ -81,46 +73,6 @@ def score_slots(
     return out  # pedal slots: up
 
 
-def chord_ioi_seconds(onset_sec: np.ndarray, anchor: np.ndarray) -> np.ndarray:
-    """Signed chord timing in seconds: an anchor's time since the previous anchor (anchors' onsets under a
-    running maximum; the first note 0), every other note's offset from its chord's anchor (either sign).
-    ``anchor``: bool per note, True where a chord starts (the first note always counts as one)."""
-    onset = np.asarray(onset_sec, dtype=np.float64)
-    if not len(onset):
-        return onset.copy()
-    anchor = np.asarray(anchor, bool).copy()
-    anchor[0] = True
-    index = np.flatnonzero(anchor)
-    chord = np.cumsum(anchor) - 1
-    anchor_onset = np.maximum.accumulate(onset[index])
-    out = onset - anchor_onset[chord]
-    out[index] = _ioi(anchor_onset)
-    return out
-
-
-def plain_slots(slots: np.ndarray, score_ioi: np.ndarray, tok: NoteTokenizer) -> np.ndarray:
-    """Slots of a ``signed`` renderer -> the IOI of every note from the previous note (renderer order), as
-    ``played`` renderers give it, except that a chord note may come before the one listed ahead of it
-    (negative IOI).  Where the score moves on, the anchor stays ``MIN_SEPARATE_IOI_MS`` after the previous
-    anchor.  Every other slot is unchanged."""
-    out = np.array(slots, dtype=np.int64, copy=True)
-    n = len(out)
-    if n == 0:
-        return out
-    anchor = np.asarray(score_ioi)[:n] > 0
-    anchor[0] = True
-    step_ms = tok.config.time_step_ms
-    bias = round(CHORD_OFFSET_MS / step_ms)
-    floor = int(np.ceil(MIN_SEPARATE_IOI_MS / step_ms))
-    ioi = out[:, 1]
-    anchor_ioi = np.where(np.arange(n) > 0, np.maximum(ioi, floor), 0)[anchor]
-    anchor_onset = np.cumsum(anchor_ioi)
-    chord = np.cumsum(anchor) - 1
-    onset = np.where(anchor, anchor_onset[chord], anchor_onset[chord] + ioi - bias)
-    out[:, 1] = np.diff(onset, prepend=onset[0])
-    return out
-
-
 def performed_slots(
     onset_sec: np.ndarray,
     duration_sec: np.ndarray,
@@ -128,21 +80,13 @@ def performed_slots(
     velocity: np.ndarray,
     pedal: np.ndarray,
     tok: NoteTokenizer,
-    anchor: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Performed notes, in the renderer order of their score notes -> (n, S) slot classes.  ``anchor`` (bool
-    per note, True where the score moves on): signed chord timing (:func:`chord_ioi_seconds`, the first note
-    taken as an anchor); without it, ``played`` IOIs under a running maximum."""
+    """Performed notes, in the renderer order of their score notes -> (n, S) slot classes; IOIs under a running
+    maximum."""
     sizes = slot_sizes(tok)
     out = np.zeros((len(pitch), len(sizes)), np.int64)
     out[:, 0] = pitch
-    onset = np.asarray(onset_sec, dtype=np.float64)
-    if anchor is None:
-        out[:, 1] = _steps(_ioi(np.maximum.accumulate(onset)), tok, sizes[1])
-    else:
-        chord_note = ~np.asarray(anchor, bool)
-        chord_note[:1] = False
-        out[:, 1] = _steps(chord_ioi_seconds(onset, anchor) + chord_note * (CHORD_OFFSET_MS / 1000.0), tok, sizes[1])
+    out[:, 1] = _steps(_ioi(np.maximum.accumulate(np.asarray(onset_sec, dtype=np.float64))), tok, sizes[1])
     out[:, 2] = tok._velocity_level(np.clip(np.rint(velocity), 1, 127))
     out[:, 3] = _steps(np.maximum(duration_sec, 0.0), tok, sizes[3])
     samples = tok.config.pedal_samples

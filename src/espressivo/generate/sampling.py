@@ -1,12 +1,21 @@
-"""Autoregressive generation for any espressivo language model (``model.step`` + ``reorder_state``).
+"""The one sampler of espressivo (:func:`draw`), and autoregressive generation for any language model
+(``model.step`` + ``reorder_state``).
 
 >>> pretrained = load_pretrained("default")
 >>> perfs = generate_performances(pretrained, SamplingConfig(temperature=0.95, top_p=0.95, seed=1), seconds=30)
 
-Sampling filters apply in order: temperature, top-k, min-p (drop ids below ``min_p`` x the top probability),
-top-p (nucleus).  ``beam_size > 1`` runs beam search over the filtered log-probabilities (Oore et al. use beam
-search).  Length: ``max_tokens`` and/or ``seconds`` of music (counted from the tokenizer's time events).  A
-transformer's context is a sliding window: when it is full, the cache is rebuilt from the newest half.
+:func:`draw` serves the language models, the note-by-note renderer and the CVRNN: temperature, then among the
+likeliest candidates (top-k, or ``NUCLEUS_CANDIDATES`` when a nucleus or min-p is asked), min-p (drop ids below
+``min_p`` x the top probability) and top-p (nucleus), then a Gumbel-max draw from a seeded generator, so a seed
+gives the same draws on any thread count.  Constraints are logits processors applied before it (the renderer's
+tempo guard, :func:`espressivo.render.render._tempo_guard`).
+
+``beam_size > 1`` is the stochastic beam search of Magenta's Performance RNN (Oore et al.): ``beam_size`` x
+``BRANCHES`` sequences are each extended by ``BEAM_STEPS`` *sampled* tokens, and the ``beam_size`` likeliest
+(total log-probability) are kept and branched again.  (An argmax beam search over a music language model
+collapses into one repeated event: measured, 10 s asked, one pitch repeated until the token cap.)  Length:
+``max_tokens`` and/or ``seconds`` of music (counted from the tokenizer's time events).  A transformer's context
+is a sliding window: when it is full, the cache is rebuilt from the newest half.
 """
 
 from __future__ import annotations
@@ -61,6 +70,32 @@ def filter_logits(logits, config: SamplingConfig):
     return torch.log_softmax(logp, dim=-1)
 
 
+NUCLEUS_CANDIDATES = 256  # top-p / min-p are taken among the likeliest classes (the mass beyond is negligible)
+BRANCHES = 2  # stochastic beam search: sampled continuations per kept sequence
+BEAM_STEPS = 8  # tokens sampled between two selections
+
+
+def draw(logits, generator, temperature: float = 1.0, top_p: float = 1.0, min_p: float = 0.0, top_k: int = 0):
+    """One class per row of ``logits`` (rows, classes), drawn by Gumbel-max from the seeded ``generator``
+    after temperature, top-k (or the ``NUCLEUS_CANDIDATES`` likeliest when ``top_p < 1`` or ``min_p > 0``),
+    min-p and top-p."""
+    import torch
+
+    logits = logits.float() / temperature
+    size = logits.size(-1)
+    candidates = min(top_k or (NUCLEUS_CANDIDATES if top_p < 1 or min_p > 0 else size), size)
+    values, index = torch.topk(logits, candidates, dim=-1)  # sorted
+    if min_p > 0:
+        values = values.masked_fill(values - values[:, :1] < np.log(min_p), float("-inf"))
+    if top_p < 1:
+        probs = (values - values[:, :1]).exp()
+        probs = probs / probs.sum(-1, keepdim=True)
+        values = values.masked_fill(probs.cumsum(-1) - probs > top_p, float("-inf"))
+    noise = torch.rand(values.shape, generator=generator).clamp_(1e-20, 1.0).to(values.device)
+    choice = torch.argmax(values - torch.log(-torch.log(noise)), dim=-1)
+    return index.gather(-1, choice[:, None])[:, 0]
+
+
 class _Runner:
     """Feeds tokens to a model, keeping its state (KV cache or LSTM state) and a sliding window."""
 
@@ -111,7 +146,8 @@ def generate_ids(
     if len(prompt) == 0:
         prompt = np.array([tokenizer.vocab["BOS"].start])
     device = next(model.parameters()).device
-    batch = config.beam_size if config.beam_size > 1 else variations
+    beams = config.beam_size
+    batch = beams * BRANCHES if beams > 1 else variations
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     model.eval()
     history = torch.tensor(prompt, device=device).unsqueeze(0).repeat(batch, 1)
@@ -124,21 +160,10 @@ def generate_ids(
             logits = runner.feed(history)
         except OverflowError:
             logits = runner.refill(history)
-        for _ in range(max_tokens):
-            logp = filter_logits(logits, config)
-            if config.beam_size > 1:
-                vocab = logp.size(-1)
-                total = (scores[:, None] + logp).reshape(-1)
-                if out.size(1) == 0:  # all beams start equal: expand the first only
-                    total = logp[0]
-                best = torch.topk(total, config.beam_size).indices
-                beam, token = best // vocab, best % vocab
-                scores = total[best]
-                runner.reorder(beam)
-                out, history = out[beam], history[beam]
-                elapsed = elapsed[beam.cpu().numpy()]
-            else:
-                token = torch.multinomial(logp.exp().cpu(), 1, generator=generator).squeeze(1).to(device)
+        for step in range(max_tokens):
+            token = draw(logits, generator, config.temperature, config.top_p, config.min_p, config.top_k)
+            if beams > 1:  # the sampled token's log-probability under the filtered distribution
+                scores += filter_logits(logits, config).gather(-1, token[:, None])[:, 0]
             out = torch.cat([out, token[:, None]], 1)
             history = torch.cat([history, token[:, None]], 1)
             elapsed += tokenizer.time_advance(token.cpu().numpy())
@@ -148,9 +173,15 @@ def generate_ids(
                 logits = runner.feed(token[:, None])
             except OverflowError:
                 logits = runner.refill(history)
+            if beams > 1 and (step + 1) % BEAM_STEPS == 0:  # keep the likeliest, each branched again
+                keep = torch.topk(scores, beams).indices.repeat_interleave(BRANCHES)
+                runner.reorder(keep)
+                out, history, scores, logits = out[keep], history[keep], scores[keep], logits[keep]
+                elapsed = elapsed[keep.cpu().numpy()]
+    if beams > 1:
+        best = int(torch.argmax(scores))
+        out = out[best : best + 1]
     results = out.cpu().numpy()
-    if config.beam_size > 1:
-        results = results[:1]
     if seconds:  # cut each sequence where its music reaches the requested length
         cut = []
         for row in results:
@@ -204,25 +235,6 @@ def _cap_durations(performance: Performance, max_sec: float) -> Performance:
     notes = performance.notes.copy()
     notes["duration_sec"] = np.minimum(notes["duration_sec"], max_sec)
     return Performance(notes, performance.controls)
-
-
-NUCLEUS_CANDIDATES = 256  # top-p is taken among the most likely classes (the mass beyond is negligible here)
-
-
-def draw_classes(logits, temperature: float, top_p: float, generator):
-    """One class per row of ``logits`` (rows, classes): temperature, top-p among the ``NUCLEUS_CANDIDATES``
-    likeliest, a Gumbel-max draw from the seeded ``generator`` (the renderers' and the CVRNN's sampler)."""
-    import torch
-
-    logits = logits.float() / temperature
-    values, index = torch.topk(logits, min(NUCLEUS_CANDIDATES, logits.size(-1)), dim=-1)  # sorted
-    if top_p < 1:
-        probs = (values - values[:, :1]).exp()
-        probs = probs / probs.sum(-1, keepdim=True)
-        values = values.masked_fill(probs.cumsum(-1) - probs > top_p, float("-inf"))
-    noise = torch.rand(values.shape, generator=generator).clamp_(1e-20, 1.0)
-    choice = torch.argmax(values - torch.log(-torch.log(noise)), dim=-1)
-    return index.gather(-1, choice[:, None])[:, 0]
 
 
 @contextmanager

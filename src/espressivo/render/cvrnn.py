@@ -1,7 +1,7 @@
 """Rendering, encoding and steering with a trained CVRNN (``model_type: cvrnn``).
 
 >>> pretrained = load_pretrained("cvrnn-small")
->>> perf = render_cvrnn(pretrained, score, RenderOptions(seed=3))[0].performance
+>>> perf = render_cvrnn(pretrained, score, RenderOptions.of(seed=3))[0].performance
 >>> z = interpret(pretrained, score, performance, alignment)          # (notes, 5) interpretation sequence
 >>> perf = render_cvrnn(pretrained, score, options, shift=np.array([2, 0, 0, 0, 0]))  # "+2 on dimension 1"
 
@@ -85,7 +85,7 @@ def run(
     """Walk the notes of ``context`` (1, n, d): the first ``len(prime)`` are encoded (q, z = its mean), the
     rest generated (p; ``zero_z``: z = 0).  Returns ``(classes (variations, n, heads), z (variations, n,
     z_dim))``."""
-    from espressivo.generate.sampling import draw_classes
+    from espressivo.generate.sampling import draw
 
     torch = _torch()
     c = model.config
@@ -112,7 +112,7 @@ def run(
             psi_z = model.psi(z)
             if i >= k:
                 for head, logits in enumerate(model.logits(ctx, psi_z)):
-                    classes[:, i, head] = draw_classes(logits, temperature, top_p, generator)
+                    classes[:, i, head] = draw(logits, generator, temperature, top_p)
                 phi_x = model.embed_x(classes[:, i])
             zs[:, i] = z
             state = model.step(state, ctx, phi_x, psi_z)
@@ -143,22 +143,21 @@ def render_cvrnn(
 ) -> list:  # fmt: skip
     """Render ``score`` ``variations`` times (see the module docstring); ``Rendering`` objects as
     :func:`espressivo.render.render` returns."""
-    from dataclasses import replace
-
     from espressivo.features.cvrnn import track_from_score
     from espressivo.render.base import Rendering, finish, with_score_tempo
 
     options = with_score_tempo(score, options)
-    track = track_from_score(score, options.tempo)
+    track = track_from_score(score, options.timing.tempo)
     context = score_context(pretrained.model, track)
+    drawn = options.sampling
     classes, _ = run(pretrained.model, context, state=reference_state, variations=variations,
-                     temperature=options.temperature, top_p=options.top_p, seed=options.seed, shift=shift,
+                     temperature=drawn.temperature, top_p=drawn.top_p, seed=drawn.seed, shift=shift,
                      sample_z=sample_z)  # fmt: skip
     results = []
     for rows in classes:
         perf = decode_performance(track, rows, sampled=True)
         notes = perf.notes.copy()  # track rows are score rows
-        perf = finish(Performance(notes, perf.controls), score, replace(options, tempo=None))  # tempo: given above
+        perf = finish(Performance(notes, perf.controls), score, options.replace(tempo=None))  # tempo: given above
         results.append(Rendering(perf, score, options))
     return results
 

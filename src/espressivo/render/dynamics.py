@@ -35,12 +35,6 @@ def marked_level(score: Score) -> np.ndarray:
     return LEVEL_INTERCEPT + LEVEL_SLOPE * dynamics_velocity(score_features(score)["dynamic"])
 
 
-def fit_level(marking_velocity: np.ndarray, velocity: np.ndarray) -> tuple[float, float]:
-    """Least-squares ``(intercept, slope)`` of performed velocity on marking velocity."""
-    slope, intercept = np.polyfit(np.asarray(marking_velocity, float), np.asarray(velocity, float), 1)
-    return float(intercept), float(slope)
-
-
 def smooth_over_beats(beat: np.ndarray, values: np.ndarray, sigma_beats: float) -> np.ndarray:
     """At each note, the Gaussian-weighted mean (sigma in beats) of ``values`` over the notes around it."""
     cell = np.rint((beat - beat.min()) * GRID).astype(np.int64)

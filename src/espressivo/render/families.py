@@ -10,7 +10,7 @@ does not use.  A new renderer is one module with a ``render_*`` function plus on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,10 +21,6 @@ from espressivo.render.base import Rendering, RenderOptions, with_score_tempo
 DEFAULT_RENDERER = "phrase-small"  # what `espressivo render`, `evaluate render` and the demo use by default
 DEFAULT_OPTIONS = RenderOptions()
 COMMON = frozenset({"temperature", "seed", "tempo", "tempo_scale", "dynamics_scale", "estimate_tempo", "threads"})
-FLAGS = {"top_p": "--top-p", "tempo_smoothing": "--tempo-smoothing", "tempo_drift": "--tempo-drift",
-         "dynamics_drift": "--dynamics-drift", "chord_spread": "--chord-spread", "consensus": "--consensus",
-         "tempo_guard": "--tempo-guard", "roll_step": "--roll-step", "expressiveness": "--expressiveness",
-         "window": "window", "context": "context", "segment": "segment", "overlap": "overlap"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,8 +29,9 @@ class Family:
     task: str
     controls: frozenset[str]
     primable: bool
-    render: Callable  # (pretrained, score, options, variations) -> list[Rendering]
+    render: Callable  # (pretrained, score, options, variations, **steering) -> list[Rendering]
     threads: int = 1  # torch threads by default: 1 for note-by-note sampling loops, 0 (torch's) for batched work
+    steering: frozenset[str] = frozenset()  # keyword arguments of its render beyond the options
 
 
 def _render_notewise(pretrained, score, options, variations):
@@ -43,10 +40,10 @@ def _render_notewise(pretrained, score, options, variations):
     return render_notewise(pretrained, score, options, variations=variations)
 
 
-def _render_cvrnn(pretrained, score, options, variations):
+def _render_cvrnn(pretrained, score, options, variations, **steering):
     from espressivo.render.cvrnn import render_cvrnn
 
-    return render_cvrnn(pretrained, score, options, variations=variations)
+    return render_cvrnn(pretrained, score, options, variations=variations, **steering)
 
 
 def _render_phrase(pretrained, score, options, variations):
@@ -56,10 +53,11 @@ def _render_phrase(pretrained, score, options, variations):
 
 
 FAMILIES: dict[str, Family] = {
-    "renderer": Family("renderer", "render", frozenset({"top_p", "tempo_smoothing", "tempo_drift", "dynamics_drift",
-                       "chord_spread", "consensus", "tempo_guard", "roll_step", "window", "context", "segment",
-                       "overlap"}), True, _render_notewise),
-    "cvrnn": Family("cvrnn", "cvrnn", frozenset({"top_p"}), True, _render_cvrnn),
+    "renderer": Family("renderer", "render", frozenset({"top_p", "tempo_drift", "dynamics_drift", "chord_spread",
+                       "consensus", "tempo_guard", "roll_step", "window", "context", "segment", "overlap"}), True,
+                       _render_notewise),
+    "cvrnn": Family("cvrnn", "cvrnn", frozenset({"top_p"}), True, _render_cvrnn,
+                    steering=frozenset({"shift", "reference_state"})),
     "phrase": Family("phrase", "phrase", frozenset({"expressiveness", "roll_step"}), False, _render_phrase, 0),
 }  # fmt: skip
 
@@ -72,35 +70,38 @@ def family_of(pretrained) -> Family:
     return family
 
 
-def check_controls(family: Family, options, name: str = "") -> None:
+def check_controls(family: Family, options: RenderOptions, name: str = "") -> None:
     """Refuse a rendering control set away from its default that ``family`` does not use."""
-    default = RenderOptions()
-    for f in fields(RenderOptions):
-        if f.name in COMMON or f.name in family.controls:
-            continue
-        if getattr(options, f.name) != getattr(default, f.name):
-            flag = FLAGS.get(f.name, f.name)
+    for key in options.changed():
+        if key not in COMMON and key not in family.controls:
+            flag = "--" + key.replace("_", "-")
             raise EspressivoError(f"{name or family.model_type}: a {family.model_type} renderer does not use {flag}")
 
 
 def render(
     pretrained, score: Score, options: RenderOptions = DEFAULT_OPTIONS, prime: np.ndarray | None = None,
-    variations: int = 1,
+    variations: int = 1, **steering,
 ) -> list[Rendering]:  # fmt: skip
     """Render ``score`` ``variations`` times with any renderer family (:mod:`espressivo.render.families`); a
     control the family does not use is refused in one line.  The tempo: :func:`with_score_tempo` (each
-    rendering's ``options.tempo`` says which was used).  ``prime``: a note-by-note renderer continues from
-    a pianist's first notes (the evaluation's primed protocol)."""
+    rendering's ``options.timing.tempo`` says which was used).  ``prime``: a note-by-note renderer continues from
+    a pianist's first notes (the evaluation's primed protocol).  ``steering``: what the family's ``steering``
+    names (a CVRNN: ``shift``, the interpretation; ``reference_state``, a reference's style); ``None`` is no
+    steering."""
     options = with_score_tempo(score, options)
     family = family_of(pretrained)
     check_controls(family, options, pretrained.path.name)
+    steering = {k: v for k, v in steering.items() if v is not None}
+    if set(steering) - family.steering:
+        raise EspressivoError(f"a {family.model_type} renderer cannot be steered (--interpretation, --reference); "
+                              "a CVRNN can (--model cvrnn-small)")  # fmt: skip
     from espressivo.generate.sampling import threads
 
-    with threads(options.threads or family.threads):
+    with threads(options.sampling.threads or family.threads):
         if prime is not None:
             if family.model_type != "renderer":
                 raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
             from espressivo.render.render import render_notewise
 
             return render_notewise(pretrained, score, options, prime, variations)
-        return family.render(pretrained, score, options, variations)
+        return family.render(pretrained, score, options, variations, **steering)

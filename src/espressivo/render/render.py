@@ -1,7 +1,7 @@
 """Score -> performance with a trained renderer: any length, sampled, reproducible.
 
 >>> pretrained = load_pretrained("renderer-small")
->>> result = render(pretrained, read_score("etude.musicxml"), RenderOptions(temperature=1.0, top_p=0.95, seed=3))
+>>> result = render(pretrained, read_score("etude.musicxml"), RenderOptions.of(temperature=1.0, seed=3))
 >>> result.performance            # one note per score note; notes["id"] = the score note's row
 
 **Long scores** are rendered in overlapping windows of ``window`` notes.  Each window's encoder sees the
@@ -18,8 +18,7 @@ the next instead of jumping.  ``segment=0`` renders the whole score in one seque
 
 **Sampling.**  Pitch is forced to the score's; then IOI, velocity, duration and the pedal samples are
 drawn in turn (temperature, top-p), each seeing the ones before; ``tempo_guard`` pulls each IOI towards the
-score's while sampling (:func:`_tempo_guard`).  A ``signed`` renderer's chord offsets are turned into plain
-IOIs by :func:`sample_slots`.  ``prime`` hands over the first notes of a human performance (used by the
+score's while sampling (:func:`_tempo_guard`).  ``prime`` hands over the first notes of a human performance (used by the
 evaluation's primed protocol).
 
 **Global controls** act on the result: ``tempo`` (quarter notes per minute: the score is given to the
@@ -27,8 +26,8 @@ model at that mean tempo — its written tempo changes kept — and the renderin
 mean tempo is exactly that; a model trained with the score at the pianist's tempo is held to the written
 mean tempo the same way when no tempo is given),
 ``tempo_scale`` (faster > 1), ``dynamics_scale`` (velocity contrast around the mean, > 1 = wider),
-``tempo_drift`` (a renderer's departures from the written tempo slower than that many beats taken out) and
-``tempo_smoothing`` (its local tempo smoothed over that many beats): :mod:`espressivo.render.timing`;
+``tempo_drift`` (a renderer's departures from the written tempo slower than that many beats taken out):
+:mod:`espressivo.render.timing`;
 ``roll_step`` (chords the score marks arpeggiated rolled, that many beats between notes):
 :mod:`espressivo.render.rolls`.
 """
@@ -48,11 +47,10 @@ from espressivo.features.slots import (
     decode_slots,
     dynamics_velocity,
     feature_matrix,
-    plain_slots,
     render_order,
     score_slots,
 )
-from espressivo.generate.sampling import draw_classes
+from espressivo.generate.sampling import draw
 from espressivo.render.base import (  # noqa: F401  (re-exported: the note-by-note renderer's public names)
     MAX_CONSENSUS,
     Rendering,
@@ -84,11 +82,8 @@ def score_inputs(score: Score, tokenizer, qpm: float | None = None) -> ScoreInpu
     notes = score.notes
     sf = score_features(score)
     q = notes["onset_quarter"]
-    onset = score.seconds_from_quarter(q)
-    duration = score.seconds_from_quarter(q + notes["duration_quarter"]) - onset
-    written = mean_qpm(q, onset)
-    if qpm is not None and written > 0:  # the written time map (its tempo changes kept) at a mean of qpm
-        onset, duration = onset * (written / qpm), duration * (written / qpm)
+    onset = score.written_seconds(q, qpm)  # its tempo changes kept, at a mean of qpm
+    duration = score.written_seconds(q + notes["duration_quarter"], qpm) - onset
     order = render_order(onset, notes["pitch"], notes["is_grace"])
     src = score_slots(
         onset[order], duration[order], notes["pitch"][order], dynamics_velocity(sf["dynamic"][order]), tokenizer
@@ -175,11 +170,11 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
     import torch
 
     length, slots = src.shape[1], src.shape[2]
-    window = min(options.window, model.config.max_notes)
-    context = min(options.context, window // 4)
+    window = min(options.sampling.window, model.config.max_notes)
+    context = min(options.sampling.context, window // 4)
     batch = performed.size(0)
     heads = sampling_heads(model)
-    guard = _tempo_guard(model, options.tempo_guard)
+    guard = _tempo_guard(model, options.timing.tempo_guard)
     grace = feats[:, :, GRACE_FEATURE] > 0.5  # left alone by the guard: played before their beat
     while committed < length:
         start = max(0, committed - context)
@@ -206,7 +201,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
                 logits = model.slot_logits(hidden, s, context_sum, heads)
                 if s == 1 and guard is not None:
                     logits = guard(logits, src[:, i, 1], grace[:, i])
-                choice = draw_classes(logits, options.temperature, options.top_p, generator)
+                choice = draw(logits, generator, options.sampling.temperature, options.sampling.top_p)
                 performed[:, i, s] = choice
                 if s < len(model.slot_embed):
                     context_sum = context_sum + model.slot_embed[s](choice)
@@ -223,7 +218,7 @@ def render_slots(
     n, slots = src.shape
     if prime is not None and (prime.ndim != 2 or prime.shape[1] != slots or len(prime) > n):
         raise EspressivoError("prime must be (k <= notes, slots) slot classes")
-    segments = plan_segments(n, options.segment, options.overlap)
+    segments = plan_segments(n, options.sampling.segment, options.sampling.overlap)
     if prime is not None and len(prime) and len(segments) > 1:
         segments = [(0, n)]  # a prime continues one sequence: render it in one pass
     length = max(stop - start for start, stop in segments)
@@ -242,13 +237,13 @@ def render_slots(
         performed[:, : len(prime)] = prime
         committed = len(prime)
     performed = torch.from_numpy(performed)
-    generator = torch.Generator().manual_seed(int(options.seed))
+    generator = torch.Generator().manual_seed(int(options.sampling.seed))
     expand = lambda a: torch.from_numpy(np.repeat(a, variations, axis=0))  # noqa: E731
     with torch.inference_mode():
         _decode_rows(model, expand(seg_src), expand(seg_feats), expand(seg_keep), performed, committed, options,
                      generator)  # fmt: skip
     performed = performed.numpy().reshape(len(segments), variations, length, slots)
-    return np.stack([_stitch(performed[:, v], segments, options.overlap, n) for v in range(variations)])
+    return np.stack([_stitch(performed[:, v], segments, options.sampling.overlap, n) for v in range(variations)])
 
 
 def _stitch(parts: np.ndarray, segments: list[tuple[int, int]], overlap: int, n: int) -> np.ndarray:
@@ -333,11 +328,6 @@ def spread_chords(
     return out
 
 
-def signed_chords(pretrained) -> bool:
-    """Whether the renderer reads chord notes' IOIs as signed offsets (``chord_timing: signed``)."""
-    return pretrained.training_config.get("chord_timing") == "signed"
-
-
 def plays_at_given_tempo(pretrained) -> bool:
     """Whether the renderer was trained with the score at the pianist's tempo (``score_tempo: performed``)."""
     return pretrained.training_config.get("score_tempo") == "performed"
@@ -348,10 +338,10 @@ def render_notewise(
 ) -> list[Rendering]:
     """The note-by-note renderer (``model_type: renderer``): slots sampled note by note, then shaped."""
     tok = pretrained.tokenizer
-    inputs = score_inputs(score, tok, options.tempo)
-    rendered = sample_slots(pretrained, inputs, options, prime, variations * options.consensus)
-    if options.consensus > 1:
-        rendered = rendered.reshape(variations, options.consensus, *rendered.shape[1:])
+    inputs = score_inputs(score, tok, options.timing.tempo)
+    rendered = sample_slots(pretrained, inputs, options, prime, variations * options.sampling.consensus)
+    if options.sampling.consensus > 1:
+        rendered = rendered.reshape(variations, options.sampling.consensus, *rendered.shape[1:])
         rendered = np.stack([consensus_slots(group, inputs.src[:, 1]) for group in rendered])
     return [Rendering(performance(slots, inputs, score, options, pretrained), score, options) for slots in rendered]
 
@@ -359,23 +349,21 @@ def render_notewise(
 def sample_slots(
     pretrained, inputs: ScoreInputs, options: RenderOptions, prime: np.ndarray | None = None, count: int = 1
 ) -> np.ndarray:
-    """(count, n, S) samples of :func:`render_slots`, every IOI from the previous note (renderer order; a
-    ``signed`` renderer's chord offsets converted by :func:`plain_slots`)."""
-    rendered = render_slots(pretrained.model, inputs, options, prime, count)
-    if signed_chords(pretrained):
-        rendered = np.stack([plain_slots(slots, inputs.src[:, 1], pretrained.tokenizer) for slots in rendered])
-    return rendered
+    """The sampling stage: (count, n, S) samples of :func:`render_slots` (renderer order); :func:`performance`
+    is the shaping stage."""
+    return render_slots(pretrained.model, inputs, options, prime, count)
 
 
 def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: RenderOptions, pretrained):
-    """Rendered slots (renderer order) -> the performance: decoded, re-timed (``tempo_smoothing``,
-    ``tempo_drift``), chords spread (``chord_spread``), rolled chords rolled (``roll_step``), loudness steadied
+    """The shaping stage.  Rendered slots (renderer order) -> the performance: decoded, re-timed
+    (``tempo_drift``), chords spread (``chord_spread``), rolled chords rolled (``roll_step``), loudness steadied
     (``dynamics_drift``), the global controls applied."""
-    slots = spread_chords(slots, inputs.src[:, 1], options.chord_spread, inputs.features[:, GRACE_FEATURE] > 0.5)
+    grace = inputs.features[:, GRACE_FEATURE] > 0.5
+    slots = spread_chords(slots, inputs.src[:, 1], options.shaping.chord_spread, grace)
     perf = decode_slots(slots, inputs.src[:, 1], pretrained.tokenizer)
     notes = perf.notes.copy()
     notes["id"] = inputs.order[notes["id"]]  # back to score rows
-    perf = shape_tempo(Performance(notes, perf.controls), score, options.tempo_smoothing, options.tempo_drift)
-    perf = roll_chords(perf, score, options.roll_step)
-    perf = steady_dynamics(perf, score, options.dynamics_drift)
+    perf = shape_tempo(Performance(notes, perf.controls), score, options.timing.tempo_drift)
+    perf = roll_chords(perf, score, options.shaping.roll_step)
+    perf = steady_dynamics(perf, score, options.shaping.dynamics_drift)
     return finish(perf, score, options, plays_at_given_tempo(pretrained))

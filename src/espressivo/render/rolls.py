@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from espressivo.core import Performance, Score
-from espressivo.render.timing import time_map
+from espressivo.core import Performance, Score, TimeMap
 
 ROLL_STEP_BEATS = 0.11  # onset step between consecutive notes of a rolled chord, in beats (train median)
 MIN_STEP_SEC, MAX_STEP_SEC = 0.02, 0.15  # the step kept within these, whatever the tempo
@@ -75,13 +74,14 @@ def _ranks(group: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def local_beat_seconds(perf: Performance, score: Score) -> np.ndarray:
     """Seconds per score beat around each note of a rendering (``notes["id"]`` = score rows): the slope of its
-    time map (:func:`~espressivo.render.timing.time_map`) between the neighbouring onsets, at least
+    time map (:class:`~espressivo.core.TimeMap`) between the neighbouring onsets, at least
     ``MIN_STEP_SEC``."""
     beat = score.notes["onset_beat"][perf.notes["id"]]
-    beats, times = time_map(beat, perf.notes["onset_sec"])
+    played = TimeMap.of(beat, perf.notes["onset_sec"])
+    beats = played.position
     if len(beats) < 2:
         return np.full(len(perf), 0.5)
-    slope = np.diff(times) / np.maximum(np.diff(beats), 1e-6)
+    slope = played.slope()
     around = np.concatenate([[slope[0]], 0.5 * (slope[:-1] + slope[1:]), [slope[-1]]])
     return np.maximum(around, MIN_STEP_SEC)[np.searchsorted(beats, np.rint(beat * 1e4) / 1e4)]
 

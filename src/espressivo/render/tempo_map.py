@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from espressivo.core import Performance, Score
+from espressivo.core import Performance, Score, TimeMap
 from espressivo.errors import EspressivoError
 
 TPQ = 480
@@ -29,12 +29,8 @@ def anchors(score: Score, perf: Performance, min_qpm: float = 10.0, max_qpm: flo
     """``(quarters, seconds)`` of the distinct score onsets, strictly increasing, within the tempo limits."""
     if len(perf) == 0:
         raise EspressivoError("nothing to tempo-map: the rendering has no notes")
-    q = score.notes["onset_quarter"][perf.notes["id"]]
-    t = perf.notes["onset_sec"]
-    key = np.rint(q * 1e4).astype(np.int64)
-    unique, group = np.unique(key, return_inverse=True)
-    seconds = np.bincount(group, weights=t) / np.bincount(group)
-    quarters = unique / 1e4
+    played = TimeMap.of(score.notes["onset_quarter"][perf.notes["id"]], perf.notes["onset_sec"], monotone=False)
+    quarters, seconds = played.position, played.seconds
     if len(quarters) > 1:
         dq, dt = np.diff(quarters), np.diff(seconds)
         dt = np.clip(dt, 60.0 * dq / max_qpm, 60.0 * dq / min_qpm)

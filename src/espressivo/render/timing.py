@@ -1,36 +1,25 @@
-"""Re-timing a rendering: its slow tempo drift taken out (``--tempo-drift``), its beat-to-beat jitter smoothed
-(``--tempo-smoothing``).
+"""Re-timing a rendering: its slow tempo drift taken out (``--tempo-drift``).
 
-:func:`shape_tempo` reads the rendering's time map (score beat -> seconds, one point per onset group) on a
-grid of ``GRID`` points per beat and reshapes its log tempo: a Gaussian over ``sigma_beats`` smooths it; with
-``drift_beats``, its deviation from the score's written time map, smoothed over that many beats, is taken out
-(the renderer wanders slowly away from the tempo it is given; pianists do not share that wandering).  Every
-event is then re-timed through the piecewise-linear warp old map -> new map: chord asynchronies and each
-note's articulation follow their local tempo, the first onset stays put and the total length is kept.
+:func:`shape_tempo` reads the rendering's time map (:class:`~espressivo.core.TimeMap`, score beat -> seconds)
+on a grid of ``GRID`` points per beat; its log-tempo deviation from the score's written time map, smoothed over
+``drift_beats``, is taken out (the note-by-note renderer wanders slowly away from the tempo it is given;
+pianists do not share that wandering).  Every event is then re-timed through the piecewise-linear warp old map
+-> new map: chord asynchronies and each note's articulation follow their local tempo, the first onset stays put
+and the total length is kept.
 
->>> shape_tempo(performance, score, sigma_beats=0.0, drift_beats=4.0)   # performance.notes["id"] = score rows
+>>> shape_tempo(performance, score, drift_beats=4.0)   # performance.notes["id"] = score rows
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from espressivo.core import Performance, Score
+from espressivo.core import Performance, Score, TimeMap
 
-DEFAULT_TEMPO_SMOOTHING = 0.0  # beats; what `espressivo render` and `evaluate render` use
 DEFAULT_TEMPO_DRIFT = 4.0  # beats (0: the rendering's slow tempo drift kept); tuned on validation
 DEFAULT_TEMPO_GUARD = 0.5  # sigma (log IOI) of the sampling prior towards the score IOIs (0: off); validation-tuned
 GRID = 8  # time-map samples per beat
 MIN_PERIOD = 1e-3  # seconds per beat: a floor for near-simultaneous groups (log of 0)
-
-
-def time_map(beat: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One (beat, seconds) point per distinct score onset (its notes' mean time), monotone in both."""
-    key = np.rint(beat * 1e4).astype(np.int64)
-    unique, group = np.unique(key, return_inverse=True)
-    count = np.bincount(group)
-    times = np.maximum.accumulate(np.bincount(group, weights=onset) / count)
-    return unique / 1e4, times
 
 
 def gaussian_smooth(x: np.ndarray, sigma_steps: float) -> np.ndarray:
@@ -41,30 +30,26 @@ def gaussian_smooth(x: np.ndarray, sigma_steps: float) -> np.ndarray:
     return np.convolve(x, kernel)[inside] / np.convolve(np.ones_like(x), kernel)[inside]
 
 
-def shape_tempo(perf: Performance, score: Score, sigma_beats: float, drift_beats: float = 0.0) -> Performance:
-    """``perf`` (one note per score note, ``notes["id"]`` = score row) with its log tempo smoothed by a
-    Gaussian of ``sigma_beats`` score beats, and with ``drift_beats``, its slow departures from the written
-    tempo map (its log-tempo deviation smoothed over that many beats) taken out (0: unchanged)."""
-    if (sigma_beats <= 0 and drift_beats <= 0) or len(perf) < 3:
+def shape_tempo(perf: Performance, score: Score, drift_beats: float) -> Performance:
+    """``perf`` (one note per score note, ``notes["id"]`` = score row) with its slow departures from the written
+    tempo map (its log-tempo deviation smoothed over ``drift_beats`` beats) taken out (0: unchanged)."""
+    if drift_beats <= 0 or len(perf) < 3:
         return perf
     notes = perf.notes
     beat = score.notes["onset_beat"][notes["id"]]
-    beats, times = time_map(beat, notes["onset_sec"])
+    played = TimeMap.of(beat, notes["onset_sec"])
+    beats, times = played.position, played.seconds
     if len(beats) < 3 or times[-1] <= times[0]:
         return perf
     grid = np.linspace(beats[0], beats[-1], max(2, int(np.ceil((beats[-1] - beats[0]) * GRID)) + 1))
     step = grid[1] - grid[0]
-    old = np.interp(grid, beats, times)
+    old = played(grid)
     log_period = np.log(np.maximum(np.diff(old) / step, MIN_PERIOD))
-    base = np.zeros_like(log_period)
-    if drift_beats > 0:  # deviations from the written time map (its tempo changes are the score's, not drift)
-        written = score.seconds_from_quarter(score.notes["onset_quarter"][notes["id"]])
-        _, written_times = time_map(beat, written)
-        base = np.log(np.maximum(np.diff(np.interp(grid, beats, written_times)) / step, MIN_PERIOD))
+    # deviations from the written time map (its tempo changes are the score's, not drift)
+    written = TimeMap.of(beat, score.seconds_from_quarter(score.notes["onset_quarter"][notes["id"]]))
+    base = np.log(np.maximum(np.diff(np.interp(grid, beats, written.seconds)) / step, MIN_PERIOD))
     deviation = log_period - base
-    shaped = gaussian_smooth(deviation, sigma_beats * GRID) if sigma_beats > 0 else deviation
-    if drift_beats > 0:
-        shaped = shaped - gaussian_smooth(deviation, drift_beats * GRID)
+    shaped = deviation - gaussian_smooth(deviation, drift_beats * GRID)
     period = np.exp(base + shaped)
     period *= (old[-1] - old[0]) / (period.sum() * step)  # the same total length
     new = old[0] + np.concatenate([[0.0], np.cumsum(period * step)])

@@ -41,7 +41,6 @@ class TrainConfig:
     score_tempo: str = "written"  # render: the score at its written tempo, or "performed" (see RenderPairs)
     max_beats: int = 512  # phrase: score beats per training window at most
     drop_marks: float = 0.25  # phrase: share of windows trained without markings (as a MIDI score)
-    chord_timing: str = "played"  # render: chord notes as played, or "signed" offsets (features.slots)
     model_type: str = "transformer"
     model: str = "small"  # preset name
     model_overrides: dict = field(default_factory=dict)
@@ -124,7 +123,6 @@ class TrainConfig:
             (0 <= self.augment_tempo_noise <= 0.3, "augment_tempo_noise must lie in 0..0.3"),
             (0 < self.mask_prob < 1, "mask_prob must lie in (0, 1)"),
             (self.score_tempo in ("written", "performed"), "score_tempo must be written or performed"),
-            (self.chord_timing in ("played", "signed"), "chord_timing must be played or signed"),
         ]
         for ok, message in checks:
             if not ok:

@@ -149,10 +149,8 @@ class RenderTask(_NoteTask):
 
         self.torch, self.c, self.device = torch, c, device
         self.tokenizer = render_tokenizer()
-        self.sampler = RenderPairs(c.data, "train", self.tokenizer, c.seq_len, augmentation, c.score_tempo,
-                                   c.chord_timing)  # fmt: skip
-        validation = RenderPairs(c.data, "validation", self.tokenizer, c.seq_len, score_tempo=c.score_tempo,
-                                 chord_timing=c.chord_timing)  # fmt: skip
+        self.sampler = RenderPairs(c.data, "train", self.tokenizer, c.seq_len, augmentation, c.score_tempo)
+        validation = RenderPairs(c.data, "validation", self.tokenizer, c.seq_len, score_tempo=c.score_tempo)
         self.val_windows = spread(list(validation.windows()), c.eval_windows)
 
     def batch(self, rng: np.random.Generator) -> dict:
