@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io as io_module
 import json
 import sys
 import time
@@ -141,34 +140,23 @@ def classify_train(
         return
     from espressivo.embed.classify import LinearProbe, accuracy, macro_f1
     from espressivo.embed.files import FileEmbedder
+    from espressivo.evaluate.embed import embed_items
 
     items, names, classes = labelled_items(label, "asap", root)
     embedder = FileEmbedder.load(model, max_chunks=max_chunks)
     train_rows = [i for i, item in enumerate(items) if item.split == "train"]
-    vectors = _embed_items(embedder, [items[i] for i in train_rows])
+    vectors = embed_items(embedder, [items[i] for i in train_rows])
     probe = LinearProbe.fit(vectors, [names[i] for i in train_rows])
     probe.save(out, embedder=model, chunk_notes=embedder.chunk_notes, max_chunks=max_chunks, task=label,
                train_files=len(train_rows))  # fmt: skip
     summary = {"classifier": str(out), "classes": classes, "train_files": len(train_rows)}
     held = [i for i, item in enumerate(items) if item.split == "validation"]
     if held:
-        predicted, _ = probe.predict(_embed_items(embedder, [items[i] for i in held]))
+        predicted, _ = probe.predict(embed_items(embedder, [items[i] for i in held]))
         truth = [names[i] for i in held]
         summary |= {"validation_files": len(held), "validation_accuracy": round(accuracy(truth, predicted), 4),
                     "validation_macro_f1": round(macro_f1(truth, predicted), 4)}  # fmt: skip
     print(json.dumps(summary))
-
-
-def _embed_items(embedder, items, progress: bool = True):
-    import numpy as np
-    from tqdm import tqdm
-
-    from espressivo.core import Performance
-
-    out = []
-    for start in tqdm(range(0, len(items), 8), desc="embedding", unit="batch", disable=not progress or None):
-        out.append(embedder.embed([Performance(i.notes) for i in items[start : start + 8]]))
-    return np.concatenate(out)
 
 
 def classify_predict(inputs: list[Path], classifier: Path = Path("classifier"), json: bool = False) -> None:
@@ -251,102 +239,20 @@ def evaluate_embed(
     """
     import json as json_module
 
-    import numpy as np
-
     from espressivo.data.performances import load_items
-    from espressivo.embed.files import FileEmbedder
-    from espressivo.embed.stats import performance_statistics
-    from espressivo.evaluate.embed import evaluate_representations, markdown_report
+    from espressivo.evaluate.embed import evaluate_embedders, load_finetuned, markdown_report
     from espressivo.io.files import atomic_write_bytes
 
-    classifiers = {str(path): _load_finetuned(path, max_chunks) for path in finetuned or []}  # fail early
+    classifiers = {str(path): load_finetuned(path, max_chunks) for path in finetuned or []}  # fail early
     items, failed = load_items("asap", root)
     _report_skipped(failed)
-    test_items = [item for item in items if item.split == "test"]
-    representations, snippets, timing = {}, {}, {}
-    for name in [model, baseline] if baseline else [model]:
-        embedder = FileEmbedder.load(name, max_chunks=max_chunks)
-        if name == model:
-            chunk_notes = embedder.chunk_notes  # the statistics' snippets are the same excerpts
-        label = name if embedder.kind == "projection" else f"{name} (mean state, before contrastive training)"
-        stored = _cache_path(cache, embedder, items) if cache else None
-        if stored is not None and stored.is_file():
-            try:
-                with np.load(stored) as kept:
-                    representations[label], snippets[label] = kept["files"], kept["snippets"]
-                continue
-            except (OSError, ValueError, KeyError, EOFError):  # damaged (written by an older, non-atomic version)
-                stored.unlink(missing_ok=True)
-        started = time.time()
-        representations[label] = _embed_items(embedder, items)
-        timing[label] = round(time.time() - started, 1)
-        snippets[label] = embedder.embed_chunks([_snippet(item, embedder.chunk_notes) for item in test_items])
-        if stored is not None:  # atomic: a killed run never leaves a truncated cache behind
-            buffer = io_module.BytesIO()
-            np.savez(buffer, files=representations[label], snippets=snippets[label])
-            atomic_write_bytes(stored, buffer.getvalue())
-    representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
-    snippets["statistics"] = np.stack([performance_statistics(_snippet(i, chunk_notes).notes) for i in test_items])
-    report = evaluate_representations(items, representations, snippets, standardise=("statistics",))
-    report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}
-    report["finetuned"] = {path: _score_finetuned(*loaded, items) for path, loaded in classifiers.items()}
+    report = evaluate_embedders(items, [model, baseline] if baseline else [model], max_chunks, cache, classifiers)
     text = markdown_report(report)
     if json:
         atomic_write_bytes(json, json_module.dumps(report, indent=2).encode())
     if markdown:
         atomic_write_bytes(markdown, text.encode())
     print(text)
-
-
-def _snippet(item, chunk_notes: int):
-    """The chunk in the middle of a performance: a short excerpt to query with."""
-    from espressivo.data.performances import chunk_spans, note_slice
-
-    spans = chunk_spans(len(item), chunk_notes)
-    return note_slice(item.notes, *spans[len(spans) // 2])
-
-
-def _load_finetuned(path: str, max_chunks: int):
-    """A classifier fine-tuned on (n)ASAP composer or period, ready to embed with, and its task."""
-    from espressivo.embed.files import FileEmbedder
-    from espressivo.models.checkpoint import load_pretrained
-
-    pretrained = load_pretrained(path)
-    task = pretrained.training_config.get("label", "")
-    if pretrained.model_type != "embedder" or getattr(pretrained.model, "classifier", None) is None:
-        raise EspressivoError(f"{path}: not a classifier from `classify train --method finetune`")
-    if task not in ("composer", "period"):
-        raise EspressivoError(f"{path}: fine-tuned on {task!r}, not on (n)ASAP composer or period")
-    embedder = FileEmbedder(pretrained.model, pretrained.tokenizer, path, max_chunks=max_chunks)
-    return embedder, task, pretrained.training_config.get("max_steps")
-
-
-def _score_finetuned(embedder, task: str, steps, items) -> dict:
-    """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
-    from espressivo.core import Performance
-    from espressivo.data.performances import composer_classes, labels_for
-    from espressivo.embed.classify import accuracy, macro_f1
-
-    labels = labels_for(items, task, composer_classes(items))
-    rows = [i for i, item in enumerate(items) if item.split == "test" and labels[i] is not None]
-    probabilities = embedder.class_probabilities([Performance(items[i].notes) for i in rows])
-    classes = embedder.model.config.classes
-    predicted = [classes[k] for k in probabilities.argmax(axis=1)]
-    truth = [labels[i] for i in rows]
-    return {"task": task, "accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted),
-            "test_files": len(rows), "steps": steps}  # fmt: skip
-
-
-def _cache_path(cache: Path, embedder, items) -> Path:
-    """A file name that changes with the weights, the chunking and the files embedded."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{embedder.chunk_notes}|{embedder.max_chunks}|{embedder.precision}".encode())
-    for tensor in embedder.model.state_dict().values():
-        digest.update(tensor.float().numpy().tobytes()[:4096])
-    for item in items:
-        digest.update(f"{item.path}|{len(item)}\n".encode())
-    return Path(cache) / f"{Path(embedder.name).name}-{digest.hexdigest()[:16]}.npz"
 
 
 def register(app) -> None:

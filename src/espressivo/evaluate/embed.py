@@ -8,10 +8,15 @@ stand beside the baselines (hand-made statistics; the network before contrastive
 
 from __future__ import annotations
 
+import io
+import time
+from pathlib import Path
+
 import numpy as np
 
 from espressivo.data.performances import LABEL_TASKS, composer_classes, labels_for
 from espressivo.embed.classify import LinearProbe, accuracy, macro_f1
+from espressivo.errors import EspressivoError
 
 FEW_LABELS = (10, 25, 50, 100)
 DRAWS = 5
@@ -149,3 +154,105 @@ def markdown_report(report: dict) -> str:
         tail = f"{q['map']:.3f} | {q[key]:.3f}" if q else "- | -"
         lines.append(f"| {name} | {r['map']:.3f} | {r[key]:.3f} | {tail} |")
     return "\n".join(lines) + "\n"
+
+
+def evaluate_embedders(items, names: list[str], max_chunks: int, cache: Path | None, finetuned: dict) -> dict:
+    """The report of ``espressivo evaluate embed``: each embedder in ``names`` (vectors cached in ``cache`` by
+    weights, chunking and files) beside hand-made statistics, and the ``finetuned`` classifiers
+    (:func:`load_finetuned`) on the test files of their task."""
+    from espressivo.embed.files import FileEmbedder
+    from espressivo.embed.stats import performance_statistics
+    from espressivo.io.files import atomic_write_bytes
+
+    test_items = [item for item in items if item.split == "test"]
+    representations, snippets, timing = {}, {}, {}
+    chunk_notes = None
+    for name in names:
+        embedder = FileEmbedder.load(name, max_chunks=max_chunks)
+        chunk_notes = chunk_notes or embedder.chunk_notes  # the statistics' snippets are the same excerpts
+        label = name if embedder.kind == "projection" else f"{name} (mean state, before contrastive training)"
+        stored = cache_path(cache, embedder, items) if cache else None
+        if stored is not None and stored.is_file():
+            try:
+                with np.load(stored) as kept:
+                    representations[label], snippets[label] = kept["files"], kept["snippets"]
+                continue
+            except (OSError, ValueError, KeyError, EOFError):  # damaged (written by an older, non-atomic version)
+                stored.unlink(missing_ok=True)
+        started = time.time()
+        representations[label] = embed_items(embedder, items)
+        timing[label] = round(time.time() - started, 1)
+        snippets[label] = embedder.embed_chunks([snippet(item, embedder.chunk_notes) for item in test_items])
+        if stored is not None:  # atomic: a killed run never leaves a truncated cache behind
+            buffer = io.BytesIO()
+            np.savez(buffer, files=representations[label], snippets=snippets[label])
+            atomic_write_bytes(stored, buffer.getvalue())
+    representations["statistics"] = np.stack([performance_statistics(i.notes) for i in items])
+    snippets["statistics"] = np.stack([performance_statistics(snippet(i, chunk_notes).notes) for i in test_items])
+    report = evaluate_representations(items, representations, snippets, standardise=("statistics",))
+    report |= {"max_chunks": max_chunks, "embedding_seconds": timing, "files": len(items)}
+    report["finetuned"] = {path: score_finetuned(*loaded, items) for path, loaded in finetuned.items()}
+    return report
+
+
+def embed_items(embedder, items, progress: bool = True):
+    import numpy as np
+    from tqdm import tqdm
+
+    from espressivo.core import Performance
+
+    out = []
+    for start in tqdm(range(0, len(items), 8), desc="embedding", unit="batch", disable=not progress or None):
+        out.append(embedder.embed([Performance(i.notes) for i in items[start : start + 8]]))
+    return np.concatenate(out)
+
+
+def snippet(item, chunk_notes: int):
+    """The chunk in the middle of a performance: a short excerpt to query with."""
+    from espressivo.data.performances import chunk_spans, note_slice
+
+    spans = chunk_spans(len(item), chunk_notes)
+    return note_slice(item.notes, *spans[len(spans) // 2])
+
+
+def load_finetuned(path: str, max_chunks: int):
+    """A classifier fine-tuned on (n)ASAP composer or period, ready to embed with, and its task."""
+    from espressivo.embed.files import FileEmbedder
+    from espressivo.models.checkpoint import load_pretrained
+
+    pretrained = load_pretrained(path)
+    task = pretrained.training_config.get("label", "")
+    if pretrained.model_type != "embedder" or getattr(pretrained.model, "classifier", None) is None:
+        raise EspressivoError(f"{path}: not a classifier from `classify train --method finetune`")
+    if task not in ("composer", "period"):
+        raise EspressivoError(f"{path}: fine-tuned on {task!r}, not on (n)ASAP composer or period")
+    embedder = FileEmbedder(pretrained.model, pretrained.tokenizer, path, max_chunks=max_chunks)
+    return embedder, task, pretrained.training_config.get("max_steps")
+
+
+def score_finetuned(embedder, task: str, steps, items) -> dict:
+    """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
+    from espressivo.core import Performance
+    from espressivo.data.performances import composer_classes, labels_for
+    from espressivo.embed.classify import accuracy, macro_f1
+
+    labels = labels_for(items, task, composer_classes(items))
+    rows = [i for i, item in enumerate(items) if item.split == "test" and labels[i] is not None]
+    probabilities = embedder.class_probabilities([Performance(items[i].notes) for i in rows])
+    classes = embedder.model.config.classes
+    predicted = [classes[k] for k in probabilities.argmax(axis=1)]
+    truth = [labels[i] for i in rows]
+    return {"task": task, "accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted),
+            "test_files": len(rows), "steps": steps}  # fmt: skip
+
+
+def cache_path(cache: Path, embedder, items) -> Path:
+    """A file name that changes with the weights, the chunking and the files embedded."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{embedder.chunk_notes}|{embedder.max_chunks}|{embedder.precision}".encode())
+    for tensor in embedder.model.state_dict().values():
+        digest.update(tensor.float().numpy().tobytes()[:4096])
+    for item in items:
+        digest.update(f"{item.path}|{len(item)}\n".encode())
+    return Path(cache) / f"{Path(embedder.name).name}-{digest.hexdigest()[:16]}.npz"
