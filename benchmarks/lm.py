@@ -119,15 +119,19 @@ def main() -> None:
             b = train_speed(theirs, args.steps, 8, 512, bf16, ours.config.vocab_size, hf=True)
             result["training"][label] = {"espressivo_tokens_per_sec": round(a), "llama_tokens_per_sec": round(b),
                                          "ratio": round(a / b, 2)}  # fmt: skip
+        print(json.dumps({"training": result["training"]}), flush=True)  # each part as soon as it is measured
     result["generation"] = {}
     for name in shipped_models():
         pretrained = load_pretrained(name)
+        if pretrained.model_type not in ("transformer", "perfrnn"):  # renderers, CVRNN, embedders: not LMs
+            continue
         result["generation"][name] = {
             "kv_cache" if pretrained.model_type == "transformer" else "state": generation_speed(
                 pretrained, args.seconds, True
             ),
             "no_cache": generation_speed(pretrained, min(args.seconds, 5.0), False),
         }
+        print(json.dumps({"generation": {name: result["generation"][name]}}), flush=True)
     print(json.dumps(result, indent=2))
 
 

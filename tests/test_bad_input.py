@@ -393,3 +393,14 @@ def test_a_score_with_too_many_notes_is_refused_before_parsing(monkeypatch, caps
         read_score(EXAMPLES / "etude.musicxml")
     assert main(["info", str(EXAMPLES / "etude.musicxml")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_output_under_a_file_says_so(tmp_path, capsys):
+    from espressivo.cli import main
+
+    from .conftest import EXAMPLES
+
+    (tmp_path / "plain").write_text("a file")
+    out = tmp_path / "plain" / "deeper" / "x.mid"
+    assert main(["synth", str(EXAMPLES / "etude_performance.mid"), "-o", str(out.with_suffix(".wav"))]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"({tmp_path / 'plain'} is a file, not a folder)")

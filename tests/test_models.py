@@ -363,3 +363,27 @@ def test_beam_search_samples_its_branches_instead_of_collapsing():
     assert 0.2 < np.mean(out[0] == 5) < 0.6  # e / (e + 7): sampled, not 40 fives
     again = generate_ids(Loop(), tok, SamplingConfig(beam_size=3, seed=2), max_tokens=40)
     assert np.array_equal(out[0], again[0])
+
+
+def test_continue_keeps_the_prompt_as_played_with_its_pedal(tmp_path):
+    """Performance RNN's vocabulary has no pedal: the prompt must still come back with its pedal and notes, and a
+    pedal held at the prompt's end is lifted there."""
+    from espressivo.cli import main
+    from espressivo.core import SUSTAIN
+    from espressivo.io import read_midi
+    from tests.conftest import EXAMPLES
+
+    prompt = read_midi(EXAMPLES / "etude_performance.mid").slice(0, 6)
+    assert (prompt.controls["controller"] == SUSTAIN).sum() >= 2
+    out = tmp_path / "c.mid"
+    assert main(["continue", str(EXAMPLES / "etude_performance.mid"), "--prompt-seconds", "6", "--seconds", "3",
+                 "--model", "perfrnn-small", "-o", str(out)]) == 0  # fmt: skip
+    played = read_midi(out)
+    early = played.notes[played.notes["onset_sec"] < 5.0]
+    expected = prompt.notes[prompt.notes["onset_sec"] < 5.0]
+    assert np.array_equal(early["pitch"], expected["pitch"])
+    assert np.allclose(early["onset_sec"], expected["onset_sec"], atol=2e-3)
+    pedal = played.controls[played.controls["controller"] == SUSTAIN]
+    before = pedal[pedal["time_sec"] < 5.0]
+    assert len(before) == (prompt.controls["time_sec"][prompt.controls["controller"] == SUSTAIN] < 5.0).sum()
+    assert pedal["value"][-1] < 64  # not left down for the continuation

@@ -128,3 +128,18 @@ def test_score_and_performance_share_the_vocabulary():
     deadpan = tok.decode(ids)
     assert deadpan.notes["velocity"].tolist() == [64] * len(score)
     assert deadpan.end_sec == pytest.approx(32 * 60 / 72, abs=0.002)
+
+
+def test_note_tokenizer_counts_the_notes_it_clamps():
+    """Durations and rests beyond the vocabulary are clamped at encoding; encode_checked says how many notes."""
+    from espressivo.core import Performance
+
+    tok = from_name("note")
+    perf = Performance.from_arrays(onset_sec=[0.0, 0.5, 7.0], duration_sec=[7.0, 0.4, 0.3], pitch=[60, 64, 67],
+                                   velocity=[80, 70, 60])  # fmt: skip
+    ids, altered = tok.encode_checked(perf)
+    assert altered == 2 and np.array_equal(ids, tok.encode(perf))  # the 7 s note and the 6.5 s rest
+    back = tok.decode(ids)
+    assert back.notes["duration_sec"].max() == pytest.approx(4.999)
+    assert back.notes["onset_sec"][-1] == pytest.approx(5.49)
+    assert tok.encode_checked(back)[1] == 0 and from_name("performance-rnn").encode_checked(perf)[1] == 0

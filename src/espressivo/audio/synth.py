@@ -71,9 +71,9 @@ def synthesize(
     if fold_pedal:
         performance = performance.apply_sustain()
     wav_path = Path(wav_path)
-    if wav_path.is_dir():
-        raise EspressivoError(f"{wav_path}: is a directory")
-    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    from espressivo.io.files import make_parent
+
+    make_parent(wav_path)
     with tempfile.TemporaryDirectory(prefix="espressivo-synth-") as tmp:
         midi = Path(tmp) / "in.mid"
         midi.write_bytes(midi_bytes(performance))

@@ -213,9 +213,8 @@ def embed_paths(
 
     files = collect_midi(inputs)
     names, vectors, skipped = [], [], []
-    bar = tqdm(
-        total=len(files), desc="embedding", unit="file", disable=None if progress else True, file=sys.stderr
-    )  # None: off without a terminal
+    bar = tqdm(total=len(files), desc="embedding", unit="file", disable=not progress, file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # no terminal: a line every 30 s  # fmt: skip
     for start in range(0, len(files), files_per_batch):
         batch, perfs = [], []
         for path in files[start : start + files_per_batch]:

@@ -202,7 +202,12 @@ def embed_items(embedder, items, progress: bool = True):
     from espressivo.core import Performance
 
     out = []
-    for start in tqdm(range(0, len(items), 8), desc="embedding", unit="batch", disable=not progress or None):
+    import sys
+
+    # without a terminal (a log file, a pipe) a progress line every 30 s instead of none
+    interval = 0.1 if sys.stderr.isatty() else 30.0
+    for start in tqdm(range(0, len(items), 8), desc="embedding", unit="batch", disable=not progress,
+                      mininterval=interval, file=sys.stderr):  # fmt: skip
         out.append(embedder.embed([Performance(i.notes) for i in items[start : start + 8]]))
     return np.concatenate(out)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from espressivo.core import Performance
+from espressivo.core import SUSTAIN, Performance
 from espressivo.errors import EspressivoError
 
 MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
@@ -226,9 +226,28 @@ def generate_performances(
         )
     head = prompt if prompt is not None else tokenizer.start_ids()
     performances = [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
+    if prompt is not None:  # the prompt as it was played (its pedal, its exact timing), then the continuation
+        prompt_end = float(tokenizer.time_advance(prompt).sum())
+        performances = [_after_prompt(prompt_performance, p, prompt_end) for p in performances]
     if max_note_sec > 0:
         performances = [_cap_durations(p, max_note_sec) for p in performances]
     return performances
+
+
+def _after_prompt(prompt: Performance, decoded: Performance, prompt_end: float) -> Performance:
+    """``prompt`` as given, followed by the notes and pedal ``decoded`` from ``prompt_end`` on.  A tokenizer
+    without pedal events (Performance RNN's) would drop the prompt's pedal; a sustain pedal still down when the
+    prompt ends is lifted there unless the continuation moves it."""
+    from espressivo.core.performance import canonical_order, make_controls
+
+    later = decoded.notes[decoded.notes["onset_sec"] >= prompt_end - 1e-9]
+    controls = decoded.controls[decoded.controls["time_sec"] >= prompt_end - 1e-9]
+    held = prompt.controls[prompt.controls["controller"] == SUSTAIN]
+    lift = []
+    if len(held) and held["value"][-1] >= 64 and not (controls["controller"] == SUSTAIN).any():
+        lift = [(max(prompt_end, float(held["time_sec"][-1])), SUSTAIN, 0)]
+    notes = canonical_order(np.concatenate([prompt.notes, later]))
+    return Performance(notes, make_controls([*map(tuple, np.concatenate([prompt.controls, controls]).tolist()), *lift]))
 
 
 def _cap_durations(performance: Performance, max_sec: float) -> Performance:

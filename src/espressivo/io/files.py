@@ -9,12 +9,23 @@ from pathlib import Path
 from espressivo.errors import EspressivoError
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    if path.exists() and path.is_dir():
+def make_parent(path: Path) -> None:
+    """Create ``path``'s folder, or refuse in one line (``path`` a folder, a file where a folder should be)."""
+    if path.is_dir():
         raise EspressivoError(f"{path}: is a directory")
+    blocking = next((p for p in path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise EspressivoError(f"{path}: cannot write ({blocking} is a file, not a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EspressivoError(f"{path}: cannot write ({err.strerror or err})") from None
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    make_parent(path)
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise EspressivoError(f"{path}: cannot write ({err.strerror or err})") from None

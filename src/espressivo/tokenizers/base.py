@@ -4,6 +4,7 @@ Every tokenizer turns a :class:`Performance` into a 1-D array of integer ids and
 
     tok = from_name("performance-rnn")
     ids = tok.encode(performance)            # np.ndarray[int32]
+    ids, altered = tok.encode_checked(performance)  # ... and counts the notes it had to change (clamped)
     perf = tok.decode(ids)                   # never raises on a bad sequence
     perf, dropped = tok.decode_checked(ids)  # ... and counts what could not be realised
     tok.save("tokenizer.json"); same = load_tokenizer("tokenizer.json")
@@ -100,6 +101,12 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def encode(self, performance: Performance) -> np.ndarray: ...
+
+    def encode_checked(self, performance: Performance) -> tuple[np.ndarray, int]:
+        """Encode, returning the ids and the number of notes the vocabulary could not hold as they were (a
+        duration or a rest beyond its range, clamped).  Decoding cannot know: ``decode_checked`` counts only
+        the events of a sequence that cannot be realised."""
+        return self.encode(performance), 0
 
     @abstractmethod
     def decode_checked(self, ids) -> tuple[Performance, int]:

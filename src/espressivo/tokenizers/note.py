@@ -121,6 +121,9 @@ class NoteTokenizer(Tokenizer):
 
     # ------------------------------------------------------------------ encode
     def encode(self, performance: Performance) -> np.ndarray:
+        return self.encode_checked(performance)[0]
+
+    def encode_checked(self, performance: Performance) -> tuple[np.ndarray, int]:
         c, v = self.config, self.vocab
         step = c.time_step_ms / 1000.0
         all_onsets = np.rint(performance.notes["onset_sec"] / step).astype(np.int64)
@@ -128,8 +131,10 @@ class NoteTokenizer(Tokenizer):
         # the order decoding restores: (onset, pitch, duration) on the grid
         order = np.lexsort((all_durations, performance.notes["pitch"], all_onsets))
         notes, onset_steps = performance.notes[order], all_onsets[order]
-        ioi = np.clip(np.diff(np.concatenate([[0], onset_steps])), 0, v["IOI"].size - 1)
+        raw_ioi = np.diff(np.concatenate([[0], onset_steps]))
+        ioi = np.clip(raw_ioi, 0, v["IOI"].size - 1)
         duration = np.clip(all_durations[order], 0, v["DURATION"].size - 1)
+        altered = int(((raw_ioi != ioi) | (all_durations[order] != duration)).sum())
         columns = [
             v["PITCH"].start + notes["pitch"].astype(np.int64),
             v["IOI"].start + ioi,
@@ -141,7 +146,7 @@ class NoteTokenizer(Tokenizer):
             # sequence re-encodes to itself
             grid_onsets = np.cumsum(ioi) * step
             columns += list(self._pedal_columns(performance, grid_onsets, duration * step))
-        return np.stack(columns, axis=1).reshape(-1).astype(np.int32)
+        return np.stack(columns, axis=1).reshape(-1).astype(np.int32), altered
 
     def _pedal_times(self, onset_sec: np.ndarray, duration_sec: np.ndarray) -> np.ndarray:
         """(notes, samples) times at which the pedal is sampled: spread over the time to the next
