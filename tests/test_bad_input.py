@@ -404,3 +404,19 @@ def test_an_output_under_a_file_says_so(tmp_path, capsys):
     out = tmp_path / "plain" / "deeper" / "x.mid"
     assert main(["synth", str(EXAMPLES / "etude_performance.mid"), "-o", str(out.with_suffix(".wav"))]) == 2
     assert capsys.readouterr().err.strip().endswith(f"({tmp_path / 'plain'} is a file, not a folder)")
+
+
+def test_a_checkpoint_size_of_zero_is_refused_in_one_line(tiny_checkpoint, tmp_path, capsys):
+    """Found by the fuzz run: d_ff 0 built a model whose weights could not load (RuntimeError, exit 1)."""
+    import json
+    import shutil
+
+    from espressivo.models.checkpoint import load_pretrained
+
+    folder = tmp_path / "zero"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["d_ff"] = 0
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EspressivoError, match="d_ff must be at least 1"):
+        load_pretrained(folder)

@@ -36,6 +36,10 @@ def check_config(model_type: str, config) -> None:
                 continue
             if isinstance(v, int) and not 0 <= v <= MAX_INT_SETTING:
                 raise EspressivoError(f"{model_type} setting {name}={v} lies outside 0..{MAX_INT_SETTING}")
+            default = type(config).__dataclass_fields__[name].default
+            sized = name.startswith(("d_", "n_", "max_")) or name.endswith(("_size", "_sizes", "hidden", "_dim"))
+            if isinstance(v, int) and v == 0 and sized and isinstance(default, int) and default > 0:
+                raise EspressivoError(f"{model_type} setting {name} must be at least 1")
             if isinstance(v, float) and not (v == v and abs(v) < 1e12):
                 raise EspressivoError(f"{model_type} setting {name}={v} is not a finite number")
     width = getattr(config, "d_model", 0) or getattr(config, "hidden", 0) or 0

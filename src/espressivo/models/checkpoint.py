@@ -115,7 +115,11 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
     except (SafetensorError, OSError, ValueError) as err:
         raise EspressivoError(f"{path}/model.safetensors: cannot read the weights ({err})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes that do not match the config's sizes
+        detail = str(err).split("\n\t")[1] if "\n\t" in str(err) else str(err)
+        raise EspressivoError(f"{path}: weights do not fit the config ({detail.strip()[:160]})") from None
     if set(missing) - set(getattr(model, "tied_weights", ())) or unexpected:
         raise EspressivoError(
             f"{path}: weights do not fit the config (missing {sorted(missing)[:3]}, unexpected {unexpected[:3]})"
