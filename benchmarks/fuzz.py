@@ -22,9 +22,9 @@ sys.path[:] = [str(Path(__file__).resolve().parents[1])] + [
     p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
 ]
 
-from tests.hostile import cases, run_case
+from tests.hostile import cases, run_case  # noqa: E402
 
-from espressivo.models.checkpoint import resolve
+from espressivo.models.checkpoint import resolve  # noqa: E402
 
 CHECKPOINTS = ("transformer-small", "perfrnn-small", "phrase-small", "renderer-small", "cvrnn-small", "embed-small")
 
