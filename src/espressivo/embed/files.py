@@ -213,8 +213,9 @@ def embed_paths(
 
     files = collect_midi(inputs)
     names, vectors, skipped = [], [], []
+    quiet = 0.0 if sys.stderr.isatty() else 30.0  # no terminal: shown after 30 s, then every 30 s
     bar = tqdm(total=len(files), desc="embedding", unit="file", disable=not progress, file=sys.stderr,
-               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # no terminal: a line every 30 s  # fmt: skip
+               mininterval=quiet or 0.1, delay=quiet)  # fmt: skip
     for start in range(0, len(files), files_per_batch):
         batch, perfs = [], []
         for path in files[start : start + files_per_batch]:

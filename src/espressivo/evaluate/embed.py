@@ -205,9 +205,9 @@ def embed_items(embedder, items, progress: bool = True):
     import sys
 
     # without a terminal (a log file, a pipe) a progress line every 30 s instead of none
-    interval = 0.1 if sys.stderr.isatty() else 30.0
+    quiet = 0.0 if sys.stderr.isatty() else 30.0  # first shown after this long, then every this long
     for start in tqdm(range(0, len(items), 8), desc="embedding", unit="batch", disable=not progress,
-                      mininterval=interval, file=sys.stderr):  # fmt: skip
+                      mininterval=quiet or 0.1, delay=quiet, file=sys.stderr):  # fmt: skip
         out.append(embedder.embed([Performance(i.notes) for i in items[start : start + 8]]))
     return np.concatenate(out)
 
