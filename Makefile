@@ -9,16 +9,18 @@ SYSTEM_STAMP := $(VENV)/.system
 
 setup: $(STAMP) $(SYSTEM_STAMP)
 
-# FluidSynth + the FluidR3 General MIDI soundfont (acoustic grand, MIT licence) for `espressivo synth`.
+# FluidSynth + the FluidR3 General MIDI soundfont (acoustic grand, MIT licence) for `espressivo synth`, and
+# Debian's chromium for the studio's end-to-end test (Playwright drives it; a browser download is not possible).
+SYSTEM_PACKAGES := fluidsynth fluid-soundfont-gm chromium
 $(SYSTEM_STAMP):
-	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then :; \
+	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			fluidsynth fluid-soundfont-gm >/dev/null) || { echo "apt-get install fluidsynth fluid-soundfont-gm failed"; exit 1; }; \
+			$(SYSTEM_PACKAGES) >/dev/null) || { echo "apt-get install $(SYSTEM_PACKAGES) failed"; exit 1; }; \
 	elif command -v sudo >/dev/null; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			fluidsynth fluid-soundfont-gm >/dev/null; \
-	else echo "please install fluidsynth and fluid-soundfont-gm (Debian/Ubuntu packages)"; exit 1; fi
+			$(SYSTEM_PACKAGES) >/dev/null; \
+	else echo "please install $(SYSTEM_PACKAGES) (Debian/Ubuntu packages)"; exit 1; fi
 	@mkdir -p $(VENV) && touch $@
 
 # torch 2.13.0 first: the local CPU build; a bare `torch` would pull gigabytes of CUDA packages.

@@ -1,0 +1,52 @@
+"""``espressivo studio``: the local web studio (``espressivo.studio``)."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+from espressivo.cli.app import app
+from espressivo.errors import EspressivoError
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@app.command("studio")
+def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = None, workers: int = 0,
+                   max_upload_mb: float = 10.0) -> None:  # fmt: skip
+    """Start the web studio: open a score, render takes with any renderer, listen and look (piano roll, tempo
+    and loudness over the score), steer a CVRNN, render a passage again, and download MIDI, editable
+    tempo-mapped MIDI and audio.  Offline: everything is served from the package.
+
+    Args:
+        host: address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network)
+        port: port to listen on (0: a free one, printed)
+        store: folder for uploads and takes (default: a temporary folder, removed on exit); bounded in size
+            (512 MB) and age (a day)
+        workers: renders at once (0: one per core, at most 4); each renders on one thread
+        max_upload_mb: the largest score accepted, in MB
+    """
+    import uvicorn
+
+    from espressivo.studio.app import create_app
+    from espressivo.studio.service import Studio
+
+    if not 0 <= port <= 65535 or not 0 <= workers <= 64 or not 0.01 <= max_upload_mb <= 1024:
+        raise EspressivoError("--port must lie in 0..65535, --workers in 0..64 and --max-upload-mb in 0.01..1024")
+    try:
+        port = port or free_port(host)
+    except OSError as err:
+        raise EspressivoError(f"cannot listen on {host}: {err.strerror or err}") from None
+    with tempfile.TemporaryDirectory(prefix="espressivo-studio-") as scratch:
+        studio = Studio(Path(store) if store else Path(scratch), workers=workers)
+        shown = f"[{host}]" if ":" in host else host
+        print(f"espressivo studio: http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
+        try:
+            uvicorn.run(create_app(studio, int(max_upload_mb * 2**20)), host=host, port=port, log_level="warning")
+        finally:
+            studio.close()

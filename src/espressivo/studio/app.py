@@ -1,0 +1,165 @@
+"""The studio's HTTP side (Starlette): a small JSON API over :class:`~espressivo.studio.service.Studio` and the
+page, every file of it served from the package.
+
+Routes (all answers JSON unless a file; an error is ``{"error": "one line"}`` with a 4xx status):
+
+=====================================  ==========================================================
+``GET  /``                             the page
+``GET  /static/{name}``                its script and style (a fixed list)
+``GET  /api/renderers``                shipped renderers, their controls; the examples
+``POST /api/scores?name=FILE``         upload a score (the body is the file; at most ``max_upload`` bytes)
+``POST /api/examples/{which}``         open the bundled example (``etude``) or an (n)ASAP test piece
+``GET  /api/scores/{id}``              what ``espressivo info`` says, bars and dynamics
+``POST /api/scores/{id}/takes``        queue a take: ``{"kind": "render", "model", "seed", "tempo", ...}``
+``GET  /api/takes/{id}``               its state; ``?view=1`` adds notes, pedal and curves when done
+``DELETE /api/takes/{id}``             cancel it
+``POST /api/takes/{id}/passage``       render bars ``{"first", "last"}`` again, the rest kept
+``GET  /api/takes/{id}/{file}``        ``performance.mid``, ``tempo-mapped.mid``, ``audio.wav``
+=====================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from espressivo.errors import EspressivoError
+from espressivo.studio.service import Studio
+
+MAX_UPLOAD = 10 * 2**20
+STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
+DOWNLOADS = {"performance.mid": "audio/midi", "tempo-mapped.mid": "audio/midi", "audio.wav": "audio/wav"}
+MAX_JSON = 64 * 1024
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status_code=status)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes (before reading it all when the length is declared)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise OverflowError(f"the upload is larger than {limit // 2**20} MB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OverflowError(f"the upload is larger than {limit // 2**20} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json(request: Request) -> dict:
+    data = await _body(request, MAX_JSON)
+    if not data:
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise EspressivoError("the request is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise EspressivoError("the request must be a JSON object")
+    return value
+
+
+def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
+    """The studio's ASGI app over ``studio``."""
+    page = resources.files("espressivo.studio") / "static"
+
+    async def index(request: Request) -> Response:
+        return Response((page / "index.html").read_bytes(), media_type="text/html")
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return _error(404, "no such file")
+        return Response((page / name).read_bytes(), media_type=STATIC[name])
+
+    async def renderers(request: Request) -> Response:
+        examples = [{"id": "etude", "label": "Etude (bundled, with a pianist)"}]
+        examples += [{"id": f"asap:{i.folder}", "label": f"{i.folder} ((n)ASAP test)"} for i in studio.asap_examples()]
+        return JSONResponse({"renderers": studio.renderers(), "examples": examples, "max_upload": max_upload})
+
+    def _score_json(entry) -> dict:
+        return {"id": entry.id, "name": entry.name, "info": entry.summary, "humans": [h[0] for h in entry.humans]}
+
+    async def upload(request: Request) -> Response:
+        name = request.query_params.get("name", "")
+        data = await _body(request, max_upload)
+        entry = await _in_thread(studio.open_score, name, data)
+        return JSONResponse(_score_json(entry), status_code=201)
+
+    async def example(request: Request) -> Response:
+        entry = await _in_thread(studio.open_example, request.path_params["which"])
+        return JSONResponse(_score_json(entry), status_code=201)
+
+    async def score(request: Request) -> Response:
+        return JSONResponse(_score_json(studio.score(request.path_params["id"])))
+
+    async def new_take(request: Request) -> Response:
+        take = studio.submit(request.path_params["id"], await _json(request))
+        return JSONResponse(take.public(), status_code=202)
+
+    async def take(request: Request) -> Response:
+        t = studio.take(request.path_params["id"])
+        body = t.public()
+        if request.query_params.get("view") and t.status == "done":
+            body["view"] = t.view
+        return JSONResponse(body)
+
+    async def cancel(request: Request) -> Response:
+        return JSONResponse(studio.cancel(request.path_params["id"]).public())
+
+    async def passage(request: Request) -> Response:
+        t = studio.passage(request.path_params["id"], await _json(request))
+        return JSONResponse(t.public(), status_code=202)
+
+    async def download(request: Request) -> Response:
+        name = request.path_params["file"]
+        if name not in DOWNLOADS:
+            return _error(404, "no such file")
+        t = studio.take(request.path_params["id"])
+        path = studio.audio_bytes(t.id, name)
+        stem = Path(studio.score(t.score_id).name).stem.split(" ")[0] or "take"
+        filename = f"{stem}-{t.id[:6]}-{name}"
+        return FileResponse(path, media_type=DOWNLOADS[name],
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", static),
+        Route("/api/renderers", renderers),
+        Route("/api/scores", upload, methods=["POST"]),
+        Route("/api/examples/{which}", example, methods=["POST"]),
+        Route("/api/scores/{id}", score),
+        Route("/api/scores/{id}/takes", new_take, methods=["POST"]),
+        Route("/api/takes/{id}", take, methods=["GET"]),
+        Route("/api/takes/{id}", cancel, methods=["DELETE"]),
+        Route("/api/takes/{id}/passage", passage, methods=["POST"]),
+        Route("/api/takes/{id}/{file}", download),
+    ]
+    handlers = {
+        EspressivoError: lambda request, err: _error(400, str(err)),
+        KeyError: lambda request, err: _error(404, str(err.args[0]) if err.args else "not found"),
+        OverflowError: lambda request, err: _error(413 if "upload" in str(err) else 429, str(err)),
+        404: lambda request, err: _error(404, "not found"),
+        405: lambda request, err: _error(405, "method not allowed"),
+        Exception: lambda request, err: _error(500, f"internal error: {type(err).__name__}"),  # a bug, one line
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.studio = studio
+    return app
+
+
+async def _in_thread(func, *args):
+    """Reading a score parses XML for a while: off the event loop, so other requests go on."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(func, *args)

@@ -1,0 +1,425 @@
+"""The studio's work, apart from HTTP: scores opened, takes rendered in a bounded pool, their files and views.
+
+A *score* is an uploaded (or bundled) file read once (repeats unfolded, as ``espressivo render`` plays it).  A
+*take* is one performance of it: a rendering (any shipped renderer, through :func:`espressivo.render.render`
+and its option groups), the deadpan, a pianist's performance (bundled and (n)ASAP examples), or a passage of
+another take rendered again (:mod:`espressivo.render.passage`).  Takes run in a pool of ``workers`` threads
+(each rendering on one torch thread, so never more model threads than cores), first come first served, at most
+``max_pending`` waiting per score; each can be cancelled until it is done.  Files go to a :class:`Store`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from espressivo.core import SUSTAIN, Alignment, Performance, Score
+from espressivo.errors import EspressivoError
+from espressivo.studio.store import Store
+
+SUFFIXES = (".musicxml", ".xml", ".mxl", ".mei", ".krn", ".mid", ".midi")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SAMPLE_RATE = 22050  # audio for the page: half the CD rate, half its bytes
+MAX_PENDING = 6
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class ScoreEntry:
+    id: str
+    name: str
+    score: Score
+    summary: dict
+    humans: list = field(default_factory=list)  # (label, Performance, Alignment)
+    example: bool = False
+
+
+@dataclass
+class Take:
+    id: str
+    score_id: str
+    kind: str  # render, deadpan, human, passage
+    label: str
+    settings: dict
+    status: str = "queued"  # queued, running, done, failed, cancelled
+    stage: str = "waiting"
+    progress: float = 0.0
+    error: str = ""
+    created: float = field(default_factory=time.time)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    performance: Performance | None = None
+    view: dict | None = None
+    files: tuple[str, ...] = ()
+
+    def public(self) -> dict:
+        return {"id": self.id, "score": self.score_id, "kind": self.kind, "label": self.label,
+                "settings": self.settings, "status": self.status, "stage": self.stage,
+                "progress": round(self.progress, 2), "error": self.error, "files": list(self.files)}  # fmt: skip
+
+
+def _float(value, name: str, low: float, high: float, default=None) -> float | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EspressivoError(f"{name} must be a number") from None
+    if not (np.isfinite(number) and low <= number <= high):
+        raise EspressivoError(f"{name} must lie in {low:g}..{high:g}")
+    return number
+
+
+def _int(value, name: str, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise EspressivoError(f"{name} must be a whole number")
+    number = int(value)
+    if not low <= number <= high:
+        raise EspressivoError(f"{name} must lie in {low}..{high}")
+    return number
+
+
+def score_view(score: Score) -> dict:
+    """What the page draws under every take: the bars (as played) and the dynamics markings."""
+    starts = np.sort(score.measures["onset_quarter"]) if len(score.measures) else np.zeros(0)
+    return {"bars": np.round(score.beat_from_quarter(starts), 4).tolist() if len(starts) else [],
+            "dynamics": [[round(float(score.beat_from_quarter(d["onset_quarter"])), 3), str(d["text"])]
+                         for d in score.dynamics]}  # fmt: skip
+
+
+def performance_view(score: Score, perf: Performance, alignment: Alignment | None = None) -> dict:
+    """A take as the page draws it: notes, pedal, and its tempo and loudness curves over score beats."""
+    from espressivo.viz.curves import expression_curves
+
+    notes = perf.notes
+    down, up = perf.pedal_intervals(SUSTAIN)
+    view = {
+        "duration": round(float(perf.end_sec), 3),
+        "notes": np.round(
+            np.column_stack([notes["onset_sec"], notes["duration_sec"], notes["pitch"], notes["velocity"]]), 4
+        ).tolist(),
+        "pedal": np.round(np.column_stack([down, up]), 4).tolist(),
+    }
+    if alignment is None:  # a rendering: notes["id"] is the score row
+        alignment = Alignment.from_pairs(score.notes["id"][notes["id"]], notes["id"])
+    try:
+        curves = expression_curves(score, perf, alignment)
+    except EspressivoError:
+        curves = None
+    if curves is not None:
+        view["curves"] = {
+            key: np.round(np.asarray(value, dtype=np.float64), 4).tolist() for key, value in curves.items()
+        }
+    return view
+
+
+class Studio:
+    def __init__(self, root: Path, workers: int = 0, max_pending: int = MAX_PENDING, synthesize_audio: bool = True):
+        self.store = Store(root)
+        self.workers = workers or max(1, min(os.cpu_count() or 1, 4))
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="studio-render")
+        self.scores: dict[str, ScoreEntry] = {}
+        self.takes: dict[str, Take] = {}
+        self.max_pending = max_pending
+        self.synthesize_audio = synthesize_audio
+        self.lock = threading.Lock()
+        self._models: dict[str, object] = {}
+
+    # ------------------------------------------------------------------ scores
+    def open_score(self, name: str, data: bytes) -> ScoreEntry:
+        """A score from uploaded bytes; ``name`` only gives the format (its suffix)."""
+        from espressivo.io import read_score
+
+        suffix = Path(str(name).replace("\\", "/")).suffix.lower()
+        if suffix not in SUFFIXES:
+            raise EspressivoError(f"not a score file: give MusicXML, .mxl, MEI, kern or MIDI ({', '.join(SUFFIXES)})")
+        if not data:
+            raise EspressivoError("the file is empty")
+        entry_id = self.store.new_id()
+        path = self.store.write(entry_id, "score", data).rename(self.store.root / entry_id / f"score{suffix}")
+        try:
+            score = read_score(path, unfold=True)
+        except EspressivoError as err:  # said of the file as the user named it, not of the store's copy
+            raise EspressivoError(str(err).replace(str(path), Path(str(name)).name[:120] or "the upload")) from None
+        if len(score) == 0:
+            raise EspressivoError("the score has no notes")
+        return self._add_score(entry_id, Path(str(name)).name[:120], score)
+
+    def open_example(self, which: str = "etude") -> ScoreEntry:
+        """The bundled example (with a pianist's performance), or an (n)ASAP test piece ``asap:<folder>``."""
+        from espressivo.io import read_alignment, read_midi, read_score
+
+        if which == "etude":
+            score = read_score(EXAMPLES / "etude.musicxml", unfold=True)
+            written = read_score(EXAMPLES / "etude.musicxml")
+            alignment = read_alignment(EXAMPLES / "etude_alignment.tsv.gz")
+            human = read_midi(EXAMPLES / "etude_performance.mid")
+            entry = self._add_score(self.store.new_id(), "etude.musicxml (bundled example)", score, example=True)
+            if score.unfolded and not np.array_equal(score.notes["id"], written.notes["id"]):
+                score = entry.score  # the etude has no repeats: its unfolded ids carry "-1"
+                ids = np.char.add(alignment.matches["score_id"].astype(str), "-1")
+                alignment = Alignment.from_pairs(ids, alignment.matches["performance_id"])
+            entry.humans.append(("pianist", human, alignment))
+            return entry
+        items = {f"asap:{i.folder}": i for i in self.asap_examples()}
+        if which not in items:
+            raise EspressivoError(f"unknown example {which!r}")
+        first = items[which]
+        entry = self._add_score(self.store.new_id(), f"{first.folder} ((n)ASAP test)", first.load_score(), example=True)
+        for item in self.asap_performances(first.folder)[:3]:
+            entry.humans.append((item.name, item.load_performance(), item.load_alignment()))
+        return entry
+
+    def asap_examples(self) -> list:
+        """A few (n)ASAP test pieces, when the data is here (one performance each, as listed)."""
+        try:
+            from espressivo.data import AsapDataset
+
+            seen, out = set(), []
+            for item in AsapDataset(quiet=True).performances("test"):
+                if item.folder not in seen and item.alignment_fits_score:
+                    seen.add(item.folder)
+                    out.append(item)
+            return out[:12]
+        except (EspressivoError, OSError):
+            return []
+
+    def asap_performances(self, folder: str) -> list:
+        from espressivo.data import AsapDataset
+
+        return [
+            i for i in AsapDataset(quiet=True).performances("test") if i.folder == folder and i.alignment_fits_score
+        ]
+
+    def _add_score(self, entry_id: str, name: str, score: Score, example: bool = False) -> ScoreEntry:
+        from espressivo.cli.common import score_summary
+
+        summary = score_summary(score) | score_view(score)
+        entry = ScoreEntry(entry_id, name, score, summary, example=example)
+        with self.lock:
+            self.scores[entry_id] = entry
+        return entry
+
+    def score(self, entry_id: str) -> ScoreEntry:
+        entry = self.scores.get(entry_id) if isinstance(entry_id, str) else None
+        if entry is None:
+            raise KeyError("no such score")
+        return entry
+
+    # ------------------------------------------------------------------ takes
+    def take(self, take_id: str) -> Take:
+        take = self.takes.get(take_id) if isinstance(take_id, str) else None
+        if take is None:
+            raise KeyError("no such take")
+        return take
+
+    def _pretrained(self, name: str):
+        from espressivo.models.checkpoint import load_pretrained, shipped_models
+        from espressivo.render.families import FAMILIES
+
+        if name not in shipped_models():
+            raise EspressivoError(f"unknown renderer {name!r}")
+        with self.lock:
+            if name not in self._models:
+                pretrained = load_pretrained(name)
+                if pretrained.model_type not in FAMILIES:
+                    raise EspressivoError(f"{name} is not a renderer")
+                self._models[name] = pretrained
+            return self._models[name]
+
+    def renderers(self) -> list[dict]:
+        """The shipped renderers and their controls (for the page)."""
+        import json
+        from importlib import resources
+
+        from espressivo.models.checkpoint import shipped_models
+        from espressivo.render.families import DEFAULT_RENDERER, FAMILIES
+
+        out = []
+        for name in shipped_models():
+            config = json.loads((resources.files("espressivo") / "checkpoints" / name / "config.json").read_text())
+            family = FAMILIES.get(config.get("model_type"))
+            if family is None:
+                continue
+            z_dim = int(config.get("model", {}).get("z_dim", 0)) if family.model_type == "cvrnn" else 0
+            out.append({"name": name, "family": family.model_type, "default": name == DEFAULT_RENDERER,
+                        "expressiveness": "expressiveness" in family.controls, "z_dim": z_dim})  # fmt: skip
+        return sorted(out, key=lambda r: (not r["default"], r["name"]))
+
+    def submit(self, score_id: str, request: dict) -> Take:
+        """Queue a take: ``kind`` render (``model``, ``seed``, ``tempo``, ``dynamics_scale``, ``expressiveness``,
+        ``interpretation`` [z shifts]), deadpan or human (``index``); checked before it is queued."""
+        entry = self.score(score_id)
+        if not isinstance(request, dict):
+            raise EspressivoError("the request must be a JSON object")
+        kind = request.get("kind", "render")
+        if kind not in ("render", "deadpan", "human"):
+            raise EspressivoError("kind must be render, deadpan or human")
+        settings: dict = {"kind": kind}
+        if kind == "human":
+            index = _int(request.get("index"), "index", 0, 99, 0)
+            if index >= len(entry.humans):
+                raise EspressivoError("this score has no pianist's performance to show")
+            settings["index"] = index
+            label = f"pianist: {entry.humans[index][0]}"
+        elif kind == "deadpan":
+            settings["tempo"] = _float(request.get("tempo"), "tempo", 10, 400)
+            label = "deadpan" + (f", {settings['tempo']:g} qpm" if settings["tempo"] else "")
+        else:
+            settings |= self._render_settings(request)
+            label = f"{settings['model']}, seed {settings['seed']}"
+        return self._queue(Take(self.store.new_id(), score_id, kind, label, settings), entry)
+
+    def _render_settings(self, request: dict) -> dict:
+        from espressivo.render import RenderOptions
+        from espressivo.render.families import DEFAULT_RENDERER, check_controls, family_of
+
+        model = request.get("model") or DEFAULT_RENDERER
+        if not isinstance(model, str):
+            raise EspressivoError("model must be a renderer's name")
+        pretrained = self._pretrained(model)
+        settings = {
+            "model": model,
+            "seed": _int(request.get("seed"), "seed", 0, 2**31 - 1, 0),
+            "tempo": _float(request.get("tempo"), "tempo", 10, 400),
+            "dynamics_scale": _float(request.get("dynamics_scale"), "dynamics scale", 0, 4, 1.0),
+        }
+        family = family_of(pretrained)
+        if "expressiveness" in family.controls:
+            settings["expressiveness"] = _float(request.get("expressiveness"), "expressiveness", 0, 3, 1.0)
+        options = RenderOptions.of(**{k: v for k, v in settings.items() if k != "model"}, threads=1)
+        check_controls(family, options, model)
+        shift = request.get("interpretation")
+        if shift is not None and shift != []:
+            z_dim = int(getattr(pretrained.model.config, "z_dim", 0))
+            if family.model_type != "cvrnn":
+                raise EspressivoError("only a CVRNN renderer can be steered")
+            if not isinstance(shift, list) or len(shift) != z_dim:
+                raise EspressivoError(f"interpretation must be a list of {z_dim} numbers")
+            settings["interpretation"] = [_float(v, "interpretation", -3, 3) for v in shift]
+        return settings
+
+    def passage(self, take_id: str, request: dict) -> Take:
+        """Render bars ``first``..``last`` of a take again (a new ``seed``), the rest kept."""
+        from espressivo.render.passage import bar_span
+
+        base = self.take(take_id)
+        if not isinstance(request, dict):
+            raise EspressivoError("the request must be a JSON object")
+        if base.status != "done" or base.kind not in ("render", "passage"):
+            raise EspressivoError("only a finished rendering can have a passage rendered again")
+        entry = self.score(base.score_id)
+        bars = len(entry.score.measures)
+        first = _int(request.get("first"), "first bar", 1, max(bars, 1), 1)
+        last = _int(request.get("last"), "last bar", 1, max(bars, 1), first)
+        bar_span(entry.score, first, last)  # refuses first > last
+        seed = _int(request.get("seed"), "seed", 0, 2**31 - 1, int(base.settings.get("seed", 0)) + 1)
+        settings = {k: v for k, v in base.settings.items() if k not in ("base", "bars")}
+        settings |= {"kind": "passage", "seed": seed, "base": base.id, "bars": [first, last]}
+        label = f"{base.label} · bars {first}-{last} again (seed {seed})"
+        return self._queue(Take(self.store.new_id(), base.score_id, "passage", label, settings), entry)
+
+    def _queue(self, take: Take, entry: ScoreEntry) -> Take:
+        with self.lock:
+            pending = sum(
+                1 for t in self.takes.values() if t.score_id == entry.id and t.status in ("queued", "running")
+            )
+            if pending >= self.max_pending:
+                raise OverflowError(f"{pending} takes of this score are already waiting; let them finish first")
+            self.takes[take.id] = take
+        self.pool.submit(self._run, take)
+        return take
+
+    def cancel(self, take_id: str) -> Take:
+        take = self.take(take_id)
+        if take.status in ("queued", "running"):
+            take.cancel.set()
+        return take
+
+    # ------------------------------------------------------------------ the work
+    def _stage(self, take: Take, stage: str, progress: float) -> None:
+        if take.cancel.is_set():
+            raise Cancelled
+        take.stage, take.progress = stage, progress
+
+    def _run(self, take: Take) -> None:
+        try:
+            self._stage(take, "rendering", 0.1)
+            take.status = "running"
+            entry = self.score(take.score_id)
+            perf, alignment = self._perform(take, entry)
+            self._stage(take, "writing MIDI", 0.5)
+            from espressivo.io.midi import midi_bytes
+
+            files = ["performance.mid"]
+            self.store.write(take.id, "performance.mid", midi_bytes(perf))
+            if take.kind != "human":
+                from espressivo.render.tempo_map import tempo_mapped_bytes
+
+                self.store.write(take.id, "tempo-mapped.mid", tempo_mapped_bytes(entry.score, perf))
+                files.append("tempo-mapped.mid")
+            take.performance = perf
+            take.view = performance_view(entry.score, perf, alignment)
+            if self.synthesize_audio:
+                self._stage(take, "synthesizing audio", 0.6)
+                from espressivo.audio import synthesize
+
+                synthesize(perf, self.store.path(take.id, "audio.wav"), sample_rate=SAMPLE_RATE)
+                files.append("audio.wav")
+            if take.cancel.is_set():
+                raise Cancelled
+            take.files = tuple(files)
+            take.status, take.stage, take.progress = "done", "done", 1.0
+        except Cancelled:
+            take.status, take.stage = "cancelled", "cancelled"
+        except EspressivoError as err:
+            take.status, take.stage, take.error = "failed", "failed", str(err).splitlines()[0]
+        except Exception as err:  # a bug: reported on the take, never a lost worker
+            take.status, take.stage, take.error = "failed", "failed", f"internal error: {type(err).__name__}: {err}"
+        finally:
+            self.store.prune(in_use={t.id for t in self.takes.values()} | set(self.scores))
+
+    def _perform(self, take: Take, entry: ScoreEntry) -> tuple[Performance, Alignment | None]:
+        score, s = entry.score, take.settings
+        if take.kind == "human":
+            _, perf, alignment = entry.humans[s["index"]]
+            return perf, alignment
+        if take.kind == "deadpan":
+            perf = score.to_performance(s.get("tempo"), velocity=64)
+            return perf, None
+        from espressivo.generate.sampling import threads
+        from espressivo.render import RenderOptions, render
+
+        options = {k: s[k] for k in ("seed", "tempo", "dynamics_scale", "expressiveness") if k in s}
+        pretrained = self._pretrained(s["model"])
+        shift = np.asarray(s["interpretation"], dtype=np.float64) if s.get("interpretation") else None
+        with threads(1):
+            perf = render(pretrained, score, RenderOptions.of(**options, threads=1), shift=shift)[0].performance
+        if take.kind == "passage":
+            from espressivo.render.passage import splice_passage
+
+            base = self.take(s["base"])
+            if base.performance is None:
+                raise EspressivoError("the take to render a passage of is gone")
+            self._stage(take, "joining the passage", 0.4)
+            perf = splice_passage(score, base.performance, perf, *s["bars"])
+        return perf, None
+
+    def audio_bytes(self, take_id: str, name: str) -> Path:
+        take = self.take(take_id)
+        if name not in take.files:
+            raise KeyError("no such file")
+        return self.store.path(take.id, name)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,279 @@
+// espressivo studio: the page.  No framework; every request goes to the studio's own JSON API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { score: null, renderers: [], takes: [], selected: null, polling: new Set(), maxUpload: 0 };
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function api(method, url, body, raw) {
+  const options = { method, headers: {} };
+  if (raw !== undefined) {
+    options.body = raw;
+  } else if (body !== undefined) {
+    options.body = JSON.stringify(body);
+    options.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(url, options);
+  let data = {};
+  try { data = await response.json(); } catch (e) { data = { error: response.statusText }; }
+  if (!response.ok) throw new Error(data.error || `request failed (${response.status})`);
+  return data;
+}
+
+function guarded(fn) {
+  return async (...args) => {
+    showError("");
+    try { await fn(...args); } catch (err) { showError(err.message); }
+  };
+}
+
+// ------------------------------------------------------------------ score
+async function init() {
+  const data = await api("GET", "/api/renderers");
+  state.renderers = data.renderers;
+  state.maxUpload = data.max_upload;
+  $("model").innerHTML = data.renderers.map((r) => `<option value="${r.name}">${r.name}${r.default ? " (default)" : ""}</option>`).join("");
+  $("examples").innerHTML = data.examples.map((e) => `<option value="${e.id}">${e.label}</option>`).join("");
+  modelChanged();
+}
+
+function showScore(score) {
+  state.score = score;
+  state.takes = [];
+  state.selected = null;
+  const info = score.info;
+  const rows = [
+    ["Score", score.name], ["Title", info.title || "—"], ["Notes", info.notes], ["Measures", info.measures],
+    ["Time signatures", (info.time_signatures || []).join(", ") || "—"],
+    ["Length at the written tempo", info.duration_at_written_tempo_sec !== undefined ? `${info.duration_at_written_tempo_sec} s` : "—"],
+    ["Tempo markings", (info.tempo_markings || []).join(", ") || "none (the tempo is estimated)"],
+    ["Dynamics", (info.dynamics || []).slice(0, 12).join(", ") + ((info.dynamics || []).length > 12 ? ", …" : "") || "none"],
+  ];
+  $("info").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(String(v))}</dd>`).join("");
+  $("controls").hidden = false;
+  $("human").hidden = !score.humans.length;
+  $("last-bar").max = $("first-bar").max = info.measures;
+  renderTakes();
+  $("look").hidden = true;
+}
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+const upload = guarded(async () => {
+  const file = $("upload").files[0];
+  if (!file) return;
+  if (file.size > state.maxUpload) throw new Error(`the file is larger than ${state.maxUpload / 1048576} MB`);
+  showScore(await api("POST", `/api/scores?name=${encodeURIComponent(file.name)}`, undefined, file));
+});
+
+const openExample = guarded(async () => {
+  showScore(await api("POST", `/api/examples/${encodeURIComponent($("examples").value)}`));
+});
+
+// ------------------------------------------------------------------ takes
+function renderer() { return state.renderers.find((r) => r.name === $("model").value) || state.renderers[0]; }
+
+function modelChanged() {
+  const r = renderer();
+  if (!r) return;
+  $("expr-label").hidden = !r.expressiveness;
+  $("steer").hidden = !r.z_dim;
+  $("sliders").innerHTML = Array.from({ length: r.z_dim }, (_, k) =>
+    `<label>z${k + 1} <input type="range" class="z" min="-3" max="3" step="0.25" value="0"><output>0</output></label>`).join("");
+  document.querySelectorAll("#sliders input").forEach((input) => input.addEventListener("input", () => { input.nextElementSibling.value = input.value; }));
+}
+
+function renderRequest() {
+  const r = renderer();
+  const request = { kind: "render", model: r.name, seed: Number($("seed").value || 0), dynamics_scale: Number($("dynamics").value) };
+  if ($("tempo").value) request.tempo = Number($("tempo").value);
+  if (r.expressiveness) request.expressiveness = Number($("expressiveness").value);
+  if (r.z_dim) request.interpretation = Array.from(document.querySelectorAll("#sliders input")).map((i) => Number(i.value));
+  return request;
+}
+
+async function submit(request) {
+  const take = await api("POST", `/api/scores/${state.score.id}/takes`, request);
+  addTake(take);
+}
+
+function addTake(take) {
+  state.takes.push(take);
+  renderTakes();
+  poll(take.id);
+}
+
+async function poll(id) {
+  if (state.polling.has(id)) return;
+  state.polling.add(id);
+  try {
+    for (;;) {
+      const take = await api("GET", `/api/takes/${id}?view=1`);
+      const index = state.takes.findIndex((t) => t.id === id);
+      if (index < 0) return;
+      state.takes[index] = take;
+      renderTakes();
+      if (["done", "failed", "cancelled"].includes(take.status)) {
+        if (take.status === "done" && (!state.selected || state.selected === id || state.autoSelect)) select(id);
+        if (take.status === "failed") showError(take.error);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  } finally { state.polling.delete(id); }
+}
+
+function renderTakes() {
+  $("takes").innerHTML = state.takes.map((t) => {
+    const busy = t.status === "queued" || t.status === "running";
+    return `<li data-id="${t.id}" class="${t.id === state.selected ? "selected" : ""}">
+      <button class="play" ${t.status === "done" ? "" : "disabled"}>${t.id === state.selected ? "▶ playing" : "Play"}</button>
+      <span>${escapeHtml(t.label)}</span>
+      ${busy ? `<progress max="1" value="${t.progress}"></progress><span class="state">${t.stage}</span><button class="cancel">Cancel</button>` : ""}
+      ${t.status === "failed" ? `<span class="state">failed: ${escapeHtml(t.error)}</span>` : ""}
+      ${t.status === "cancelled" ? `<span class="state">cancelled</span>` : ""}
+    </li>`;
+  }).join("");
+}
+
+// ------------------------------------------------------------------ listen and look
+function select(id) {
+  const take = state.takes.find((t) => t.id === id);
+  if (!take || take.status !== "done") return;
+  const audio = $("audio");
+  const position = audio.currentTime || 0;
+  const playing = !audio.paused;
+  state.selected = id;
+  $("look").hidden = false;
+  $("now-playing").textContent = take.label;
+  if (take.files.includes("audio.wav")) {
+    audio.src = `/api/takes/${id}/audio.wav`;
+    audio.addEventListener("loadedmetadata", () => {  // A/B: the other take at the same place
+      audio.currentTime = Math.min(position, audio.duration || position);
+      if (playing) audio.play();
+    }, { once: true });
+  }
+  $("downloads").innerHTML = take.files.map((f) => `<a class="download" href="/api/takes/${id}/${f}" download>${f}</a>`).join(" · ");
+  $("passage").hidden = !(take.kind === "render" || take.kind === "passage");
+  renderTakes();
+  draw();
+}
+
+function selectedTake() { return state.takes.find((t) => t.id === state.selected); }
+
+function velocityColour(v) {
+  const t = Math.max(0, Math.min(1, (v - 20) / 100));
+  return `hsl(${220 - 200 * t}, 70%, ${60 - 20 * t}%)`;
+}
+
+function draw() {
+  const take = selectedTake();
+  if (!take || !take.view) return;
+  drawRoll(take.view);
+  drawCurves(take.view);
+}
+
+function drawRoll(view) {
+  const canvas = $("roll"), g = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, lane = 24, top = 6;
+  g.clearRect(0, 0, W, H);
+  const notes = view.notes;
+  if (!notes.length) return;
+  const lo = Math.min(...notes.map((n) => n[2])) - 2, hi = Math.max(...notes.map((n) => n[2])) + 2;
+  const x = (t) => (t / Math.max(view.duration, 1e-3)) * (W - 2) + 1;
+  const y = (p) => top + (hi - p) / (hi - lo) * (H - lane - top - 8);
+  const h = Math.max(2, (H - lane - top - 8) / (hi - lo));
+  g.strokeStyle = "#eee";
+  for (let p = Math.ceil(lo / 12) * 12; p <= hi; p += 12) { g.beginPath(); g.moveTo(0, y(p)); g.lineTo(W, y(p)); g.stroke(); }
+  for (const [onset, duration, pitch, velocity] of notes) {
+    g.fillStyle = velocityColour(velocity);
+    g.fillRect(x(onset), y(pitch) - h / 2, Math.max(1.5, x(onset + duration) - x(onset)), h);
+  }
+  g.fillStyle = "#f3efe8";
+  g.fillRect(0, H - lane, W, lane);
+  g.fillStyle = "#8a3b12aa";
+  for (const [down, up] of view.pedal) g.fillRect(x(down), H - lane + 5, Math.max(1, x(up) - x(down)), lane - 10);
+  g.fillStyle = "#777";
+  g.font = "11px system-ui";
+  g.fillText("pedal", 4, H - 8);
+  const audio = $("audio");
+  g.strokeStyle = "#000";
+  g.beginPath(); g.moveTo(x(audio.currentTime), 0); g.lineTo(x(audio.currentTime), H); g.stroke();
+}
+
+function interp(xs, ys, v) {
+  if (!xs.length) return 0;
+  if (v <= xs[0]) return ys[0];
+  for (let i = 1; i < xs.length; i++) if (v <= xs[i]) return ys[i - 1] + (ys[i] - ys[i - 1]) * (v - xs[i - 1]) / (xs[i] - xs[i - 1] || 1);
+  return ys[ys.length - 1];
+}
+
+function drawCurves(view) {
+  const canvas = $("curves"), g = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height;
+  g.clearRect(0, 0, W, H);
+  const c = view.curves;
+  if (!c || c.beat.length < 2) { g.fillText("no curves for this take", 10, 20); return; }
+  const b0 = c.beat[0], b1 = c.beat[c.beat.length - 1];
+  const x = (b) => (b - b0) / Math.max(b1 - b0, 1e-3) * (W - 40) + 30;
+  g.strokeStyle = "#eee";
+  g.fillStyle = "#999";
+  g.font = "10px system-ui";
+  (state.score.info.bars || []).forEach((bar, k) => {
+    if (bar < b0 - 1e-6 || bar > b1 + 1e-6) return;
+    g.beginPath(); g.moveTo(x(bar), 0); g.lineTo(x(bar), H); g.stroke();
+    g.fillText(String(k + 1), x(bar) + 2, 10);
+  });
+  const line = (xs, ys, colour, lo, hi) => {
+    g.strokeStyle = colour; g.lineWidth = 1.6; g.beginPath();
+    xs.forEach((b, i) => { const yy = H - 8 - (ys[i] - lo) / Math.max(hi - lo, 1e-6) * (H - 24); i ? g.lineTo(x(b), yy) : g.moveTo(x(b), yy); });
+    g.stroke(); g.lineWidth = 1;
+  };
+  if (c.tempo_beat.length > 1) {
+    const sorted = [...c.tempo_bpm].sort((a, b) => a - b);
+    line(c.tempo_beat, c.tempo_bpm, getComputedStyle(document.body).getPropertyValue("--tempo") || "#1f5fa8",
+      sorted[Math.floor(sorted.length * 0.02)] * 0.9, sorted[Math.floor(sorted.length * 0.98)] * 1.1);
+  }
+  line(c.beat, c.velocity, getComputedStyle(document.body).getPropertyValue("--loud") || "#b8452b", 20, 120);
+  const beat = interp(c.onset_sec, c.beat, $("audio").currentTime);
+  g.strokeStyle = "#000";
+  g.beginPath(); g.moveTo(x(beat), 0); g.lineTo(x(beat), H); g.stroke();
+}
+
+function tick() {
+  if (!$("audio").paused) draw();
+  requestAnimationFrame(tick);
+}
+
+// ------------------------------------------------------------------ wiring
+window.addEventListener("DOMContentLoaded", guarded(async () => {
+  $("upload").addEventListener("change", upload);
+  $("open-example").addEventListener("click", openExample);
+  $("model").addEventListener("change", modelChanged);
+  ["dynamics", "expressiveness"].forEach((id) => $(id).addEventListener("input", () => { $(id).nextElementSibling.value = $(id).value; }));
+  $("render").addEventListener("click", guarded(() => submit(renderRequest())));
+  $("another").addEventListener("click", guarded(() => { $("seed").value = Number($("seed").value || 0) + 1; return submit(renderRequest()); }));
+  $("deadpan").addEventListener("click", guarded(() => submit({ kind: "deadpan", tempo: $("tempo").value ? Number($("tempo").value) : null })));
+  $("human").addEventListener("click", guarded(() => submit({ kind: "human", index: 0 })));
+  $("again").addEventListener("click", guarded(async () => {
+    const take = await api("POST", `/api/takes/${state.selected}/passage`, { first: Number($("first-bar").value), last: Number($("last-bar").value) });
+    state.autoSelect = true;
+    addTake(take);
+  }));
+  $("takes").addEventListener("click", guarded(async (event) => {
+    const item = event.target.closest("li");
+    if (!item) return;
+    if (event.target.classList.contains("cancel")) await api("DELETE", `/api/takes/${item.dataset.id}`);
+    else if (event.target.classList.contains("play")) select(item.dataset.id);
+  }));
+  $("audio").addEventListener("seeked", draw);
+  await init();
+  requestAnimationFrame(tick);
+}));

@@ -1,0 +1,64 @@
+"""Where the studio keeps uploaded scores and rendered takes: one folder, bounded in size and age.
+
+Every file lives at ``root/<id>/<name>`` where ``id`` is a random 16-hex-digit name the store made and
+``name`` one of a fixed set (:data:`NAMES`); nothing else is ever read or served, so a request cannot reach
+outside the store whatever it names.  :meth:`Store.prune` drops entries older than ``max_age_sec`` and then the
+oldest ones until the store is under ``max_bytes`` (entries in use are kept).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
+
+ID = re.compile(r"^[0-9a-f]{16}$")
+NAMES = frozenset({"score", "performance.mid", "tempo-mapped.mid", "audio.wav"})
+
+
+class Store:
+    def __init__(self, root: Path, max_bytes: int = 512 * 2**20, max_age_sec: float = 24 * 3600):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes, self.max_age_sec = int(max_bytes), float(max_age_sec)
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_hex(8)
+
+    def path(self, entry: str, name: str) -> Path:
+        """The file ``name`` of entry ``entry``; anything but a store id and a known name is refused."""
+        if not isinstance(entry, str) or not ID.match(entry) or name not in NAMES:
+            raise EspressivoError("no such file in the studio")
+        return self.root / entry / name
+
+    def write(self, entry: str, name: str, data: bytes) -> Path:
+        path = self.path(entry, name)
+        atomic_write_bytes(path, data)
+        return path
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def prune(self, in_use: set[str]) -> list[str]:
+        """Drop old entries, then the oldest until under the size bound; returns the ids dropped."""
+        with self.lock:
+            entries = sorted((p.stat().st_mtime, p) for p in self.root.iterdir() if p.is_dir() and ID.match(p.name))
+            dropped, now = [], time.time()
+            sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for _, p in entries}
+            total = sum(sizes.values())
+            for mtime, p in entries:
+                if p.name in in_use:
+                    continue
+                if now - mtime > self.max_age_sec or total > self.max_bytes:
+                    shutil.rmtree(p, ignore_errors=True)
+                    total -= sizes[p]
+                    dropped.append(p.name)
+            return dropped

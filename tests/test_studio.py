@@ -1,0 +1,239 @@
+"""The web studio's API with an in-process client: scores, takes, passages, downloads, and every bad input
+answered with a 4xx and one line (never a 500, a hung worker or a lost take)."""
+
+import io
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient
+
+from espressivo.io import read_midi, read_score
+from espressivo.render.passage import bar_span
+from espressivo.studio.app import create_app
+from espressivo.studio.service import Studio
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    studio = Studio(tmp_path_factory.mktemp("store"), workers=2, max_pending=4)
+    with TestClient(create_app(studio, max_upload=2 * 2**20)) as c:
+        yield c
+    studio.close()
+
+
+def wait(client, take_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        take = client.get(f"/api/takes/{take_id}?view=1").json()
+        if take["status"] not in ("queued", "running"):
+            return take
+        time.sleep(0.05)
+    raise AssertionError(f"take {take_id} still {take['status']} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def etude(client):
+    response = client.post("/api/examples/etude")
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_the_page_and_its_files_come_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<canvas id="roll"' in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
+    for name in ("studio.js", "studio.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    listed = client.get("/api/renderers").json()
+    assert listed["renderers"][0]["default"] and {"phrase-small", "cvrnn-small"} <= {
+        r["name"] for r in listed["renderers"]
+    }
+    assert next(r for r in listed["renderers"] if r["name"] == "cvrnn-small")["z_dim"] == 5
+
+
+def test_open_render_listen_and_take_home(client, etude):
+    info = etude["info"]
+    assert info["notes"] == 84 and info["measures"] == 8 and etude["humans"] == ["pianist"]
+    assert len(info["bars"]) == 8 and info["dynamics"]
+    take = client.post(f"/api/scores/{etude['id']}/takes", json={"seed": 3, "tempo": 90, "expressiveness": 1.2})
+    assert take.status_code == 202 and take.json()["label"] == "phrase-small, seed 3"
+    done = wait(client, take.json()["id"])
+    assert done["status"] == "done", done["error"]
+    assert set(done["files"]) == {"performance.mid", "tempo-mapped.mid", "audio.wav"}
+    view = done["view"]
+    assert len(view["notes"]) == 84 and view["curves"]["tempo_bpm"] and len(view["curves"]["beat"]) > 10
+    midi = client.get(f"/api/takes/{done['id']}/performance.mid")
+    assert midi.status_code == 200 and "attachment" in midi.headers["content-disposition"]
+    perf = read_midi(_saved(midi.content))
+    assert len(perf) == 84 and abs(perf.end_sec - view["duration"]) < 0.01
+    wav = client.get(f"/api/takes/{done['id']}/audio.wav")
+    assert wav.content[:4] == b"RIFF" and len(wav.content) > 22050 * 2 * 2 * (view["duration"] - 1)
+    for kind in ("deadpan", "human"):
+        other = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json={"kind": kind}).json()["id"])
+        assert other["status"] == "done" and len(other["view"]["notes"]) == 84 and "curves" in other["view"]
+
+
+def _saved(data: bytes):
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "x.mid"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_passage_rendered_again_keeps_every_note_outside_it(client, etude):
+    base = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json={"seed": 5}).json()["id"])
+    again = client.post(f"/api/takes/{base['id']}/passage", json={"first": 2, "last": 3})
+    assert again.status_code == 202
+    spliced = wait(client, again.json()["id"])
+    assert spliced["status"] == "done", spliced["error"]
+    old = read_midi(_saved(client.get(f"/api/takes/{base['id']}/performance.mid").content))
+    new = read_midi(_saved(client.get(f"/api/takes/{spliced['id']}/performance.mid").content))
+    score = read_score(EXAMPLES / "etude.musicxml", unfold=True)
+    b0, b1 = bar_span(score, 2, 3)
+    assert (b0, b1) == (4.0, 12.0)
+    # every note of bars 1 and 4..8 sounds as before (MIDI keeps no note ids: compare the notes themselves)
+    inside = {k for k, (note, beat) in enumerate(_with_beats(base, score)) if b0 <= beat < b1}
+    key = lambda n: (round(float(n["onset_sec"]), 4), int(n["pitch"]), round(float(n["duration_sec"]), 4),
+                     int(n["velocity"]))  # fmt: skip
+    by_time = np.lexsort((old.notes["pitch"], old.notes["onset_sec"]))
+    outside = [key(old.notes[i]) for k, i in enumerate(by_time) if k not in inside]
+    assert len(outside) == 84 - 23 == len(set(outside) & {key(n) for n in new.notes})
+    assert len(new) == 84 and {key(n) for n in new.notes} != {key(n) for n in old.notes}  # the passage did change
+
+
+def _with_beats(take, score):
+    """(note, score beat) of a rendering of the etude, notes by time and pitch: the phrase renderer keeps the
+    written order of onsets (its tempo curve is positive), so the k-th note in time is the k-th written onset."""
+    notes = sorted(take["view"]["notes"], key=lambda n: (n[0], n[2]))
+    return list(zip(notes, sorted(score.notes["onset_beat"]), strict=True))
+
+
+def test_cvrnn_takes_can_be_steered(client, etude):
+    plain = {"model": "cvrnn-small", "seed": 1}
+    up = wait(
+        client,
+        client.post(f"/api/scores/{etude['id']}/takes", json=plain | {"interpretation": [2, 0, 0, 0, 0]}).json()["id"],
+    )
+    flat = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json=plain).json()["id"])
+    assert up["status"] == flat["status"] == "done"
+    assert up["view"]["notes"] != flat["view"]["notes"]
+
+
+def test_a_take_can_be_cancelled_and_the_queue_is_bounded(tmp_path):
+    studio = Studio(tmp_path / "store", workers=1, max_pending=2, synthesize_audio=False)
+    with TestClient(create_app(studio)) as c:
+        score = c.post("/api/examples/etude").json()["id"]
+        first = c.post(f"/api/scores/{score}/takes", json={"seed": 1}).json()
+        second = c.post(f"/api/scores/{score}/takes", json={"seed": 2}).json()
+        third = c.post(f"/api/scores/{score}/takes", json={"seed": 3})
+        assert third.status_code == 429 and "already waiting" in third.json()["error"]
+        assert c.delete(f"/api/takes/{second['id']}").status_code == 200
+        assert wait(c, second["id"])["status"] == "cancelled"
+        assert wait(c, first["id"])["status"] == "done"  # the others go on
+        assert c.post(f"/api/scores/{score}/takes", json={"seed": 4}).status_code == 202
+    studio.close()
+
+
+def _mxl_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/container.xml",
+                         '<container><rootfiles><rootfile full-path="s.xml"/></rootfiles></container>')  # fmt: skip
+        archive.writestr("s.xml", b"\0" * (60 * 2**20))
+    return buffer.getvalue()
+
+
+XXE = (b'<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+       b"<score-partwise><work><work-title>&x;</work-title></work></score-partwise>")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "method, url, body, status, message",
+    [
+        ("post", "/api/scores?name=big.musicxml", b"<" * (3 * 2**20), 413, "larger than 2 MB"),
+        ("post", "/api/scores?name=run.exe", b"MZ", 400, "not a score file"),
+        ("post", "/api/scores?name=lying.mid", b"<score-partwise/>", 400, "MIDI"),
+        ("post", "/api/scores?name=lying.musicxml", b"MThd\0\0\0\6", 400, "lying.musicxml"),
+        ("post", "/api/scores?name=xxe.musicxml", XXE, 400, "xxe.musicxml"),
+        ("post", "/api/scores?name=bomb.mxl", _mxl_bomb(), 400, "bomb.mxl"),
+        ("post", "/api/scores?name=../../etc/passwd.musicxml", b"<x/>", 400, "passwd.musicxml"),
+        ("post", "/api/scores?name=empty.mid", b"", 400, "empty"),
+        ("post", "/api/scores", b"<x/>", 400, "not a score file"),
+        ("get", "/api/scores/0123456789abcdef", None, 404, "no such score"),
+        ("get", "/api/takes/../../etc/passwd", None, 404, "not found"),
+        ("get", "/api/takes/nothing", None, 404, "no such take"),
+        ("delete", "/api/takes/nothing", None, 404, "no such take"),
+        ("get", "/static/../__init__.py", None, 404, "not found"),
+        ("get", "/static/secret.py", None, 404, "no such file"),
+        ("post", "/api/examples/..%2F..%2Fetc", None, 404, "not found"),
+        ("post", "/api/examples/nope", None, 400, "unknown example"),
+        ("put", "/api/scores", b"", 405, "method not allowed"),
+    ],
+)
+def test_bad_requests_are_one_line_4xx(client, method, url, body, status, message):
+    response = getattr(client, method)(url, content=body) if body is not None else getattr(client, method)(url)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert message in error and "\n" not in error and "/tmp" not in error
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"kind": "karaoke"}', "kind must be"),
+        (b'{"tempo": "fast"}', "tempo must be a number"),
+        (b'{"tempo": 1e309}', "tempo must lie"),
+        (b'{"tempo": 5}', "tempo must lie"),
+        (b'{"seed": -1}', "seed must lie"),
+        (b'{"seed": 1.5}', "seed must be a whole number"),
+        (b'{"seed": true}', "seed must be a whole number"),
+        (b'{"expressiveness": 9}', "expressiveness must lie"),
+        (b'{"dynamics_scale": "nan"}', "dynamics scale must lie"),
+        (b'{"model": "../../etc/passwd"}', "unknown renderer"),
+        (b'{"model": "transformer-small"}', "not a renderer"),
+        (b'{"model": ["phrase-small"]}', "model must be"),
+        (b'{"interpretation": [1, 2, 3, 4, 5]}', "only a CVRNN"),
+        (b'{"model": "cvrnn-small", "interpretation": [1, 2]}', "list of 5 numbers"),
+        (b'{"model": "cvrnn-small", "interpretation": [9, 0, 0, 0, 0]}', "interpretation must lie"),
+        (b'{"kind": "human", "index": 7}', "no pianist"),
+        (b"[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_garbage_take_requests_are_one_line_400(client, etude, body, message):
+    response = client.post(f"/api/scores/{etude['id']}/takes", content=body)
+    assert response.status_code in (400, 413), response.text
+    assert message in response.json()["error"] or response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [(b'{"first": 0, "last": 2}', "first bar must lie"), (b'{"first": 3, "last": 2}', "first <= last"),
+     (b'{"first": 2, "last": 99}', "last bar must lie"), (b'{"first": "two"}', "whole number")],
+)  # fmt: skip
+def test_bad_passages_are_one_line_400(client, etude, body, message):
+    base = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "deadpan"}).json()["id"])
+    rendered = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json={"seed": 9}).json()["id"])
+    assert (
+        client.post(f"/api/takes/{base['id']}/passage", content=b'{"first": 1}').status_code == 400
+    )  # not a rendering
+    response = client.post(f"/api/takes/{rendered['id']}/passage", content=body)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_an_uploaded_score_opens(client):
+    data = (EXAMPLES / "etude.musicxml").read_bytes()
+    response = client.post("/api/scores?name=My%20Etude.musicxml", content=data)
+    assert response.status_code == 201 and response.json()["info"]["notes"] == 84
+    assert response.json()["name"] == "My Etude.musicxml" and response.json()["humans"] == []
+    midi = client.post("/api/scores?name=perf.mid", content=(EXAMPLES / "etude_performance.mid").read_bytes())
+    assert midi.status_code == 201
