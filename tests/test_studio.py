@@ -60,7 +60,7 @@ def test_the_page_and_its_files_come_from_the_package(client):
 def test_open_render_listen_and_take_home(client, etude):
     info = etude["info"]
     assert info["notes"] == 84 and info["measures"] == 8 and etude["humans"] == ["pianist"]
-    assert len(info["bars"]) == 8 and info["dynamics"]
+    assert len(info["bars"]) == 8 and info["dynamics"] == ["p @q0", "mf @q16"] and len(info["dynamics_at"]) == 2
     take = client.post(f"/api/scores/{etude['id']}/takes", json={"seed": 3, "tempo": 90, "expressiveness": 1.2})
     assert take.status_code == 202 and take.json()["label"] == "phrase-small, seed 3"
     done = wait(client, take.json()["id"])
@@ -101,8 +101,10 @@ def test_a_passage_rendered_again_keeps_every_note_outside_it(client, etude):
     assert (b0, b1) == (4.0, 12.0)
     # every note of bars 1 and 4..8 sounds as before (MIDI keeps no note ids: compare the notes themselves)
     inside = {k for k, (note, beat) in enumerate(_with_beats(base, score)) if b0 <= beat < b1}
-    key = lambda n: (round(float(n["onset_sec"]), 4), int(n["pitch"]), round(float(n["duration_sec"]), 4),
-                     int(n["velocity"]))  # fmt: skip
+
+    def key(n):
+        return round(float(n["onset_sec"]), 4), int(n["pitch"]), round(float(n["duration_sec"]), 4), int(n["velocity"])
+
     by_time = np.lexsort((old.notes["pitch"], old.notes["onset_sec"]))
     outside = [key(old.notes[i]) for k, i in enumerate(by_time) if k not in inside]
     assert len(outside) == 84 - 23 == len(set(outside) & {key(n) for n in new.notes})
@@ -128,14 +130,19 @@ def test_cvrnn_takes_can_be_steered(client, etude):
 
 
 def test_a_take_can_be_cancelled_and_the_queue_is_bounded(tmp_path):
+    import threading
+
     studio = Studio(tmp_path / "store", workers=1, max_pending=2, synthesize_audio=False)
+    gate, perform = threading.Event(), studio._perform
+    studio._perform = lambda take, entry: (gate.wait(30), perform(take, entry))[1]  # the worker held at the gate
     with TestClient(create_app(studio)) as c:
         score = c.post("/api/examples/etude").json()["id"]
         first = c.post(f"/api/scores/{score}/takes", json={"seed": 1}).json()
         second = c.post(f"/api/scores/{score}/takes", json={"seed": 2}).json()
         third = c.post(f"/api/scores/{score}/takes", json={"seed": 3})
         assert third.status_code == 429 and "already waiting" in third.json()["error"]
-        assert c.delete(f"/api/takes/{second['id']}").status_code == 200
+        assert c.delete(f"/api/takes/{second['id']}").json()["status"] in ("queued", "running")
+        gate.set()
         assert wait(c, second["id"])["status"] == "cancelled"
         assert wait(c, first["id"])["status"] == "done"  # the others go on
         assert c.post(f"/api/scores/{score}/takes", json={"seed": 4}).status_code == 202
@@ -237,3 +244,26 @@ def test_an_uploaded_score_opens(client):
     assert response.json()["name"] == "My Etude.musicxml" and response.json()["humans"] == []
     midi = client.post("/api/scores?name=perf.mid", content=(EXAMPLES / "etude_performance.mid").read_bytes())
     assert midi.status_code == 201
+
+
+def test_a_cvrnn_take_plays_like_a_reference(client, etude):
+    assert (
+        client.post(f"/api/scores/{etude['id']}/takes", json={"model": "cvrnn-small", "reference": True})
+        .json()["error"]
+        .startswith("upload a reference")
+    )
+    bad = client.post(f"/api/scores/{etude['id']}/reference?name=x.mid", content=b"MThd nonsense")
+    assert bad.status_code == 400 and "x.mid" in bad.json()["error"]
+    assert client.post(f"/api/scores/{etude['id']}/reference?name=x.musicxml", content=b"<x/>").status_code == 400
+    ok = client.post(f"/api/scores/{etude['id']}/reference?name=played.mid",
+                     content=(EXAMPLES / "etude_performance.mid").read_bytes())  # fmt: skip
+    assert ok.status_code == 201 and ok.json()["notes"] == 84
+    styled = client.post(
+        f"/api/scores/{etude['id']}/takes", json={"model": "cvrnn-small", "seed": 2, "reference": True}
+    )
+    plain = client.post(f"/api/scores/{etude['id']}/takes", json={"model": "cvrnn-small", "seed": 2})
+    styled, plain = wait(client, styled.json()["id"]), wait(client, plain.json()["id"])
+    assert styled["status"] == "done", styled["error"]
+    assert styled["label"].endswith("like the reference") and styled["view"]["notes"] != plain["view"]["notes"]
+    refused = client.post(f"/api/scores/{etude['id']}/takes", json={"reference": True})
+    assert refused.status_code == 400 and "only a CVRNN" in refused.json()["error"]

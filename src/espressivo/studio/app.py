@@ -11,6 +11,7 @@ Routes (all answers JSON unless a file; an error is ``{"error": "one line"}`` wi
 ``POST /api/examples/{which}``         open the bundled example (``etude``) or an (n)ASAP test piece
 ``GET  /api/scores/{id}``              what ``espressivo info`` says, bars and dynamics
 ``POST /api/scores/{id}/takes``        queue a take: ``{"kind": "render", "model", "seed", "tempo", ...}``
+``POST /api/scores/{id}/reference``    a performance MIDI of the score's opening, for CVRNN takes "like this"
 ``GET  /api/takes/{id}``               its state; ``?view=1`` adds notes, pedal and curves when done
 ``DELETE /api/takes/{id}``             cancel it
 ``POST /api/takes/{id}/passage``       render bars ``{"first", "last"}`` again, the rest kept
@@ -100,6 +101,12 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
         entry = await _in_thread(studio.open_example, request.path_params["which"])
         return JSONResponse(_score_json(entry), status_code=201)
 
+    async def reference(request: Request) -> Response:
+        name = request.query_params.get("name", "")
+        data = await _body(request, max_upload)
+        summary = await _in_thread(studio.set_reference, request.path_params["id"], name, data)
+        return JSONResponse(summary, status_code=201)
+
     async def score(request: Request) -> Response:
         return JSONResponse(_score_json(studio.score(request.path_params["id"])))
 
@@ -140,6 +147,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
         Route("/api/examples/{which}", example, methods=["POST"]),
         Route("/api/scores/{id}", score),
         Route("/api/scores/{id}/takes", new_take, methods=["POST"]),
+        Route("/api/scores/{id}/reference", reference, methods=["POST"]),
         Route("/api/takes/{id}", take, methods=["GET"]),
         Route("/api/takes/{id}", cancel, methods=["DELETE"]),
         Route("/api/takes/{id}/passage", passage, methods=["POST"]),

@@ -41,6 +41,7 @@ class ScoreEntry:
     summary: dict
     humans: list = field(default_factory=list)  # (label, Performance, Alignment)
     example: bool = False
+    reference: Performance | None = None  # a performance of the score's opening, to play "like this" (CVRNN)
 
 
 @dataclass
@@ -93,8 +94,8 @@ def score_view(score: Score) -> dict:
     """What the page draws under every take: the bars (as played) and the dynamics markings."""
     starts = np.sort(score.measures["onset_quarter"]) if len(score.measures) else np.zeros(0)
     return {"bars": np.round(score.beat_from_quarter(starts), 4).tolist() if len(starts) else [],
-            "dynamics": [[round(float(score.beat_from_quarter(d["onset_quarter"])), 3), str(d["text"])]
-                         for d in score.dynamics]}  # fmt: skip
+            "dynamics_at": [[round(float(score.beat_from_quarter(d["onset_quarter"])), 3), str(d["text"])]
+                            for d in score.dynamics]}  # fmt: skip
 
 
 def performance_view(score: Score, perf: Performance, alignment: Alignment | None = None) -> dict:
@@ -210,6 +211,19 @@ class Studio:
             self.scores[entry_id] = entry
         return entry
 
+    def set_reference(self, entry_id: str, name: str, data: bytes) -> dict:
+        """A performance MIDI of the score's opening whose style CVRNN takes continue (aligned when used)."""
+        from espressivo.io.midi import parse_midi
+
+        entry = self.score(entry_id)
+        if Path(str(name)).suffix.lower() not in (".mid", ".midi"):
+            raise EspressivoError("the reference must be a performance MIDI file (.mid)")
+        perf = parse_midi(data, name=Path(str(name)).name[:120] or "reference")
+        if len(perf) < 2:
+            raise EspressivoError("the reference has fewer than two notes")
+        entry.reference = perf
+        return {"notes": len(perf), "duration_sec": round(float(perf.end_sec), 2)}
+
     def score(self, entry_id: str) -> ScoreEntry:
         entry = self.scores.get(entry_id) if isinstance(entry_id, str) else None
         if entry is None:
@@ -277,7 +291,11 @@ class Studio:
             label = "deadpan" + (f", {settings['tempo']:g} qpm" if settings["tempo"] else "")
         else:
             settings |= self._render_settings(request)
-            label = f"{settings['model']}, seed {settings['seed']}"
+            if settings.get("reference") and entry.reference is None:
+                raise EspressivoError("upload a reference performance first")
+            label = f"{settings['model']}, seed {settings['seed']}" + (
+                ", like the reference" * bool(settings.get("reference"))
+            )
         return self._queue(Take(self.store.new_id(), score_id, kind, label, settings), entry)
 
     def _render_settings(self, request: dict) -> dict:
@@ -307,6 +325,10 @@ class Studio:
             if not isinstance(shift, list) or len(shift) != z_dim:
                 raise EspressivoError(f"interpretation must be a list of {z_dim} numbers")
             settings["interpretation"] = [_float(v, "interpretation", -3, 3) for v in shift]
+        if request.get("reference"):
+            if family.model_type != "cvrnn":
+                raise EspressivoError("only a CVRNN renderer plays in the style of a reference")
+            settings["reference"] = True
         return settings
 
     def passage(self, take_id: str, request: dict) -> Take:
@@ -404,7 +426,14 @@ class Studio:
         pretrained = self._pretrained(s["model"])
         shift = np.asarray(s["interpretation"], dtype=np.float64) if s.get("interpretation") else None
         with threads(1):
-            perf = render(pretrained, score, RenderOptions.of(**options, threads=1), shift=shift)[0].performance
+            state = None
+            if s.get("reference"):
+                from espressivo.render.cvrnn import reference_state
+
+                self._stage(take, "reading the reference", 0.15)
+                state = reference_state(pretrained, score, entry.reference)
+            perf = render(pretrained, score, RenderOptions.of(**options, threads=1), shift=shift,
+                          reference_state=state)[0].performance  # fmt: skip
         if take.kind == "passage":
             from espressivo.render.passage import splice_passage
 

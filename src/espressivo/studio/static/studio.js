@@ -60,6 +60,9 @@ function showScore(score) {
   $("last-bar").max = $("first-bar").max = info.measures;
   renderTakes();
   $("look").hidden = true;
+  $("use-reference").checked = false;
+  $("use-reference").disabled = true;
+  $("reference-info").textContent = "";
 }
 
 function escapeHtml(text) {
@@ -69,8 +72,17 @@ function escapeHtml(text) {
 const upload = guarded(async () => {
   const file = $("upload").files[0];
   if (!file) return;
-  if (file.size > state.maxUpload) throw new Error(`the file is larger than ${state.maxUpload / 1048576} MB`);
+  if (state.maxUpload && file.size > state.maxUpload) throw new Error(`the file is larger than ${state.maxUpload / 1048576} MB`);
   showScore(await api("POST", `/api/scores?name=${encodeURIComponent(file.name)}`, undefined, file));
+});
+
+const uploadReference = guarded(async () => {
+  const file = $("reference").files[0];
+  if (!file) return;
+  const info = await api("POST", `/api/scores/${state.score.id}/reference?name=${encodeURIComponent(file.name)}`, undefined, file);
+  $("reference-info").textContent = `${file.name}: ${info.notes} notes, ${info.duration_sec} s`;
+  $("use-reference").disabled = false;
+  $("use-reference").checked = true;
 });
 
 const openExample = guarded(async () => {
@@ -96,6 +108,7 @@ function renderRequest() {
   if ($("tempo").value) request.tempo = Number($("tempo").value);
   if (r.expressiveness) request.expressiveness = Number($("expressiveness").value);
   if (r.z_dim) request.interpretation = Array.from(document.querySelectorAll("#sliders input")).map((i) => Number(i.value));
+  if (r.z_dim && $("use-reference").checked) request.reference = true;
   return request;
 }
 
@@ -256,6 +269,7 @@ function tick() {
 window.addEventListener("DOMContentLoaded", guarded(async () => {
   $("upload").addEventListener("change", upload);
   $("open-example").addEventListener("click", openExample);
+  $("reference").addEventListener("change", uploadReference);
   $("model").addEventListener("change", modelChanged);
   ["dynamics", "expressiveness"].forEach((id) => $(id).addEventListener("input", () => { $(id).nextElementSibling.value = $(id).value; }));
   $("render").addEventListener("click", guarded(() => submit(renderRequest())));

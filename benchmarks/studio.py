@@ -1,0 +1,126 @@
+"""The studio under load: `espressivo studio` in its own process, first one user, then N at once, each uploading a
+1,000-note score (the bundled etude's measures repeated), rendering a take with the default renderer and fetching
+its audio, and sending bad uploads.  Prints JSON: time to first audio (p50 / p95), takes per minute, responses by
+status, takes lost, the server's peak RSS.
+
+    python benchmarks/studio.py --clients 20
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from score_read import tiled  # noqa: E402
+
+sys.path.pop(0)
+
+
+def one_user(base: str, score: bytes, statuses: collections.Counter, lock: threading.Lock, bad: bool) -> dict:
+    out = {"first_audio_s": None, "lost": False}
+    with httpx.Client(base_url=base, timeout=300) as client:
+
+        def call(method, url, **kwargs):
+            response = client.request(method, url, **kwargs)
+            with lock:
+                statuses[response.status_code] += 1
+            return response
+
+        if bad:  # a garbage upload and an oversized one, beside the real work
+            call("POST", "/api/scores?name=x.musicxml", content=b"<score-partwise><part")
+            call("POST", "/api/scores?name=big.mid", content=b"\0" * (11 * 2**20))
+        opened = call("POST", "/api/scores?name=long.musicxml", content=score)
+        if opened.status_code != 201:
+            out["lost"] = True
+            return out
+        started = time.time()
+        take = call("POST", f"/api/scores/{opened.json()['id']}/takes", json={"seed": 1})
+        if take.status_code != 202:
+            out["lost"] = True
+            return out
+        take_id = take.json()["id"]
+        while True:
+            state = call("GET", f"/api/takes/{take_id}").json()
+            if state["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.05)
+        if state["status"] != "done":
+            out["lost"] = True
+            return out
+        audio = call("GET", f"/api/takes/{take_id}/audio.wav")
+        out["first_audio_s"] = time.time() - started
+        out["lost"] = audio.status_code != 200 or audio.content[:4] != b"RIFF"
+    return out
+
+
+def run(base: str, score: bytes, clients: int) -> dict:
+    statuses: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    results: list[dict] = [{} for _ in range(clients)]
+    started = time.time()
+
+    def work(k: int) -> None:
+        results[k] = one_user(base, score, statuses, lock, bad=clients > 1)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - started
+    times = np.array([r["first_audio_s"] for r in results if r.get("first_audio_s") is not None])
+    return {
+        "clients": clients,
+        "first_audio_p50_s": round(float(np.percentile(times, 50)), 2) if len(times) else None,
+        "first_audio_p95_s": round(float(np.percentile(times, 95)), 2) if len(times) else None,
+        "takes_per_minute": round(60 * len(times) / wall, 1),
+        "wall_s": round(wall, 1),
+        "responses_by_status": {str(k): v for k, v in sorted(statuses.items())},
+        "takes_lost": sum(bool(r.get("lost")) for r in results),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--copies", type=int, default=12, help="copies of the etude's 84 notes (12: 1,008 notes)")
+    args = parser.parse_args()
+    score = tiled(args.copies).encode()
+    port = 18000 + int(time.time()) % 1000
+    server = subprocess.Popen([sys.executable, "-m", "espressivo", "studio", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        line = server.stdout.readline()
+        base = line.split()[2].rstrip("/")
+        with httpx.Client(base_url=base, timeout=300) as client:  # warm: the renderer loaded once
+            opened = client.post("/api/examples/etude").json()
+            take = client.post(f"/api/scores/{opened['id']}/takes", json={}).json()
+            while client.get(f"/api/takes/{take['id']}").json()["status"] in ("queued", "running"):
+                time.sleep(0.1)
+        report = {"score_notes": 84 * args.copies, "lone": run(base, score, 1)}
+        print(json.dumps(report), flush=True)
+        report["concurrent"] = run(base, score, args.clients)
+        with open(f"/proc/{server.pid}/status") as status:
+            peak = next(line for line in status if line.startswith("VmHWM"))
+        report["server_peak_rss_mb"] = round(int(peak.split()[1]) / 1024, 1)
+        print(json.dumps(report, indent=1))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The studio end to end in a real browser: Debian's chromium driven by Playwright (never a browser download).
+
+Uploads the bundled score, renders a take, checks the piano roll is drawn and the audio loads with the take's
+length, renders bars 2-3 again and checks the notes outside them unchanged, downloads the MIDI and reads it
+back, and checks a bad upload shows its one-line error.  Saves docs/figures/studio.png."""
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup does it)")
+
+from espressivo.cli.studio import free_port  # noqa: E402
+from espressivo.io import read_midi  # noqa: E402
+from tests.conftest import EXAMPLES  # noqa: E402
+
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "studio.png"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from espressivo.studio.app import create_app
+    from espressivo.studio.service import Studio
+
+    studio = Studio(tmp_path_factory.mktemp("store"), workers=2)
+    port = free_port("127.0.0.1")
+    config = uvicorn.Config(create_app(studio), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    yield f"http://127.0.0.1:{port}", studio
+    srv.should_exit = True
+    thread.join(10)
+    studio.close()
+
+
+def test_studio_in_a_browser(server, tmp_path):
+    url, studio = server
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        page = browser.new_page(viewport={"width": 1240, "height": 1300}, accept_downloads=True)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_selector("#model option", state="attached")  # the renderers listed: the page is ready
+        # open the bundled score by uploading it, as a user would
+        page.set_input_files("#upload", str(EXAMPLES / "etude.musicxml"))
+        page.wait_for_selector("#controls:not([hidden])")
+        assert "84" in page.inner_text("#info") and "Measures" in page.inner_text("#info")
+        # render a take: it is listed, selected, drawn and playable
+        page.click("#render")
+        page.wait_for_selector("#takes li.selected", timeout=60_000)
+        take_id = page.get_attribute("#takes li.selected", "data-id")
+        take = studio.take(take_id)
+        drawn = page.evaluate("""() => {
+            const c = document.getElementById('roll');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let ink = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++; return ink; }""")
+        assert drawn > 2000
+        page.wait_for_function("document.getElementById('audio').readyState >= 1", timeout=30_000)
+        duration = page.evaluate("document.getElementById('audio').duration")
+        assert (
+            0 <= duration - take.view["duration"] < 3.0
+        )  # the performance, and FluidSynth letting its last notes ring
+        # render bars 2-3 again: the passage's take is selected; every note outside the bars is unchanged
+        page.fill("#first-bar", "2")
+        page.fill("#last-bar", "3")
+        page.click("#again")
+        page.wait_for_function(f"document.querySelector('#takes li.selected') && "
+                               f"document.querySelector('#takes li.selected').dataset.id !== '{take_id}'",
+                               timeout=60_000)  # fmt: skip
+        passage = studio.take(page.get_attribute("#takes li.selected", "data-id"))
+        assert passage.status == "done" and passage.kind == "passage"
+        old, new = take.performance, passage.performance
+        beat = studio.score(take.score_id).score.notes["onset_beat"]
+        outside_old = np.sort(old.notes[(beat[old.notes["id"]] < 4) | (beat[old.notes["id"]] >= 12)], order="id")
+        outside_new = np.sort(new.notes[(beat[new.notes["id"]] < 4) | (beat[new.notes["id"]] >= 12)], order="id")
+        assert len(outside_old) == 61 and np.array_equal(outside_old, outside_new)
+        # take it home: the MIDI download reads back with every note
+        with page.expect_download() as info:
+            page.click("#downloads a[href$='performance.mid']")
+        saved = tmp_path / "take.mid"
+        info.value.save_as(saved)
+        assert len(read_midi(saved)) == 84
+        page.evaluate("document.getElementById('audio').currentTime = 6")
+        page.wait_for_timeout(300)
+        page.evaluate("draw()")
+        FIGURE.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(FIGURE), full_page=True)
+        # a bad upload shows its one-line reason
+        bad = tmp_path / "broken.musicxml"
+        bad.write_text("<score-partwise><part")
+        page.set_input_files("#upload", str(bad))
+        page.wait_for_selector("#error:not([hidden])")
+        message = page.inner_text("#error")
+        assert "broken.musicxml" in message and "\n" not in message
+        assert not errors, errors
+        browser.close()
