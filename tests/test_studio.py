@@ -267,3 +267,36 @@ def test_a_cvrnn_take_plays_like_a_reference(client, etude):
     assert styled["label"].endswith("like the reference") and styled["view"]["notes"] != plain["view"]["notes"]
     refused = client.post(f"/api/scores/{etude['id']}/takes", json={"reference": True})
     assert refused.status_code == 400 and "only a CVRNN" in refused.json()["error"]
+
+
+def test_the_store_is_bounded_and_a_cleared_take_says_so(tmp_path):
+    import os
+
+    from espressivo.studio.store import Store
+
+    now = time.time()
+    store = Store(tmp_path / "s", max_bytes=3000, max_age_sec=3600)
+    ids = [store.new_id() for _ in range(3)]
+    for k, entry in enumerate(ids):
+        store.write(entry, "audio.wav", b"x" * 1200)
+        os.utime(store.root / entry, (now - 100 + k, now - 100 + k))  # oldest first
+    assert store.prune(in_use={ids[0]}) == [ids[1]]  # over 3,000 bytes: the oldest not in use goes
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([ids[0], ids[2]])
+    with pytest.raises(Exception, match="no such file"):
+        store.path("../etc", "audio.wav")
+    with pytest.raises(Exception, match="no such file"):
+        store.path(ids[0], "../../passwd")
+    studio = Studio(tmp_path / "store", workers=1, synthesize_audio=False)
+    studio.store.max_bytes = 0  # everything finished is cleared at once
+    with TestClient(create_app(studio)) as c:
+        score = c.post("/api/examples/etude").json()["id"]
+        take = wait(c, c.post(f"/api/scores/{score}/takes", json={"kind": "deadpan"}).json()["id"])
+        for _ in range(100):  # cleared just after it is done
+            take = c.get(f"/api/takes/{take['id']}").json()
+            if take["status"] == "expired":
+                break
+            time.sleep(0.02)
+        assert take["status"] == "expired" and take["files"] == []
+        gone = c.get(f"/api/takes/{take['id']}/performance.mid")
+        assert gone.status_code == 404 and "cleared" in gone.json()["error"]
+    studio.close()

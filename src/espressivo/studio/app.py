@@ -133,7 +133,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
         if name not in DOWNLOADS:
             return _error(404, "no such file")
         t = studio.take(request.path_params["id"])
-        path = studio.audio_bytes(t.id, name)
+        path = studio.file(t.id, name)
         stem = Path(studio.score(t.score_id).name).stem.split(" ")[0] or "take"
         filename = f"{stem}-{t.id[:6]}-{name}"
         return FileResponse(path, media_type=DOWNLOADS[name],

@@ -27,6 +27,7 @@ SUFFIXES = (".musicxml", ".xml", ".mxl", ".mei", ".krn", ".mid", ".midi")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SAMPLE_RATE = 22050  # audio for the page: half the CD rate, half its bytes
 MAX_PENDING = 6
+MAX_SCORES = 100  # scores kept open in memory (the oldest closed first, with their takes)
 
 
 class Cancelled(Exception):
@@ -209,6 +210,11 @@ class Studio:
         entry = ScoreEntry(entry_id, name, score, summary, example=example)
         with self.lock:
             self.scores[entry_id] = entry
+            busy = {t.score_id for t in self.takes.values() if t.status in ("queued", "running")}
+            for old in [k for k in self.scores if k not in busy][: max(0, len(self.scores) - MAX_SCORES)]:
+                del self.scores[old]
+                for take_id in [t.id for t in self.takes.values() if t.score_id == old]:
+                    del self.takes[take_id]
         return entry
 
     def set_reference(self, entry_id: str, name: str, data: bytes) -> dict:
@@ -409,7 +415,16 @@ class Studio:
         except Exception as err:  # a bug: reported on the take, never a lost worker
             take.status, take.stage, take.error = "failed", "failed", f"internal error: {type(err).__name__}: {err}"
         finally:
-            self.store.prune(in_use={t.id for t in self.takes.values()} | set(self.scores))
+            self._prune()
+
+    def _prune(self) -> None:
+        """Bound the store; a take whose files were dropped says so (its downloads answer 404)."""
+        with self.lock:
+            busy = {t.id for t in self.takes.values() if t.status in ("queued", "running")}
+        for dropped in self.store.prune(in_use=busy):
+            take = self.takes.get(dropped)
+            if take is not None:
+                take.status, take.stage, take.files, take.performance = "expired", "expired", (), None
 
     def _perform(self, take: Take, entry: ScoreEntry) -> tuple[Performance, Alignment | None]:
         score, s = entry.score, take.settings
@@ -444,11 +459,13 @@ class Studio:
             perf = splice_passage(score, base.performance, perf, *s["bars"])
         return perf, None
 
-    def audio_bytes(self, take_id: str, name: str) -> Path:
+    def file(self, take_id: str, name: str) -> Path:
+        """A finished take's file (``performance.mid``, ``tempo-mapped.mid``, ``audio.wav``)."""
         take = self.take(take_id)
-        if name not in take.files:
-            raise KeyError("no such file")
-        return self.store.path(take.id, name)
+        path = self.store.path(take.id, name) if name in take.files else None
+        if path is None or not path.is_file():
+            raise KeyError("no such file (not rendered, or cleared from the studio's store)")
+        return path
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

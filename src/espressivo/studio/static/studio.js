@@ -133,7 +133,7 @@ async function poll(id) {
       if (index < 0) return;
       state.takes[index] = take;
       renderTakes();
-      if (["done", "failed", "cancelled"].includes(take.status)) {
+      if (["done", "failed", "cancelled", "expired"].includes(take.status)) {
         if (take.status === "done" && (!state.selected || state.selected === id || state.autoSelect)) select(id);
         if (take.status === "failed") showError(take.error);
         return;
