@@ -180,7 +180,7 @@ XXE = (b'<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd
         ("delete", "/api/takes/nothing", None, 404, "no such take"),
         ("get", "/static/../__init__.py", None, 404, "not found"),
         ("get", "/static/secret.py", None, 404, "no such file"),
-        ("post", "/api/examples/..%2F..%2Fetc", None, 404, "not found"),
+        ("post", "/api/examples/..%2F..%2Fetc", None, 400, "unknown example"),
         ("post", "/api/examples/nope", None, 400, "unknown example"),
         ("put", "/api/scores", b"", 405, "method not allowed"),
     ],
@@ -300,3 +300,13 @@ def test_the_store_is_bounded_and_a_cleared_take_says_so(tmp_path):
         gone = c.get(f"/api/takes/{take['id']}/performance.mid")
         assert gone.status_code == 404 and "cleared" in gone.json()["error"]
     studio.close()
+
+
+def test_an_asap_example_opens_with_its_pianists(client, asap_root):
+    listed = client.get("/api/renderers").json()["examples"]
+    asap = [e for e in listed if e["id"].startswith("asap:")]
+    assert asap, "the (n)ASAP test pieces are offered when the data is here"
+    opened = client.post(f"/api/examples/{asap[0]['id']}")
+    assert opened.status_code == 201 and 1 <= len(opened.json()["humans"]) <= 3
+    take = wait(client, client.post(f"/api/scores/{opened.json()['id']}/takes", json={"kind": "human"}).json()["id"])
+    assert take["status"] == "done" and "curves" in take["view"]

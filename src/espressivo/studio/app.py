@@ -144,7 +144,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
         Route("/static/{name}", static),
         Route("/api/renderers", renderers),
         Route("/api/scores", upload, methods=["POST"]),
-        Route("/api/examples/{which}", example, methods=["POST"]),
+        Route("/api/examples/{which:path}", example, methods=["POST"]),
         Route("/api/scores/{id}", score),
         Route("/api/scores/{id}/takes", new_take, methods=["POST"]),
         Route("/api/scores/{id}/reference", reference, methods=["POST"]),

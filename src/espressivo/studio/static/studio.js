@@ -230,31 +230,38 @@ function interp(xs, ys, v) {
 
 function drawCurves(view) {
   const canvas = $("curves"), g = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height;
+  const W = canvas.width, H = canvas.height, left = 44, top = 16, bottom = 8;
   g.clearRect(0, 0, W, H);
   const c = view.curves;
-  if (!c || c.beat.length < 2) { g.fillText("no curves for this take", 10, 20); return; }
-  const b0 = c.beat[0], b1 = c.beat[c.beat.length - 1];
-  const x = (b) => (b - b0) / Math.max(b1 - b0, 1e-3) * (W - 40) + 30;
+  g.font = "10px system-ui";
+  if (!c || c.beat.length < 2) { g.fillStyle = "#999"; g.fillText("no curves for this take", 10, 20); return; }
+  const bars = state.score.info.bars || [];
+  const b0 = Math.min(c.beat[0], bars.length ? bars[0] : c.beat[0]), b1 = c.beat[c.beat.length - 1];
+  const x = (b) => left + (b - b0) / Math.max(b1 - b0, 1e-3) * (W - left - 6);
   g.strokeStyle = "#eee";
   g.fillStyle = "#999";
-  g.font = "10px system-ui";
-  (state.score.info.bars || []).forEach((bar, k) => {
-    if (bar < b0 - 1e-6 || bar > b1 + 1e-6) return;
+  bars.forEach((bar, k) => {
+    if (bar > b1 + 1e-6) return;
     g.beginPath(); g.moveTo(x(bar), 0); g.lineTo(x(bar), H); g.stroke();
     g.fillText(String(k + 1), x(bar) + 2, 10);
   });
-  const line = (xs, ys, colour, lo, hi) => {
-    g.strokeStyle = colour; g.lineWidth = 1.6; g.beginPath();
-    xs.forEach((b, i) => { const yy = H - 8 - (ys[i] - lo) / Math.max(hi - lo, 1e-6) * (H - 24); i ? g.lineTo(x(b), yy) : g.moveTo(x(b), yy); });
+  const colour = (name, fallback) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+  const line = (xs, ys, stroke, lo, hi) => {
+    const y = (v) => Math.max(top, Math.min(H - bottom, H - bottom - (v - lo) / Math.max(hi - lo, 1e-6) * (H - top - bottom)));
+    g.strokeStyle = stroke; g.lineWidth = 1.6; g.beginPath();
+    xs.forEach((b, i) => (i ? g.lineTo(x(b), y(ys[i])) : g.moveTo(x(b), y(ys[i]))));
     g.stroke(); g.lineWidth = 1;
   };
   if (c.tempo_beat.length > 1) {
     const sorted = [...c.tempo_bpm].sort((a, b) => a - b);
-    line(c.tempo_beat, c.tempo_bpm, getComputedStyle(document.body).getPropertyValue("--tempo") || "#1f5fa8",
-      sorted[Math.floor(sorted.length * 0.02)] * 0.9, sorted[Math.floor(sorted.length * 0.98)] * 1.1);
+    const lo = Math.floor(sorted[Math.floor(sorted.length * 0.02)] * 0.9), hi = Math.ceil(sorted[Math.floor(sorted.length * 0.98)] * 1.1);
+    line(c.tempo_beat, c.tempo_bpm, colour("--tempo", "#1f5fa8"), lo, hi);
+    g.fillStyle = colour("--tempo", "#1f5fa8");
+    g.fillText(`${hi} bpm`, 2, top + 4); g.fillText(`${lo} bpm`, 2, H - bottom);
   }
-  line(c.beat, c.velocity, getComputedStyle(document.body).getPropertyValue("--loud") || "#b8452b", 20, 120);
+  line(c.beat, c.velocity, colour("--loud", "#b8452b"), 20, 120);
+  g.fillStyle = colour("--loud", "#b8452b");
+  g.fillText("vel 120", 2, top + 16); g.fillText("vel 20", 2, H - bottom - 12);
   const beat = interp(c.onset_sec, c.beat, $("audio").currentTime);
   g.strokeStyle = "#000";
   g.beginPath(); g.moveTo(x(beat), 0); g.lineTo(x(beat), H); g.stroke();
