@@ -111,7 +111,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
         return JSONResponse(_score_json(studio.score(request.path_params["id"])))
 
     async def new_take(request: Request) -> Response:
-        take = studio.submit(request.path_params["id"], await _json(request))
+        take = await _in_thread(studio.submit, request.path_params["id"], await _json(request))  # may load a model
         return JSONResponse(take.public(), status_code=202)
 
     async def take(request: Request) -> Response:
@@ -125,7 +125,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
         return JSONResponse(studio.cancel(request.path_params["id"]).public())
 
     async def passage(request: Request) -> Response:
-        t = studio.passage(request.path_params["id"], await _json(request))
+        t = await _in_thread(studio.passage, request.path_params["id"], await _json(request))
         return JSONResponse(t.public(), status_code=202)
 
     async def download(request: Request) -> Response:
