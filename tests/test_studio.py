@@ -310,3 +310,30 @@ def test_an_asap_example_opens_with_its_pianists(client, asap_root):
     assert opened.status_code == 201 and 1 <= len(opened.json()["humans"]) <= 3
     take = wait(client, client.post(f"/api/scores/{opened.json()['id']}/takes", json={"kind": "human"}).json()["id"])
     assert take["status"] == "done" and "curves" in take["view"]
+
+
+def test_the_studio_command_starts_on_localhost_and_refuses_bad_flags(capsys):
+    import subprocess
+    import sys
+
+    import httpx
+
+    from espressivo.cli import main
+
+    assert main(["studio", "--port", "70000"]) == 2 and "--port must lie" in capsys.readouterr().err
+    server = subprocess.Popen([sys.executable, "-m", "espressivo", "studio"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("espressivo studio: http://127.0.0.1:")
+        url = line.split()[2]
+        for _ in range(100):
+            try:
+                page = httpx.get(url, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert page.status_code == 200 and "espressivo" in page.text
+    finally:
+        server.terminate()
+        server.wait(10)
