@@ -136,6 +136,12 @@ class Studio:
         self.synthesize_audio = synthesize_audio
         self.lock = threading.Lock()
         self._models: dict[str, object] = {}
+        import torch
+
+        # one torch thread for the whole process: workers render side by side, never more model threads than
+        # workers (torch's thread count is global, so a per-render setting would race between workers)
+        self._torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
 
     # ------------------------------------------------------------------ scores
     def open_score(self, name: str, data: bytes) -> ScoreEntry:
@@ -434,21 +440,19 @@ class Studio:
         if take.kind == "deadpan":
             perf = score.to_performance(s.get("tempo"), velocity=64)
             return perf, None
-        from espressivo.generate.sampling import threads
         from espressivo.render import RenderOptions, render
 
         options = {k: s[k] for k in ("seed", "tempo", "dynamics_scale", "expressiveness") if k in s}
         pretrained = self._pretrained(s["model"])
         shift = np.asarray(s["interpretation"], dtype=np.float64) if s.get("interpretation") else None
-        with threads(1):
-            state = None
-            if s.get("reference"):
-                from espressivo.render.cvrnn import reference_state
+        state = None
+        if s.get("reference"):
+            from espressivo.render.cvrnn import reference_state
 
-                self._stage(take, "reading the reference", 0.15)
-                state = reference_state(pretrained, score, entry.reference)
-            perf = render(pretrained, score, RenderOptions.of(**options, threads=1), shift=shift,
-                          reference_state=state)[0].performance  # fmt: skip
+            self._stage(take, "reading the reference", 0.15)
+            state = reference_state(pretrained, score, entry.reference)
+        perf = render(pretrained, score, RenderOptions.of(**options, threads=1), shift=shift,
+                      reference_state=state)[0].performance  # fmt: skip
         if take.kind == "passage":
             from espressivo.render.passage import splice_passage
 
@@ -468,4 +472,7 @@ class Studio:
         return path
 
     def close(self) -> None:
+        import torch
+
         self.pool.shutdown(wait=False, cancel_futures=True)
+        torch.set_num_threads(self._torch_threads)
