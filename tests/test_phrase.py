@@ -302,7 +302,7 @@ def test_a_new_family_is_one_registry_line(phrase_checkpoint, etude, monkeypatch
     def render_dummy(pretrained, score, options, variations):
         return [Rendering(score.to_performance(options.timing.tempo), score, options) for _ in range(variations)]
 
-    family = families_module.Family("dummy", "phrase", frozenset(), False, render_dummy)
+    family = families_module.Family("dummy", "phrase", frozenset(), None, render_dummy)
     monkeypatch.setitem(families_module.FAMILIES, "dummy", family)
     pretrained = load_pretrained(phrase_checkpoint)
     monkeypatch.setattr(pretrained, "model_type", "dummy")

@@ -103,12 +103,13 @@ def render_command(
     pretrained = _load_renderer(model)
     from espressivo.render.families import check_controls, family_of
 
-    check_controls(family_of(pretrained), options, model)
-    if pretrained.model_type == "phrase" and the_score.marks is None:
+    family = family_of(pretrained)
+    check_controls(family, options, model)
+    if family.markings and the_score.marks is None:
         print(f"{score.name}: no performance markings in this score (dynamics, slurs, hairpins, articulation); "
               "rendering from its notes and metre alone", file=sys.stderr)  # fmt: skip
     shift = state = None
-    if pretrained.model_type == "cvrnn":
+    if family.steering:
         from espressivo.render.cvrnn import parse_interpretation, reference_state
 
         if interpretation is not None:

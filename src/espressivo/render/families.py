@@ -2,9 +2,10 @@
 
 A family names its model type, the training task that makes it, the rendering controls it honours beyond the
 common ones (seed, temperature, tempo, tempo scale, dynamics scale), whether it can continue from a pianist's
-first notes (``primable``), and the function that renders a score with it.  :func:`family_of` is the one place
-that looks at a checkpoint's ``model_type``; :func:`check_controls` refuses, in one line, a control the family
-does not use.  A new renderer is one module with a ``render_*`` function plus one line in ``FAMILIES``.
+first notes (``prime``: the function that does it, or None), the steering its render function takes, whether it
+reads the score's performance markings, and the function that renders a score with it.  :func:`family_of` is the
+one place that looks at a checkpoint's ``model_type``; :func:`check_controls` refuses, in one line, a control the
+family does not use.  A new renderer is one module with a ``render_*`` function plus one line in ``FAMILIES``.
 """
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ class Family:
     model_type: str
     task: str
     controls: frozenset[str]
-    primable: bool
+    prime: Callable | None  # (pretrained, score, options, prime slots, variations) -> list[Rendering]; None: cannot
     render: Callable  # (pretrained, score, options, variations, **steering) -> list[Rendering]
     threads: int = 1  # torch threads by default: 1 for note-by-note sampling loops, 0 (torch's) for batched work
     steering: frozenset[str] = frozenset()  # keyword arguments of its render beyond the options
+    markings: bool = False  # reads the score's performance markings (a MIDI score has none: said on stderr)
 
 
 def _render_notewise(pretrained, score, options, variations):
     from espressivo.render.render import render_notewise
 
     return render_notewise(pretrained, score, options, variations=variations)
+
+
+def _prime_notewise(pretrained, score, options, prime, variations):
+    from espressivo.render.render import render_notewise
+
+    return render_notewise(pretrained, score, options, prime, variations)
 
 
 def _render_cvrnn(pretrained, score, options, variations, **steering):
@@ -54,11 +62,12 @@ def _render_phrase(pretrained, score, options, variations):
 
 FAMILIES: dict[str, Family] = {
     "renderer": Family("renderer", "render", frozenset({"top_p", "tempo_drift", "dynamics_drift", "chord_spread",
-                       "consensus", "tempo_guard", "roll_step", "window", "context", "segment", "overlap"}), True,
-                       _render_notewise),
-    "cvrnn": Family("cvrnn", "cvrnn", frozenset({"top_p"}), True, _render_cvrnn,
+                       "consensus", "tempo_guard", "roll_step", "window", "context", "segment", "overlap"}),
+                       _prime_notewise, _render_notewise),
+    "cvrnn": Family("cvrnn", "cvrnn", frozenset({"top_p"}), None, _render_cvrnn,
                     steering=frozenset({"shift", "reference_state"})),
-    "phrase": Family("phrase", "phrase", frozenset({"expressiveness", "roll_step"}), False, _render_phrase, 0),
+    "phrase": Family("phrase", "phrase", frozenset({"expressiveness", "roll_step"}), None, _render_phrase, 0,
+                     markings=True),
 }  # fmt: skip
 
 
@@ -99,9 +108,7 @@ def render(
 
     with threads(options.sampling.threads or family.threads):
         if prime is not None:
-            if family.model_type != "renderer":
+            if family.prime is None:
                 raise EspressivoError(f"a {family.model_type} renderer does not continue from a primed performance")
-            from espressivo.render.render import render_notewise
-
-            return render_notewise(pretrained, score, options, prime, variations)
+            return family.prime(pretrained, score, options, prime, variations)
         return family.render(pretrained, score, options, variations, **steering)

@@ -277,7 +277,7 @@ class Studio:
             family = FAMILIES.get(config.get("model_type"))
             if family is None:
                 continue
-            z_dim = int(config.get("model", {}).get("z_dim", 0)) if family.model_type == "cvrnn" else 0
+            z_dim = int(config.get("model", {}).get("z_dim", 0)) if "shift" in family.steering else 0
             out.append({"name": name, "family": family.model_type, "default": name == DEFAULT_RENDERER,
                         "expressiveness": "expressiveness" in family.controls, "z_dim": z_dim})  # fmt: skip
         return sorted(out, key=lambda r: (not r["default"], r["name"]))
@@ -332,13 +332,13 @@ class Studio:
         shift = request.get("interpretation")
         if shift is not None and shift != []:
             z_dim = int(getattr(pretrained.model.config, "z_dim", 0))
-            if family.model_type != "cvrnn":
+            if "shift" not in family.steering:
                 raise EspressivoError("only a CVRNN renderer can be steered")
             if not isinstance(shift, list) or len(shift) != z_dim:
                 raise EspressivoError(f"interpretation must be a list of {z_dim} numbers")
             settings["interpretation"] = [_float(v, "interpretation", -3, 3) for v in shift]
         if request.get("reference"):
-            if family.model_type != "cvrnn":
+            if "reference_state" not in family.steering:
                 raise EspressivoError("only a CVRNN renderer plays in the style of a reference")
             settings["reference"] = True
         return settings
