@@ -61,11 +61,16 @@ def test_studio_in_a_browser(server, tmp_path):
         page.set_input_files("#upload", str(EXAMPLES / "etude.musicxml"))
         page.wait_for_selector("#controls:not([hidden])")
         assert "84" in page.inner_text("#info") and "Measures" in page.inner_text("#info")
-        # render a take: it is listed, selected, drawn and playable
+        # the deadpan is listed beside the takes on opening
+        page.wait_for_function("document.querySelector('#takes li') && "
+                               "document.querySelector('#takes li').textContent.includes('deadpan')")  # fmt: skip
+        # render a take: it is listed, selected when ready, drawn and playable
         page.click("#render")
-        page.wait_for_selector("#takes li.selected", timeout=60_000)
+        page.wait_for_function("[...document.querySelectorAll('#takes li.selected')]"
+                               ".some((li) => li.textContent.includes('phrase-small'))", timeout=60_000)  # fmt: skip
         take_id = page.get_attribute("#takes li.selected", "data-id")
         take = studio.take(take_id)
+        assert take.kind == "render"
         drawn = page.evaluate("""() => {
             const c = document.getElementById('roll');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

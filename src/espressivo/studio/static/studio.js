@@ -69,11 +69,17 @@ function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+async function opened(score) {  // the score's facts, and beside the takes to come: its deadpan and its pianist
+  showScore(score);
+  await submit({ kind: "deadpan" }, false);
+  if (score.humans.length) await submit({ kind: "human", index: 0 }, false);
+}
+
 const upload = guarded(async () => {
   const file = $("upload").files[0];
   if (!file) return;
   if (state.maxUpload && file.size > state.maxUpload) throw new Error(`the file is larger than ${state.maxUpload / 1048576} MB`);
-  showScore(await api("POST", `/api/scores?name=${encodeURIComponent(file.name)}`, undefined, file));
+  await opened(await api("POST", `/api/scores?name=${encodeURIComponent(file.name)}`, undefined, file));
 });
 
 const uploadReference = guarded(async () => {
@@ -86,7 +92,7 @@ const uploadReference = guarded(async () => {
 });
 
 const openExample = guarded(async () => {
-  showScore(await api("POST", `/api/examples/${encodeURIComponent($("examples").value)}`));
+  await opened(await api("POST", `/api/examples/${encodeURIComponent($("examples").value)}`));
 });
 
 // ------------------------------------------------------------------ takes
@@ -112,18 +118,20 @@ function renderRequest() {
   return request;
 }
 
-async function submit(request) {
+async function submit(request, show = true) {
   const take = await api("POST", `/api/scores/${state.score.id}/takes`, request);
-  addTake(take);
+  addTake(take, show);
 }
 
-function addTake(take) {
+// a take the user asked for is shown when it is ready; the deadpan and the pianist listed on opening are shown
+// only while nothing else is
+function addTake(take, show = true) {
   state.takes.push(take);
   renderTakes();
-  poll(take.id);
+  poll(take.id, show);
 }
 
-async function poll(id) {
+async function poll(id, show) {
   if (state.polling.has(id)) return;
   state.polling.add(id);
   try {
@@ -134,7 +142,7 @@ async function poll(id) {
       state.takes[index] = take;
       renderTakes();
       if (["done", "failed", "cancelled", "expired"].includes(take.status)) {
-        if (take.status === "done" && (!state.selected || state.selected === id || state.autoSelect)) select(id);
+        if (take.status === "done" && (show || !state.selected)) select(id);
         if (take.status === "failed") showError(take.error);
         return;
       }
@@ -285,7 +293,6 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   $("human").addEventListener("click", guarded(() => submit({ kind: "human", index: 0 })));
   $("again").addEventListener("click", guarded(async () => {
     const take = await api("POST", `/api/takes/${state.selected}/passage`, { first: Number($("first-bar").value), last: Number($("last-bar").value) });
-    state.autoSelect = true;
     addTake(take);
   }));
   $("takes").addEventListener("click", guarded(async (event) => {
