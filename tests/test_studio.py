@@ -244,6 +244,14 @@ def test_an_uploaded_score_opens(client):
     assert response.json()["name"] == "My Etude.musicxml" and response.json()["humans"] == []
     midi = client.post("/api/scores?name=perf.mid", content=(EXAMPLES / "etude_performance.mid").read_bytes())
     assert midi.status_code == 201
+    odd = client.post('/api/scores?name=%E7%B7%B4%E7%BF%92"%0d%0aX:1.musicxml', content=data)  # a header in a name
+    take = wait(client, client.post(f"/api/scores/{odd.json()['id']}/takes", json={"kind": "deadpan"}).json()["id"])
+    download = client.get(f"/api/takes/{take['id']}/performance.mid")
+    assert (
+        download.status_code == 200
+        and "X" not in download.headers
+        and '"' not in download.headers["content-disposition"].split("filename=")[1][1:-1]
+    )
 
 
 def test_a_cvrnn_take_plays_like_a_reference(client, etude):

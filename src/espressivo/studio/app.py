@@ -22,6 +22,7 @@ Routes (all answers JSON unless a file; an error is ``{"error": "one line"}`` wi
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -134,8 +135,8 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
             return _error(404, "no such file")
         t = studio.take(request.path_params["id"])
         path = studio.file(t.id, name)
-        stem = Path(studio.score(t.score_id).name).stem.split(" ")[0] or "take"
-        filename = f"{stem}-{t.id[:6]}-{name}"
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(studio.score(t.score_id).name).stem.split(" ")[0])[:60].strip("_")
+        filename = f"{stem or 'take'}-{t.id[:6]}-{name}"  # ASCII only: it goes into a header
         return FileResponse(path, media_type=DOWNLOADS[name],
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
 
