@@ -205,6 +205,7 @@ def test_bad_requests_are_one_line_4xx(client, method, url, body, status, messag
         (b'{"seed": 1.5}', "seed must be a whole number"),
         (b'{"seed": true}', "seed must be a whole number"),
         (b'{"expressiveness": 9}', "expressiveness must lie"),
+        (b'{"temperature": 0}', "variety must lie"),
         (b'{"dynamics_scale": "nan"}', "dynamics scale must lie"),
         (b'{"model": "../../etc/passwd"}', "unknown renderer"),
         (b'{"model": "transformer-small"}', "not a renderer"),

@@ -305,9 +305,9 @@ class Studio:
             settings |= self._render_settings(request)
             if settings.get("reference") and entry.reference is None:
                 raise EspressivoError("upload a reference performance first")
-            label = f"{settings['model']}, seed {settings['seed']}" + (
-                ", like the reference" * bool(settings.get("reference"))
-            )
+            label = f"{settings['model']}, seed {settings['seed']}"
+            label += f", variety {settings['temperature']:g}" if settings["temperature"] != 1 else ""
+            label += ", like the reference" if settings.get("reference") else ""
         return self._queue(Take(self.store.new_id(), score_id, kind, label, settings), entry)
 
     def _render_settings(self, request: dict) -> dict:
@@ -321,6 +321,7 @@ class Studio:
         settings = {
             "model": model,
             "seed": _int(request.get("seed"), "seed", 0, 2**31 - 1, 0),
+            "temperature": _float(request.get("temperature"), "variety", 0.1, 4, 1.0),
             "tempo": _float(request.get("tempo"), "tempo", 10, 400),
             "dynamics_scale": _float(request.get("dynamics_scale"), "dynamics scale", 0, 4, 1.0),
         }
@@ -442,7 +443,7 @@ class Studio:
             return perf, None
         from espressivo.render import RenderOptions, render
 
-        options = {k: s[k] for k in ("seed", "tempo", "dynamics_scale", "expressiveness") if k in s}
+        options = {k: s[k] for k in ("seed", "temperature", "tempo", "dynamics_scale", "expressiveness") if k in s}
         pretrained = self._pretrained(s["model"])
         shift = np.asarray(s["interpretation"], dtype=np.float64) if s.get("interpretation") else None
         state = None

@@ -110,7 +110,8 @@ function modelChanged() {
 
 function renderRequest() {
   const r = renderer();
-  const request = { kind: "render", model: r.name, seed: Number($("seed").value || 0), dynamics_scale: Number($("dynamics").value) };
+  const request = { kind: "render", model: r.name, seed: Number($("seed").value || 0), dynamics_scale: Number($("dynamics").value),
+    temperature: Number($("temperature").value) };
   if ($("tempo").value) request.tempo = Number($("tempo").value);
   if (r.expressiveness) request.expressiveness = Number($("expressiveness").value);
   if (r.z_dim) request.interpretation = Array.from(document.querySelectorAll("#sliders input")).map((i) => Number(i.value));
@@ -286,7 +287,7 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   $("open-example").addEventListener("click", openExample);
   $("reference").addEventListener("change", uploadReference);
   $("model").addEventListener("change", modelChanged);
-  ["dynamics", "expressiveness"].forEach((id) => $(id).addEventListener("input", () => { $(id).nextElementSibling.value = $(id).value; }));
+  ["dynamics", "expressiveness", "temperature"].forEach((id) => $(id).addEventListener("input", () => { $(id).nextElementSibling.value = $(id).value; }));
   $("render").addEventListener("click", guarded(() => submit(renderRequest())));
   $("another").addEventListener("click", guarded(() => { $("seed").value = Number($("seed").value || 0) + 1; return submit(renderRequest()); }));
   $("deadpan").addEventListener("click", guarded(() => submit({ kind: "deadpan", tempo: $("tempo").value ? Number($("tempo").value) : null })));
