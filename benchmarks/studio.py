@@ -29,9 +29,10 @@ from score_read import tiled  # noqa: E402
 sys.path.pop(0)
 
 
-def one_user(base: str, score: bytes, statuses: collections.Counter, lock: threading.Lock, bad: bool) -> dict:
+def one_user(base: str, score: bytes, statuses: collections.Counter, lock: threading.Lock, bad: bool,
+             deadline: float) -> dict:  # fmt: skip
     out = {"first_audio_s": None, "lost": False}
-    with httpx.Client(base_url=base, timeout=300) as client:
+    with httpx.Client(base_url=base, timeout=max(1.0, deadline - time.time())) as client:
 
         def call(method, url, **kwargs):
             response = client.request(method, url, **kwargs)
@@ -54,7 +55,7 @@ def one_user(base: str, score: bytes, statuses: collections.Counter, lock: threa
         take_id = take.json()["id"]
         while True:
             state = call("GET", f"/api/takes/{take_id}").json()
-            if state["status"] not in ("queued", "running"):
+            if state["status"] not in ("queued", "running") or time.time() > deadline:
                 break
             time.sleep(0.05)
         if state["status"] != "done":
@@ -66,14 +67,14 @@ def one_user(base: str, score: bytes, statuses: collections.Counter, lock: threa
     return out
 
 
-def run(base: str, score: bytes, clients: int) -> dict:
+def run(base: str, score: bytes, clients: int, max_seconds: float) -> dict:
     statuses: collections.Counter = collections.Counter()
     lock = threading.Lock()
     results: list[dict] = [{} for _ in range(clients)]
     started = time.time()
 
-    def work(k: int) -> None:
-        results[k] = one_user(base, score, statuses, lock, bad=clients > 1)
+    def work(k: int) -> None:  # a take not ready within max_seconds counts as lost
+        results[k] = one_user(base, score, statuses, lock, clients > 1, started + max_seconds)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
     for t in threads:
@@ -97,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--copies", type=int, default=12, help="copies of the etude's 84 notes (12: 1,008 notes)")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="a take not heard by then is lost")
     args = parser.parse_args()
     score = tiled(args.copies).encode()
     port = 18000 + int(time.time()) % 1000
@@ -110,9 +112,11 @@ def main() -> None:
             take = client.post(f"/api/scores/{opened['id']}/takes", json={}).json()
             while client.get(f"/api/takes/{take['id']}").json()["status"] in ("queued", "running"):
                 time.sleep(0.1)
-        report = {"score_notes": 84 * args.copies, "lone": run(base, score, 1)}
+        if not 1 <= args.clients <= 200:
+            raise SystemExit("--clients must lie in 1..200")
+        report = {"score_notes": 84 * args.copies, "lone": run(base, score, 1, args.max_seconds)}
         print(json.dumps(report), flush=True)
-        report["concurrent"] = run(base, score, args.clients)
+        report["concurrent"] = run(base, score, args.clients, args.max_seconds)
         with open(f"/proc/{server.pid}/status") as status:
             peak = next(line for line in status if line.startswith("VmHWM"))
         report["server_peak_rss_mb"] = round(int(peak.split()[1]) / 1024, 1)
