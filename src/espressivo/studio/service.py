@@ -210,7 +210,7 @@ class Studio:
         ]
 
     def _add_score(self, entry_id: str, name: str, score: Score, example: bool = False) -> ScoreEntry:
-        from espressivo.cli.common import score_summary
+        from espressivo.io.summary import score_summary
 
         summary = score_summary(score) | score_view(score)
         entry = ScoreEntry(entry_id, name, score, summary, example=example)
