@@ -169,15 +169,12 @@ class Studio:
 
         if which == "etude":
             score = read_score(EXAMPLES / "etude.musicxml", unfold=True)
-            written = read_score(EXAMPLES / "etude.musicxml")
             alignment = read_alignment(EXAMPLES / "etude_alignment.tsv.gz")
-            human = read_midi(EXAMPLES / "etude_performance.mid")
-            entry = self._add_score(self.store.new_id(), "etude.musicxml (bundled example)", score, example=True)
-            if score.unfolded and not np.array_equal(score.notes["id"], written.notes["id"]):
-                score = entry.score  # the etude has no repeats: its unfolded ids carry "-1"
-                ids = np.char.add(alignment.matches["score_id"].astype(str), "-1")
+            if not np.isin(alignment.matches["score_id"], score.notes["id"]).any():  # aligned to the score as
+                ids = np.char.add(alignment.matches["score_id"].astype(str), "-1")  # written: unfolded ids carry -1
                 alignment = Alignment.from_pairs(ids, alignment.matches["performance_id"])
-            entry.humans.append(("pianist", human, alignment))
+            entry = self._add_score(self.store.new_id(), "etude.musicxml (bundled example)", score, example=True)
+            entry.humans.append(("pianist", read_midi(EXAMPLES / "etude_performance.mid"), alignment))
             return entry
         items = {f"asap:{i.folder}": i for i in self.asap_examples()}
         if which not in items:
