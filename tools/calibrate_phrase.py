@@ -138,6 +138,11 @@ def main() -> None:
     parser.add_argument("--tempo-noise", type=float, default=None, help="the tempo curve's share, if another")
     parser.add_argument("--output-noise", action="append", default=[], metavar="NAME=SHARE",
                         help="another share for one output (tempo, level, timing, velocity, articulation)")  # fmt: skip
+    parser.add_argument("--lift", type=float, default=None,
+                        help="the pedal's lift instead of the fitted one: the fit matches presses counted at four "
+                             "samples per IOI, which misses quick changes (phrase-small: fitted 0.10, chosen 0.02 "
+                             "on validation by `evaluate render`'s presses per minute, "
+                             "docs/eval/phrase-pedal-lift-validation.md)")  # fmt: skip
     args = parser.parse_args()
     pretrained = load_pretrained(args.checkpoint)
     c = pretrained.model.config
@@ -152,6 +157,8 @@ def main() -> None:
             raise EspressivoError(f"--output-noise: unknown output {name!r} ({', '.join(noise)})")
         noise[name] = float(value)
     calibration = fit_calibration(pretrained.model, windows, noise=noise)
+    if args.lift is not None:
+        calibration["pedal"]["lift"] = args.lift
     path = args.checkpoint / "config.json"
     config = json.loads(path.read_text())
     config["sampling"] = calibration
