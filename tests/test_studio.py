@@ -127,6 +127,12 @@ def test_cvrnn_takes_can_be_steered(client, etude):
     flat = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json=plain).json()["id"])
     assert up["status"] == flat["status"] == "done"
     assert up["view"]["notes"] != flat["view"]["notes"]
+    swell = {"start": [0, 0, 0, 0, 0], "end": [2, 0, 0, 0, 0]}  # over the piece: the start as without steering
+    changing = wait(
+        client, client.post(f"/api/scores/{etude['id']}/takes", json=plain | {"interpretation": swell}).json()["id"]
+    )
+    assert changing["status"] == "done" and changing["settings"]["interpretation"] == swell
+    assert changing["view"]["notes"] != flat["view"]["notes"]
 
 
 def test_a_take_can_be_cancelled_and_the_queue_is_bounded(tmp_path):
@@ -211,7 +217,8 @@ def test_bad_requests_are_one_line_4xx(client, method, url, body, status, messag
         (b'{"model": "transformer-small"}', "not a renderer"),
         (b'{"model": ["phrase-small"]}', "model must be"),
         (b'{"interpretation": [1, 2, 3, 4, 5]}', "only a CVRNN"),
-        (b'{"model": "cvrnn-small", "interpretation": [1, 2]}', "list of 5 numbers"),
+        (b'{"model": "cvrnn-small", "interpretation": [1, 2]}', "must be 5 numbers"),
+        (b'{"model": "cvrnn-small", "interpretation": {"start": [0, 0, 0, 0, 0]}}', "must be 5 numbers"),
         (b'{"model": "cvrnn-small", "interpretation": [9, 0, 0, 0, 0]}', "interpretation must lie"),
         (b'{"kind": "human", "index": 7}', "no pianist"),
         (b"[" * 100_000, "not valid JSON"),

@@ -280,8 +280,9 @@ class Studio:
         return sorted(out, key=lambda r: (not r["default"], r["name"]))
 
     def submit(self, score_id: str, request: dict) -> Take:
-        """Queue a take: ``kind`` render (``model``, ``seed``, ``tempo``, ``dynamics_scale``, ``expressiveness``,
-        ``interpretation`` [z shifts]), deadpan or human (``index``); checked before it is queued."""
+        """Queue a take: ``kind`` render (``model``, ``seed``, ``temperature``, ``tempo``, ``dynamics_scale``,
+        ``expressiveness``, ``interpretation``: z shifts, or ``{"start": [...], "end": [...]}`` over the piece,
+        ``reference``), deadpan or human (``index``); checked before it is queued."""
         entry = self.score(score_id)
         if not isinstance(request, dict):
             raise EspressivoError("the request must be a JSON object")
@@ -332,9 +333,10 @@ class Studio:
             z_dim = int(getattr(pretrained.model.config, "z_dim", 0))
             if "shift" not in family.steering:
                 raise EspressivoError("only a CVRNN renderer can be steered")
-            if not isinstance(shift, list) or len(shift) != z_dim:
-                raise EspressivoError(f"interpretation must be a list of {z_dim} numbers")
-            settings["interpretation"] = [_float(v, "interpretation", -3, 3) for v in shift]
+            ends = shift if isinstance(shift, dict) else {"start": shift, "end": shift}  # a change over the piece
+            if set(ends) != {"start", "end"} or not all(isinstance(v, list) and len(v) == z_dim for v in ends.values()):
+                raise EspressivoError(f"interpretation must be {z_dim} numbers, or {{start: [...], end: [...]}}")
+            settings["interpretation"] = {k: [_float(v, "interpretation", -3, 3) for v in ends[k]] for k in ends}
         if request.get("reference"):
             if "reference_state" not in family.steering:
                 raise EspressivoError("only a CVRNN renderer plays in the style of a reference")
@@ -442,7 +444,13 @@ class Studio:
 
         options = {k: s[k] for k in ("seed", "temperature", "tempo", "dynamics_scale", "expressiveness") if k in s}
         pretrained = self._pretrained(s["model"])
-        shift = np.asarray(s["interpretation"], dtype=np.float64) if s.get("interpretation") else None
+        shift = None
+        if s.get("interpretation"):  # from the first note to the last, linearly (the CLI's keyframes)
+            from espressivo.render.cvrnn import parse_interpretation
+
+            ends = s["interpretation"]
+            text = ";".join(f"{at}:{','.join(map(str, ends[k]))}" for at, k in ((0, "start"), (1, "end")))
+            shift = parse_interpretation(text, len(ends["start"]), score.notes["onset_beat"])
         state = None
         if s.get("reference"):
             from espressivo.render.cvrnn import reference_state

@@ -103,9 +103,11 @@ function modelChanged() {
   if (!r) return;
   $("expr-label").hidden = !r.expressiveness;
   $("steer").hidden = !r.z_dim;
-  $("sliders").innerHTML = Array.from({ length: r.z_dim }, (_, k) =>
-    `<label>z${k + 1} <input type="range" class="z" min="-3" max="3" step="0.25" value="0"><output>0</output></label>`).join("");
-  document.querySelectorAll("#sliders input").forEach((input) => input.addEventListener("input", () => { input.nextElementSibling.value = input.value; }));
+  for (const [id, at] of [["sliders", ""], ["sliders-end", " at the end"]]) {
+    $(id).innerHTML = Array.from({ length: r.z_dim }, (_, k) =>
+      `<label>z${k + 1}${at} <input type="range" class="z" min="-3" max="3" step="0.25" value="0"><output>0</output></label>`).join("");
+  }
+  document.querySelectorAll("#steer .z").forEach((input) => input.addEventListener("input", () => { input.nextElementSibling.value = input.value; }));
 }
 
 function renderRequest() {
@@ -114,7 +116,8 @@ function renderRequest() {
     temperature: Number($("temperature").value) };
   if ($("tempo").value) request.tempo = Number($("tempo").value);
   if (r.expressiveness) request.expressiveness = Number($("expressiveness").value);
-  if (r.z_dim) request.interpretation = Array.from(document.querySelectorAll("#sliders input")).map((i) => Number(i.value));
+  const values = (id) => Array.from(document.querySelectorAll(`#${id} input`)).map((i) => Number(i.value));
+  if (r.z_dim) request.interpretation = $("changing").checked ? { start: values("sliders"), end: values("sliders-end") } : values("sliders");
   if (r.z_dim && $("use-reference").checked) request.reference = true;
   return request;
 }
@@ -287,6 +290,7 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   $("open-example").addEventListener("click", openExample);
   $("reference").addEventListener("change", uploadReference);
   $("model").addEventListener("change", modelChanged);
+  $("changing").addEventListener("change", () => { $("sliders-end").hidden = !$("changing").checked; });
   ["dynamics", "expressiveness", "temperature"].forEach((id) => $(id).addEventListener("input", () => { $(id).nextElementSibling.value = $(id).value; }));
   $("render").addEventListener("click", guarded(() => submit(renderRequest())));
   $("another").addEventListener("click", guarded(() => { $("seed").value = Number($("seed").value || 0) + 1; return submit(renderRequest()); }));
