@@ -397,3 +397,15 @@ def test_train_from_a_renderer_encoder_with_the_engine(phrase_pairs, tiny_checkp
         == 0
     )
     assert len(read_midi(out)) == 84
+
+
+def test_the_pedal_changes_where_one_onset_dips_below_its_neighbours():
+    """Fast, evenly pedalled passages: the probability never dips inside a note, only one onset's dips below the
+    onsets around it (where some pianists change): ``change`` lifts the pedal there."""
+    later = np.array([0.98, 0.97, 0.98, 0.80, 0.98, 0.98, 0.97, 0.98])
+    probability = np.column_stack([later, later, later, later])  # no dip inside any onset
+    group = np.arange(8)
+    plain = pedal_decision(probability, group, hold=1.0 / later.mean(), lift=0.02)
+    assert plain.all()  # held throughout, never changed
+    changed = pedal_decision(probability, group, hold=1.0 / later.mean(), lift=0.02, change=0.1)
+    assert changed[:, 1:].all() and changed[:, 0].tolist() == [True, True, True, False, True, True, True, True]

@@ -138,11 +138,17 @@ def main() -> None:
     parser.add_argument("--tempo-noise", type=float, default=None, help="the tempo curve's share, if another")
     parser.add_argument("--output-noise", action="append", default=[], metavar="NAME=SHARE",
                         help="another share for one output (tempo, level, timing, velocity, articulation)")  # fmt: skip
-    parser.add_argument("--lift", type=float, default=None,
-                        help="the pedal's lift instead of the fitted one: the fit matches presses counted at four "
-                             "samples per IOI, which misses quick changes (phrase-small: fitted 0.10, chosen 0.02 "
-                             "on validation by `evaluate render`'s presses per minute, "
-                             "docs/eval/phrase-pedal-lift-validation.md)")  # fmt: skip
+    parser.add_argument(
+        "--lift",
+        type=float,
+        default=None,
+        help="the pedal's lift instead of the fitted one: the fit matches presses counted at four "
+        "samples per IOI, which misses quick changes (phrase-small: fitted 0.10; 0.05 with "
+        "--change 0.1 chosen on validation, docs/eval/phrase-pedal-lift-validation.md)",
+    )
+    parser.add_argument("--change", type=float, default=None,
+                        help="also lift the pedal where an onset's probability dips this far below its neighbours' "
+                             "(render.phrase.pedal_decision; none by default)")  # fmt: skip
     args = parser.parse_args()
     pretrained = load_pretrained(args.checkpoint)
     c = pretrained.model.config
@@ -159,6 +165,8 @@ def main() -> None:
     calibration = fit_calibration(pretrained.model, windows, noise=noise)
     if args.lift is not None:
         calibration["pedal"]["lift"] = args.lift
+    if args.change is not None:
+        calibration["pedal"]["change"] = args.change
     path = args.checkpoint / "config.json"
     config = json.loads(path.read_text())
     config["sampling"] = calibration

@@ -55,10 +55,12 @@ def markdown_table(report: dict) -> str:
         lines += ["", "Shape (mean over pieces; pedal: presses per minute over the median of the piece's pianists, "
                   "median over pieces; human: each pianist against the others):", "",
                   "| system | velocity sd inside a performance | melody lead (velocity) | pedal presses / min "
-                  "| pedal ratio |", "|---|---|---|---|---|"]  # fmt: skip
+                  "| pedal ratio | longest pedal hold, s (median / max over pieces) |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
         for name, b in shapes.items():
             lines.append(f"| {name} | {b['velocity_sd']:.2f} | {b['melody_lead']:+.2f} | {b['pedal_per_minute']:.1f} "
-                         f"| {b['pedal_ratio_median']:.2f} |")  # fmt: skip
+                         f"| {b['pedal_ratio_median']:.2f} | {b.get('pedal_longest_sec_median', float('nan')):.1f} / "
+                         f"{b.get('pedal_longest_sec_max', float('nan')):.1f} |")  # fmt: skip
     header = "| system | velocity JS | duration JS | IOI JS | pedal JS | velocity ∩ | duration ∩ | IOI ∩ | pedal ∩ |"
     lines += ["", header, "|---|---|---|---|---|---|---|---|---|"]
     for name in names:

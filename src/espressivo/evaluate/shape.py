@@ -56,6 +56,12 @@ def pedal_per_minute(perf: Performance) -> float:
     return presses / minutes
 
 
+def longest_pedal_hold(perf: Performance) -> float:
+    """Seconds of the longest stretch the sustain pedal stays down (0 without a pedal)."""
+    down, up = perf.pedal_intervals(SUSTAIN)
+    return float((up - down).max()) if len(down) else 0.0
+
+
 def shape_of(score: Score, perf: Performance, velocity: np.ndarray | None = None, played=None) -> dict:
     """The three figures of one performance; ``velocity``/``played`` per score note (default: from a
     rendering whose notes' ``id`` are score rows)."""
@@ -69,6 +75,7 @@ def shape_of(score: Score, perf: Performance, velocity: np.ndarray | None = None
         "velocity_sd": float(v.std()) if len(v) else float("nan"),
         "melody_lead": melody_lead(score, velocity, played),
         "pedal_per_minute": pedal_per_minute(perf),
+        "pedal_longest_sec": longest_pedal_hold(perf),
     }
 
 
@@ -82,6 +89,8 @@ def summarise(per_piece: list[dict]) -> dict:
         "melody_lead": float(np.nanmean([p["melody_lead"] for p in per_piece])),
         "pedal_per_minute": float(np.nanmean([p["pedal_per_minute"] for p in per_piece])),
         "pedal_ratio_median": float(np.median(ratios)) if ratios else float("nan"),
+        "pedal_longest_sec_max": float(np.nanmax([p.get("pedal_longest_sec", np.nan) for p in per_piece])),
+        "pedal_longest_sec_median": float(np.nanmedian([p.get("pedal_longest_sec", np.nan) for p in per_piece])),
         "pieces": len(per_piece),
     }
 

@@ -155,16 +155,21 @@ def sample(
         out[name] = neutral + e * (value - neutral)
     pedal = calibration.get("pedal", {})
     out["pedal"] = pedal_decision(prediction["pedal"], prediction["group"], pedal.get("hold", 1.0),
-                                  pedal.get("lift", 1.0)) & (e > 0)  # fmt: skip
+                                  pedal.get("lift", 1.0), pedal.get("change")) & (e > 0)  # fmt: skip
     return out
 
 
-def pedal_decision(probability: np.ndarray, group: np.ndarray, hold: float = 1.0, lift: float = 1.0) -> np.ndarray:
+def pedal_decision(
+    probability: np.ndarray, group: np.ndarray, hold: float = 1.0, lift: float = 1.0, change: float | None = None
+) -> np.ndarray:
     """(n, 4) pedal samples from the predicted probabilities, one decision per score onset (``group``).  The
     model's probability is an average over pianists, who each pedal decisively: the pedal is held at the share
     of onsets the model expects it held (``hold`` x the mean probability over the later samples at ¼, ½, ¾ of
     the IOI), at the onsets where that probability is highest; it is lifted at an onset itself (a change: up at
-    the new harmony, down again just after) where the probability at the onset lies ``lift`` or more below it."""
+    the new harmony, down again just after) where the probability at the onset lies ``lift`` or more below it,
+    and, with ``change``, where the onset's probability lies ``change`` or more below the highest of its two
+    neighbours on each side: where pianists part (some lift there), the average dips for that onset alone — in
+    fast, evenly pedalled passages the only trace of their changes."""
     count = np.bincount(group)
     later = np.bincount(group, weights=probability[:, 1:].mean(1)) / count
     at_onset = np.bincount(group, weights=probability[:, 0]) / count
@@ -174,6 +179,10 @@ def pedal_decision(probability: np.ndarray, group: np.ndarray, hold: float = 1.0
     else:
         held = later >= np.quantile(later, 1.0 - share)
     lifted = held & (later - at_onset >= lift)
+    if change is not None and len(later) > 1:
+        padded = np.pad(later, 2, mode="edge")
+        around = np.max([padded[k : k + len(later)] for k in (0, 1, 3, 4)], axis=0)
+        lifted |= held & (around - np.minimum(later, at_onset) >= change)
     samples = np.repeat(held[:, None], probability.shape[1], axis=1)
     samples[:, 0] &= ~lifted
     return samples[group]
