@@ -45,6 +45,9 @@ bench: setup
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/embed.py
 	$(BIN)/python benchmarks/busy.py
+	$(BIN)/python benchmarks/score_read.py
+	$(BIN)/python benchmarks/fuzz.py --count 10000
+	$(BIN)/python benchmarks/studio.py --clients 20
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools
