@@ -41,9 +41,6 @@ class TimeMap:
         seconds = np.bincount(group, weights=np.asarray(onset_sec, dtype=np.float64)) / count
         return cls(unique, np.maximum.accumulate(seconds) if monotone else seconds, count, group)
 
-    def __len__(self) -> int:
-        return len(self.position)
-
     def __call__(self, position: np.ndarray | float) -> np.ndarray:
         """Seconds at score positions (held constant beyond the first and last point)."""
         return np.interp(position, self.position, self.seconds)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,6 @@ class ScoreEntry:
     score: Score
     summary: dict
     humans: list = field(default_factory=list)  # (label, Performance, Alignment)
-    example: bool = False
     reference: Performance | None = None  # a performance of the score's opening, to play "like this" (CVRNN)
 
 
@@ -56,7 +54,6 @@ class Take:
     stage: str = "waiting"
     progress: float = 0.0
     error: str = ""
-    created: float = field(default_factory=time.time)
     cancel: threading.Event = field(default_factory=threading.Event)
     performance: Performance | None = None
     view: dict | None = None
@@ -173,14 +170,14 @@ class Studio:
             if not np.isin(alignment.matches["score_id"], score.notes["id"]).any():  # aligned to the score as
                 ids = np.char.add(alignment.matches["score_id"].astype(str), "-1")  # written: unfolded ids carry -1
                 alignment = Alignment.from_pairs(ids, alignment.matches["performance_id"])
-            entry = self._add_score(self.store.new_id(), "etude.musicxml (bundled example)", score, example=True)
+            entry = self._add_score(self.store.new_id(), "etude.musicxml (bundled example)", score)
             entry.humans.append(("pianist", read_midi(EXAMPLES / "etude_performance.mid"), alignment))
             return entry
         items = {f"asap:{i.folder}": i for i in self.asap_examples()}
         if which not in items:
             raise EspressivoError(f"unknown example {which!r}")
         first = items[which]
-        entry = self._add_score(self.store.new_id(), f"{first.folder} ((n)ASAP test)", first.load_score(), example=True)
+        entry = self._add_score(self.store.new_id(), f"{first.folder} ((n)ASAP test)", first.load_score())
         for item in self.asap_performances(first.folder)[:3]:
             entry.humans.append((item.name, item.load_performance(), item.load_alignment()))
         return entry
@@ -206,11 +203,11 @@ class Studio:
             i for i in AsapDataset(quiet=True).performances("test") if i.folder == folder and i.alignment_fits_score
         ]
 
-    def _add_score(self, entry_id: str, name: str, score: Score, example: bool = False) -> ScoreEntry:
+    def _add_score(self, entry_id: str, name: str, score: Score) -> ScoreEntry:
         from espressivo.io.summary import score_summary
 
         summary = score_summary(score) | score_view(score)
-        entry = ScoreEntry(entry_id, name, score, summary, example=example)
+        entry = ScoreEntry(entry_id, name, score, summary)
         with self.lock:
             self.scores[entry_id] = entry
             busy = {t.score_id for t in self.takes.values() if t.status in ("queued", "running")}

@@ -44,9 +44,6 @@ class Store:
         atomic_write_bytes(path, data)
         return path
 
-    def size(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
-
     def prune(self, in_use: set[str]) -> list[str]:
         """Drop old entries, then the oldest until under the size bound; returns the ids dropped."""
         with self.lock:
