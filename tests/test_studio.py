@@ -337,6 +337,15 @@ def test_the_studio_command_starts_on_localhost_and_refuses_bad_flags(capsys):
     from espressivo.cli import main
 
     assert main(["studio", "--port", "70000"]) == 2 and "--port must lie" in capsys.readouterr().err
+    assert main(["studio", "--store", __file__]) == 2 and "must be a folder" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        assert main(["studio", "--port", busy]) == 2
+        assert capsys.readouterr().err.strip().endswith("Address already in use")
     server = subprocess.Popen([sys.executable, "-m", "espressivo", "studio"], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     try:

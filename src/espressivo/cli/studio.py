@@ -10,9 +10,11 @@ from espressivo.cli.app import app
 from espressivo.errors import EspressivoError
 
 
-def free_port(host: str) -> int:
+def free_port(host: str, port: int = 0) -> int:
+    """``port`` if it can be listened on at ``host`` (0: a free one), else OSError."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        probe.bind((host, port))
         return int(probe.getsockname()[1])
 
 
@@ -39,9 +41,9 @@ def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = 
     if not 0 <= port <= 65535 or not 0 <= workers <= 64 or not 0.01 <= max_upload_mb <= 1024:
         raise EspressivoError("--port must lie in 0..65535, --workers in 0..64 and --max-upload-mb in 0.01..1024")
     try:
-        port = port or free_port(host)
+        port = free_port(host, port)
     except OSError as err:
-        raise EspressivoError(f"cannot listen on {host}: {err.strerror or err}") from None
+        raise EspressivoError(f"cannot listen on {host}:{port or 'a free port'}: {err.strerror or err}") from None
     with tempfile.TemporaryDirectory(prefix="espressivo-studio-") as scratch:
         studio = Studio(Path(store) if store else Path(scratch), workers=workers)
         shown = f"[{host}]" if ":" in host else host

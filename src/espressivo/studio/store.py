@@ -25,7 +25,12 @@ NAMES = frozenset({"score", "performance.mid", "tempo-mapped.mid", "audio.wav"})
 class Store:
     def __init__(self, root: Path, max_bytes: int = 512 * 2**20, max_age_sec: float = 24 * 3600):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise EspressivoError(f"{self.root}: the studio's store must be a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise EspressivoError(f"{self.root}: cannot make the studio's store ({err.strerror or err})") from None
         self.max_bytes, self.max_age_sec = int(max_bytes), float(max_age_sec)
         self.lock = threading.Lock()
 
