@@ -17,6 +17,8 @@ VARIANTS = [
     ("performance-rnn", {"velocity_bins": 0}),
     ("note", {}),
     ("note", {"time_step_ms": 10, "velocity_bins": 12, "pedal_levels": 2}),
+    ("aria", {}),
+    ("aria", {"window_ms": 2000, "velocity_bins": 8}),
 ]
 
 
@@ -60,7 +62,7 @@ def test_save_load(name, config, tmp_path):
 
 
 def test_registry_and_bad_specs(tmp_path):
-    assert {"performance-rnn", "note"} <= set(REGISTRY)
+    assert {"performance-rnn", "note", "aria"} <= set(REGISTRY)
     with pytest.raises(EspressivoError):
         from_name("nope")
     with pytest.raises(EspressivoError):
@@ -143,3 +145,46 @@ def test_note_tokenizer_counts_the_notes_it_clamps():
     assert back.notes["duration_sec"].max() == pytest.approx(4.999)
     assert back.notes["onset_sec"][-1] == pytest.approx(5.49)
     assert tok.encode_checked(back)[1] == 0 and from_name("performance-rnn").encode_checked(perf)[1] == 0
+
+
+def test_aria_event_layout():
+    """A chord, a note past the first 5-s window, the pedal as its own events; a release before the notes of
+    its time step and a press after them."""
+    tok = from_name("aria")
+    perf = Performance.from_arrays(
+        [0.0, 0.0, 6.2, 7.0], [0.5, 0.5, 7.0, 0.2], [64, 60, 109, 40], [80, 81, 20, 30],
+        controls=[(0.2, SUSTAIN, 127), (6.2, SUSTAIN, 0), (7.0, SUSTAIN, 100), (7.5, SUSTAIN, 0), (7.504, SUSTAIN, 90)],
+    )  # fmt: skip
+    ids, altered = tok.encode_checked(perf)
+    note = lambda pitch, velocity: f"NOTE_{(pitch - 21) * 16 + velocity // 8}"  # noqa: E731
+    assert tok.vocab.tokens(ids) == [
+        note(60, 81), "ONSET_0", "DUR_50", note(64, 80), "ONSET_0", "DUR_50", "PED_ON", "ONSET_20",
+        "TICK", "PED_OFF", "ONSET_120", note(97, 20), "ONSET_120", "DUR_500",
+        note(40, 30), "ONSET_200", "DUR_20", "PED_ON", "ONSET_200",
+    ]  # fmt: skip
+    # one note altered: pitch 109 moved an octave down onto the keyboard, its 7 s clamped to 5 s; the lift of 4 ms at 7.5 s is
+    # no lift on the 10-ms grid (the pedal stays down, and is never released)
+    assert altered == 1
+    back = tok.decode(ids)
+    assert back.notes["pitch"].tolist() == [60, 64, 97, 40] and back.notes["velocity"].tolist() == [84, 84, 20, 28]
+    assert back.controls["time_sec"].tolist() == [0.2, 6.2, 7.0] and back.controls["value"].tolist() == [127, 0, 127]
+    assert np.allclose(tok.times(ids)[[2, 7, 8, 10]], [0.0, 0.2, 5.0, 6.2])
+
+
+def test_aria_pedal_states_at_the_origin_and_at_the_end():
+    tok = from_name("aria")
+    perf = Performance.from_arrays([1.0, 2.0], [0.1, 0.1], [60, 62], 64, controls=[(0.5, SUSTAIN, 127)])
+    ids, _, _ = tok.encode_events(perf, origin_sec=1.0)
+    # from 1 s: the pedal is down at the origin (stated after the notes of that step, as a press is), and never
+    # comes up (no release is made up at the end)
+    names = tok.vocab.tokens(ids)
+    assert names[1:5] == ["ONSET_0", "DUR_10", "PED_ON", "ONSET_0"] and "PED_OFF" not in names
+
+
+def test_aria_decode_drops_malformed_events():
+    tok = from_name("aria")
+    good = tok.encode(Performance.from_arrays([0.0, 0.1], [0.1, 0.1], [60, 62], [50, 60]))
+    broken = np.concatenate([good[:2], good[3:]])  # the first note loses its duration
+    perf, dropped = tok.decode_checked(broken)
+    assert perf.notes["pitch"].tolist() == [62] and dropped == 1
+    assert tok.decode_checked(np.concatenate([good, [tok.special("EOS")], good]))[0].notes.size == 2

@@ -20,6 +20,7 @@ from espressivo.errors import EspressivoError
 PRESETS = {
     "tiny": dict(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, max_seq_len=512),
     "small": dict(n_layer=6, n_head=4, n_kv_head=4, d_model=256, d_ff=704, max_seq_len=1024),  # CPU-trainable
+    "base": dict(n_layer=8, n_head=4, n_kv_head=4, d_model=256, d_ff=704, max_seq_len=1024),  # 7 M: CPU hours
     "medium": dict(
         n_layer=16, n_head=24, n_kv_head=24, d_model=1536, d_ff=4096, max_seq_len=8192
     ),  # Aria-medium size; GPU

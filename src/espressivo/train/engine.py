@@ -37,6 +37,7 @@ class TrainConfig:
     data: str = ""  # a prepared token corpus, or aligned pairs (renderer fine-tuning)
     out: str = "runs/run"
     task: str = "auto"  # lm, denoise, render, cvrnn, contrastive, classify (auto: from model type and data)
+    fill_rate: float = 0.0  # events: share of fill-in-the-middle windows
     mask_prob: float = 0.3  # denoise: share of slots masked
     score_tempo: str = "written"  # render: the score at its written tempo, or "performed" (see RenderPairs)
     max_beats: int = 512  # phrase: score beats per training window at most
@@ -122,6 +123,7 @@ class TrainConfig:
             (1 <= self.min_notes <= self.max_notes, "need 1 <= min_notes <= max_notes"),
             (0 <= self.augment_tempo_noise <= 0.3, "augment_tempo_noise must lie in 0..0.3"),
             (0 < self.mask_prob < 1, "mask_prob must lie in (0, 1)"),
+            (0 <= self.fill_rate <= 1, "fill_rate must lie in 0..1"),
             (self.score_tempo in ("written", "performed"), "score_tempo must be written or performed"),
         ]
         for ok, message in checks:

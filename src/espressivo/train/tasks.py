@@ -2,6 +2,9 @@
 
 =========  ========================================  ================================================
 ``lm``     a token corpus (``data prepare``)          next-token prediction (transformer, perfrnn)
+``events`` MIDI sources (``asap,supra``)             next-token prediction on ``aria`` windows encoded on
+                                                      the fly (Aria's augmentation; ``fill_rate`` of them
+                                                      fill-in-the-middle examples)
 ``denoise``  a ``note``-token corpus                  masked denoising of performances (renderer
                                                       pretraining: each slot masked with ``mask_prob``)
 ``render`` aligned pairs (``data pairs``)             score -> performance (renderer fine-tuning)
@@ -26,7 +29,7 @@ import numpy as np
 
 from espressivo.errors import EspressivoError
 
-TASKS = ("lm", "denoise", "render", "cvrnn", "phrase", "contrastive", "classify")
+TASKS = ("lm", "events", "denoise", "render", "cvrnn", "phrase", "contrastive", "classify")
 
 
 def spread(items: list, count: int) -> list:
@@ -42,7 +45,7 @@ def default_task(model_type: str, data: str, label: str = "") -> str:
     if model_type == "embedder":
         return "classify" if label else "contrastive"
     if model_type != "renderer":
-        return "lm"
+        return "lm" if (Path(data) / "index.json").is_file() else "events"
     return "render" if (Path(data) / "pairs.json").is_file() else "denoise"
 
 
@@ -77,6 +80,28 @@ class LMTask:
             windows = self.val_windows[start : start + self.c.batch_size]
             batch = self._pack(windows)
             yield batch, int((batch["targets"] != self.pad).sum())
+
+
+class EventLMTask(LMTask):
+    """Next-token prediction on windows of ``aria`` events drawn from whole performances (train files of the
+    sources in ``data``), validated on fixed plain windows of the (n)ASAP validation files."""
+
+    def __init__(self, c, augmentation, device, rank: int):
+        import torch
+
+        from espressivo.data.windows import EventWindows, load_tracks
+        from espressivo.tokenizers import from_name
+
+        self.torch, self.c, self.device = torch, c, device
+        self.tokenizer = from_name("aria")
+        self.pad = self.tokenizer.pad_id
+        tracks, _ = load_tracks(c.data)
+        train = [t for t in tracks if t.split == "train"]
+        held = [t for t in tracks if t.split == "validation"] or train
+        self.sampler = EventWindows(train, self.tokenizer, c.seq_len + 1, augmentation, c.fill_rate)
+        validation = EventWindows(held, self.tokenizer, c.seq_len + 1)
+        rng = np.random.default_rng(0)  # the same windows at every validation
+        self.val_windows = [validation.sample(rng) for _ in range(c.eval_windows)]
 
 
 class _NoteTask:
@@ -336,8 +361,10 @@ def make_task(c, augmentation, device, rank: int = 0):
         return CVRNNTask(c, augmentation, device, rank)
     if name == "phrase":
         return PhraseTask(c, augmentation, device, rank)
-    if name == "lm" and c.model_type == "renderer":
+    if name in ("lm", "events") and c.model_type == "renderer":
         raise EspressivoError("the renderer trains with task denoise (a note corpus) or render (pairs)")
-    if name != "lm" and c.model_type != "renderer":
+    if name not in ("lm", "events") and c.model_type != "renderer":
         raise EspressivoError(f"task {name} trains the renderer (model_type: renderer)")
-    return {"lm": LMTask, "denoise": DenoiseTask, "render": RenderTask}[name](c, augmentation, device, rank)
+    if name == "events" and c.model_type != "transformer":
+        raise EspressivoError("task events trains the transformer (model_type: transformer)")
+    return {"lm": LMTask, "events": EventLMTask, "denoise": DenoiseTask, "render": RenderTask}[name](c, augmentation, device, rank)
