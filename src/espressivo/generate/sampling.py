@@ -33,6 +33,17 @@ MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    """sampling: how the language model draws each event
+
+    Args:
+        temperature: sampling temperature (lower: safer, more repetitive)
+        top_k: keep the k most likely events (0: all)
+        top_p: nucleus sampling mass (1: off)
+        min_p: drop events below this share of the most likely one (Aria's default 0.035)
+        beam_size: stochastic beam search width (1: sampling; the 413-event models only)
+        seed: random seed (same seed, same music)
+    """
+
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
@@ -99,10 +110,11 @@ def draw(logits, generator, temperature: float = 1.0, top_p: float = 1.0, min_p:
 class _Runner:
     """Feeds tokens to a model, keeping its state (KV cache or LSTM state) and a sliding window."""
 
-    def __init__(self, model, batch: int):
+    def __init__(self, model, batch: int, context: int = 0):
         self.model = model
         self.is_transformer = hasattr(model, "new_cache")
-        self.max_len = model.config.max_seq_len if self.is_transformer else None
+        limit = model.config.max_seq_len if self.is_transformer else None
+        self.max_len = min(context, limit) if self.is_transformer and context else limit
         self.batch = batch
         self.state = model.new_cache(batch, self.max_len) if self.is_transformer else None
 
@@ -133,8 +145,11 @@ def generate_ids(
     max_tokens: int = 0,
     seconds: float = 0.0,
     variations: int = 1,
+    context: int = 0,
 ) -> list[np.ndarray]:
-    """Continuations (without the prompt) for ``variations`` independent samples (or the best beam)."""
+    """Continuations (without the prompt) for ``variations`` independent samples (or the best beam).  A
+    transformer never attends further back than ``context`` ids (0: its ``max_seq_len``; give the length it was
+    trained with): when full, its cache is rebuilt from the newest half."""
     import torch
 
     if max_tokens <= 0 and seconds <= 0:
@@ -151,7 +166,7 @@ def generate_ids(
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     model.eval()
     history = torch.tensor(prompt, device=device).unsqueeze(0).repeat(batch, 1)
-    runner = _Runner(model, batch)
+    runner = _Runner(model, batch, context)
     out = torch.zeros(batch, 0, dtype=torch.long, device=device)
     elapsed = np.zeros(batch)
     scores = torch.zeros(batch, device=device)
@@ -197,23 +212,48 @@ def generate_performances(
     config: SamplingConfig,
     *,
     prompt_performance: Performance | None = None,
+    prompt_cut_sec: float | None = None,
     seconds: float = 30.0,
     max_tokens: int = 0,
     variations: int = 1,
     max_note_sec: float = 4.0,
     num_threads: int = 1,
+    report: list | None = None,
 ) -> list[Performance]:
-    """Performances (the prompt included when given): always valid, invalid events are dropped by decoding.
+    """Performances (the prompt included when given, as it was played): always valid, invalid events are
+    dropped by decoding.  ``prompt_cut_sec`` is where the prompt was cut (default: its last event); the
+    continuation starts there, and a pedal down at the cut goes up there unless the continuation moves it.
 
-    A generated note whose release never comes would sound to the end; notes are cut at ``max_note_sec``
-    (as Magenta's Performance RNN does with its maximum note duration; 0 keeps them as decoded).  The token loop
-    runs on ``num_threads`` torch threads (one: fastest for one token at a time, and on a busy machine; 0: torch's
+    An event model (``aria`` tokens) gives every note its duration.  With a 413-event model a note whose release
+    never comes would sound to the end: such notes are released after ``max_note_sec`` (0 keeps them as
+    decoded), and ``report`` (a list) receives one line per performance saying how many were.  The token loop runs
+    on ``num_threads`` torch threads (one: fastest for one token at a time, and on a busy machine; 0: torch's
     setting).
     """
+    from espressivo.tokenizers.aria import AriaTokenizer
+
     tokenizer = pretrained.tokenizer
-    prompt = (
-        tokenizer.encode(prompt_performance) if prompt_performance is not None and len(prompt_performance) else None
-    )
+    has_prompt = prompt_performance is not None and len(prompt_performance) > 0
+    cut = None
+    if has_prompt:
+        cut = float(prompt_cut_sec) if prompt_cut_sec is not None else float(prompt_performance.notes["onset_sec"].max())
+    if isinstance(tokenizer, AriaTokenizer):
+        from espressivo.generate.events import Row, sample
+
+        if max_tokens and not seconds:
+            seconds = max_tokens / 30.0  # about 30 ids a second of music
+        rows = [
+            Row(prompt_performance if has_prompt else Performance.empty(), (cut or 0.0) + seconds, cut or 0.0)
+            for _ in range(variations)
+        ]
+        if config.beam_size > 1:
+            raise EspressivoError("beam search serves the 413-event models; an event model samples (--beam-size 1)")
+        with threads(num_threads):
+            generated = sample(pretrained, config, rows)
+        if not has_prompt:
+            return generated
+        return [_after_prompt(prompt_performance, p, cut) for p in generated]
+    prompt = tokenizer.encode(prompt_performance) if has_prompt else None
     with threads(num_threads):
         outputs = generate_ids(
             pretrained.model,
@@ -223,37 +263,55 @@ def generate_performances(
             max_tokens=max_tokens,
             seconds=seconds,
             variations=variations,
+            context=_trained_context(pretrained),
         )
     head = prompt if prompt is not None else tokenizer.start_ids()
     performances = [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
-    if prompt is not None:  # the prompt as it was played (its pedal, its exact timing), then the continuation
+    if has_prompt:  # the prompt as it was played (its pedal, its exact timing), then the continuation
         prompt_end = float(tokenizer.time_advance(prompt).sum())
-        performances = [_after_prompt(prompt_performance, p, prompt_end) for p in performances]
+        performances = [_after_prompt(prompt_performance, p, prompt_end, cut) for p in performances]
     if max_note_sec > 0:
-        performances = [_cap_durations(p, max_note_sec) for p in performances]
+        capped = [_cap_durations(p, max_note_sec) for p in performances]
+        if report is not None:
+            for count in (n for _, n in capped):
+                if count:
+                    report.append(f"{count} note(s) left sounding by the model were released after {max_note_sec:g} s")
+        performances = [p for p, _ in capped]
     return performances
 
 
-def _after_prompt(prompt: Performance, decoded: Performance, prompt_end: float) -> Performance:
-    """``prompt`` as given, followed by the notes and pedal ``decoded`` from ``prompt_end`` on.  A tokenizer
-    without pedal events (Performance RNN's) would drop the prompt's pedal; a sustain pedal still down when the
-    prompt ends is lifted there unless the continuation moves it."""
-    from espressivo.core.performance import canonical_order, make_controls
+def _trained_context(pretrained) -> int:
+    trained = int(pretrained.training_config.get("seq_len", 0) or 0)
+    limit = getattr(pretrained.model.config, "max_seq_len", 0)
+    if not limit:
+        return 0
+    return min(trained, limit) if trained else limit
 
+
+def _after_prompt(prompt: Performance, decoded: Performance, prompt_end: float, cut: float | None = None) -> Performance:
+    """``prompt`` as given, followed by the notes and pedal ``decoded`` from ``prompt_end`` on (``cut``, where the
+    prompt was cut, defaults to ``prompt_end``).  Every pedal (sustain, soft, sostenuto) down at the cut goes up
+    there unless the continuation moves it (a tokenizer without pedal events never does)."""
+    from espressivo.core.performance import PEDAL_CONTROLLERS, canonical_order, make_controls
+
+    cut = prompt_end if cut is None else cut
     later = decoded.notes[decoded.notes["onset_sec"] >= prompt_end - 1e-9]
     controls = decoded.controls[decoded.controls["time_sec"] >= prompt_end - 1e-9]
-    held = prompt.controls[prompt.controls["controller"] == SUSTAIN]
+    before = prompt.controls[prompt.controls["time_sec"] <= cut + 1e-9]
     lift = []
-    if len(held) and held["value"][-1] >= 64 and not (controls["controller"] == SUSTAIN).any():
-        lift = [(max(prompt_end, float(held["time_sec"][-1])), SUSTAIN, 0)]
+    for controller in PEDAL_CONTROLLERS:
+        held = before[before["controller"] == controller]
+        if len(held) and held["value"][-1] >= 64 and not (controls["controller"] == controller).any():
+            lift.append((max(cut, float(held["time_sec"][-1])), controller, 0))
     notes = canonical_order(np.concatenate([prompt.notes, later]))
-    return Performance(notes, make_controls([*map(tuple, np.concatenate([prompt.controls, controls]).tolist()), *lift]))
+    return Performance(notes, make_controls([*map(tuple, np.concatenate([before, controls]).tolist()), *lift]))
 
 
-def _cap_durations(performance: Performance, max_sec: float) -> Performance:
+def _cap_durations(performance: Performance, max_sec: float) -> tuple[Performance, int]:
     notes = performance.notes.copy()
+    count = int(np.count_nonzero(notes["duration_sec"] > max_sec))
     notes["duration_sec"] = np.minimum(notes["duration_sec"], max_sec)
-    return Performance(notes, performance.controls)
+    return Performance(notes, performance.controls), count
 
 
 @contextmanager

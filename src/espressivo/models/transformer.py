@@ -82,8 +82,10 @@ class Attention(nn.Module):
         self.out = nn.Linear(c.d_model, c.d_model, bias=False)
         self.dropout = c.dropout
 
-    def forward(self, x, rotation, cache=None, pos: int = 0, keep=None):
-        """``keep`` (B, T) bool: bidirectional attention over the kept positions (an encoder); None: causal."""
+    def forward(self, x, rotation, cache=None, pos: int = 0, keep=None, valid=None):
+        """``keep`` (B, T) bool: bidirectional attention over the kept positions (an encoder); None: causal.
+        ``valid`` (B, cache length) bool, with a cache: the cached positions a row may attend to (rows of
+        different lengths, left-padded); a padded position attends to itself only."""
         b, t, _ = x.shape
         # rotate while (B, T, H, D) is contiguous, then move heads forward
         rotation = rotation[:, None, :]
@@ -94,9 +96,12 @@ class Attention(nn.Module):
             cache[0][:, :, pos : pos + t] = k
             cache[1][:, :, pos : pos + t] = v
             k, v = cache[0][:, :, : pos + t], cache[1][:, :, : pos + t]
+            if valid is not None:
+                valid = valid[:, None, None, : pos + t]
             if t == 1 and pos > 0 and keep is None:  # one new query per row: each kv head's query group at once
                 group = self.n_head // self.n_kv  # (no copies of the cache, which would cost more than the step)
-                y = F.scaled_dot_product_attention(q.reshape(b, self.n_kv, group, self.head_dim), k, v)
+                q = q.reshape(b, self.n_kv, group, self.head_dim)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=valid)
                 return self.out(y.reshape(b, self.n_head, 1, self.head_dim).transpose(1, 2).reshape(b, 1, -1))
         if self.n_kv != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
@@ -105,6 +110,11 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=keep[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
             )
+        elif valid is not None:  # causal over the valid keys; every query sees itself (no empty row)
+            allowed = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos) & valid
+            keys = torch.arange(pos + t, device=x.device)
+            allowed = allowed | (keys[None, :] == keys[pos:, None])
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         elif cache is None or pos == 0:
             y = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
@@ -126,8 +136,8 @@ class Block(nn.Module):
         self.down = nn.Linear(c.d_ff, c.d_model, bias=False)
         self.drop = nn.Dropout(c.dropout)
 
-    def forward(self, x, rotation, cache=None, pos=0, keep=None):
-        x = x + self.drop(self.attn(self.norm1(x), rotation, cache, pos, keep))
+    def forward(self, x, rotation, cache=None, pos=0, keep=None, valid=None):
+        x = x + self.drop(self.attn(self.norm1(x), rotation, cache, pos, keep, valid))
         gate, up = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
         return x + self.drop(self.down(F.silu(gate) * up))
 
@@ -170,7 +180,8 @@ class Transformer(nn.Module):
         max_len = max_len or c.max_seq_len
         shape = (batch, c.n_kv_head, max_len, c.d_model // c.n_head)
         weight = self.embed.weight
-        return {"layers": [(weight.new_zeros(shape), weight.new_zeros(shape)) for _ in self.blocks], "pos": 0}
+        layers = [(weight.new_zeros(shape), weight.new_zeros(shape)) for _ in self.blocks]
+        return {"layers": layers, "pos": 0, "valid": None}
 
     def step(self, idx: torch.Tensor, cache=None):
         """Run ``idx`` (B, T) after what ``cache`` holds (None: from scratch, no cache kept)."""
@@ -185,8 +196,9 @@ class Transformer(nn.Module):
             raise EspressivoError(f"sequence of {pos + t} tokens exceeds the model's {self.config.max_seq_len}")
         rotation = self.rope[pos : pos + t]
         x = self.embed(idx)
+        valid = None if cache is None else cache.get("valid")
         for i, block in enumerate(self.blocks):
-            x = block(x, rotation, None if cache is None else cache["layers"][i], pos)
+            x = block(x, rotation, None if cache is None else cache["layers"][i], pos, valid=valid)
         if cache is not None:
             cache["pos"] = pos + t
         return self.norm(x), cache
@@ -214,7 +226,9 @@ class Transformer(nn.Module):
     def reorder_state(cache, index: torch.Tensor):
         if cache is None:
             return None
+        valid = cache.get("valid")
         return {
             "layers": [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache["layers"]],
             "pos": cache["pos"],
+            "valid": None if valid is None else valid.index_select(0, index),
         }
