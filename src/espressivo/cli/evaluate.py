@@ -13,8 +13,10 @@ from espressivo.cli.common import (
     _print,
 )
 from espressivo.errors import EspressivoError
+from espressivo.generate.sampling import SamplingConfig
 from espressivo.io import read_midi
 from espressivo.io.files import atomic_write_bytes
+from espressivo.cli.generate import DEFAULT_SAMPLING
 from espressivo.render.base import Sampling, Shaping, Timing
 from espressivo.render.families import DEFAULT_RENDERER
 
@@ -23,80 +25,106 @@ from espressivo.render.families import DEFAULT_RENDERER
 def evaluate_lm(
     model: str = "default",
     split: Literal["train", "validation", "test"] = "test",
-    window: int = 512,
-    samples: int = 4,
-    sample_seconds: float = 20.0,
+    samples: int = 10,
+    sample_seconds: float = 30.0,
+    pieces: int = 5,
+    seeds: int = 3,
+    prompt_seconds: float = 10.0,
+    continue_seconds: float = 20.0,
+    gap: float = 8.0,
     limit: int = 0,
-    seed: int = 0,
+    sampling: SamplingConfig = DEFAULT_SAMPLING,
+    threads: int = 1,
     json: Path | None = None,
+    markdown: Path | None = None,
     plot: Path | None = None,
+    rolls: Path | None = None,
     root: Path | None = None,
 ) -> None:
-    """Evaluate a language model on (n)ASAP: NLL (nats per token) and bits per second of music over the split,
-    grammar-error rate of samples, and generated-vs-real feature analyses (pitch-velocity fits, melody lead,
-    density and velocity histograms).
+    """Evaluate a language model on an (n)ASAP split: likelihood (nats per id, bits per second of music, NLL by
+    position in the context) and what it plays beside real music: improvisations, continuations of openings and
+    (event models) filled gaps: notes/s, held keys, long notes, note length, pedalling, IOI distribution,
+    velocity spread, and how a continuation keeps its prompt's key, register, pace and pedal.
 
     Args:
         model: shipped model name or checkpoint folder
-        split: (n)ASAP split to score
-        window: tokens per scoring window (each starts without context)
-        samples: performances to generate for the grammar and feature analyses
+        split: (n)ASAP split
+        samples: unconditional samples (0: none)
         sample_seconds: length of each sample
-        limit: only the first N performances of the split (0: all)
-        seed: sampling seed
+        pieces: openings to continue (one performance per piece, spread over the composers; 0: none)
+        seeds: continuations (and gap fillings) per opening
+        prompt_seconds: length of each opening
+        continue_seconds: how long each continuation plays
+        gap: seconds after the opening filled again (event models; 0: none)
+        limit: only the first N performances of the split for the likelihood (0: all)
+        threads: torch CPU threads for sampling
         json: write the full report here
-        plot: write the feature figure (PNG) here
+        markdown: write the tables here
+        plot: write the statistics figure (PNG) here
+        rolls: write piano rolls of two continuations beside the pianist's (PNG) here
         root: the shared data folder holding asap/
     """
     import warnings
 
-    import torch
-
     from espressivo.data import AsapDataset
-    from espressivo.evaluate import feature_report, window_nll
-    from espressivo.evaluate.lm import plot_report
-    from espressivo.generate import SamplingConfig, generate_ids
+    from espressivo.evaluate.generation import likelihood, protocol
+    from espressivo.evaluate.reports import lm_markdown
     from espressivo.models.checkpoint import load_pretrained
 
-    if window < 2 or samples < 0 or limit < 0 or not 0 < sample_seconds <= 600:
-        raise EspressivoError("need --window >= 2, --samples >= 0, --limit >= 0 and 0 < --sample-seconds <= 600")
+    counts = (samples, pieces, seeds, limit)
+    if min(counts) < 0 or max(samples, pieces * seeds) > 64 or not 1 <= seeds <= 16:
+        raise EspressivoError("need 0 <= --samples <= 64, 1 <= --seeds <= 16, --pieces x --seeds <= 64, --limit >= 0")
+    if not (0 < sample_seconds <= 600 and 0 < prompt_seconds <= 120 and 0 < continue_seconds <= 600 and 0 <= gap <= 12):
+        raise EspressivoError("need 0 < --sample-seconds <= 600, 0 < --prompt-seconds <= 120, "
+                              "0 < --continue-seconds <= 600 and 0 <= --gap <= 12")  # fmt: skip
+    if not 1 <= threads <= 256:
+        raise EspressivoError("--threads must lie in 1..256")
+    _refuse_overwriting_model(model, [json, markdown, plot, rolls])
     pretrained = load_pretrained(model)
-    model_window = getattr(pretrained.model.config, "max_seq_len", window)
-    window = min(window, model_window)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         items = AsapDataset(Path(root) / "asap" if root else None, quiet=True).performances(split)
-    if limit:
-        items = items[:limit]
     real = [read_midi(item.performance_path) for item in items]
-    with torch.no_grad():
-        report = {"model": str(pretrained.path), "split": split, "performances": len(real)}
-        report |= window_nll(pretrained.model, pretrained.tokenizer, real, window=window)
-        generated, dropped, produced = [], 0, 0
-        if samples:
-            config = SamplingConfig(temperature=1.0, top_p=0.95, seed=seed)
-            for ids in generate_ids(
-                pretrained.model, pretrained.tokenizer, config, seconds=sample_seconds, variations=samples
-            ):
-                perf, bad = pretrained.tokenizer.decode_checked(ids)
-                generated.append(perf)
-                dropped, produced = dropped + bad, produced + len(ids)
-            report["grammar_error_rate"] = round(dropped / max(produced, 1), 5)
-            report["samples"] = {"count": samples, "seconds": sample_seconds, "tokens": produced}
-            report |= feature_report(real, generated)
-    summary = {k: report[k] for k in ("performances", "tokens_scored", "seconds_of_music")}
-    summary |= {k: round(report[k], 4) for k in ("nll_nats_per_token", "bits_per_second")}
-    if samples:
-        summary["grammar_error_rate"] = report["grammar_error_rate"]
-        summary["melody_lead_real"] = report["melody_lead"]["real"]["upper_first_share"]
-        summary["melody_lead_generated"] = report["melody_lead"]["generated"]["upper_first_share"]
-        summary["js_velocity"] = report["js_distance"]["velocity"]
-        summary["js_density"] = report["js_distance"]["density"]
-    _print(summary, False)
+    scored = real[:limit] if limit else real
+    report = {"model": str(pretrained.path), "split": split, "performances": len(scored),
+              "sampling": {k: getattr(sampling, k) for k in ("temperature", "top_k", "top_p", "min_p", "seed")}}  # fmt: skip
+    report |= likelihood(pretrained, scored, pretrained.context or 512)
+    played = protocol(pretrained, items, real, sampling, samples=samples, seconds=sample_seconds, pieces=pieces,
+                      seeds=seeds, prompt_seconds=prompt_seconds, continue_seconds=continue_seconds, gap=gap,
+                      num_threads=threads)  # fmt: skip
+    examples = played.pop("_continued", [])
+    played.pop("_improvised", None)
+    report |= played
+    text = lm_markdown(report)
+    print(text)
     if json is not None:
-        atomic_write_bytes(json, json_module.dumps(report, indent=1).encode())
-    if plot is not None and samples:
-        plot_report(report, real, generated, plot)
+        atomic_write_bytes(json, json_module.dumps(report, indent=1, default=float).encode())
+    if markdown is not None:
+        atomic_write_bytes(markdown, text.encode())
+    if plot is not None and any(k in report for k in ("improvisation", "continuation")):
+        from espressivo.viz.generation import plot_statistics
+
+        plot_statistics(report, plot)
+    if rolls is not None and examples:
+        from espressivo.viz.generation import plot_continuations
+
+        titles = [(f"{item.composer} {item.title}", perf, out) for item, perf, out in examples[:2]]
+        plot_continuations(titles, prompt_seconds, prompt_seconds + continue_seconds, rolls)
+
+
+def _refuse_overwriting_model(model: str, outputs: list[Path | None]) -> None:
+    """A report is never written into a checkpoint folder (it would replace the model's own files)."""
+    folder = Path(model)
+    for out in outputs:
+        if out is None:
+            continue
+        if folder.is_dir() and out.resolve().parent == folder.resolve():
+            raise EspressivoError(f"{out}: that is inside the model's checkpoint folder; write reports elsewhere")
+        if out.exists() and out.is_dir():
+            raise EspressivoError(f"{out}: is a directory")
+    for out, suffixes in zip(outputs, ((".json",), (".md",), (".png",), (".png",)), strict=True):
+        if out is not None and out.suffix.lower() not in suffixes:
+            raise EspressivoError(f"{out}: the output must be a {' or '.join(suffixes)} file")
 
 
 @app.command("evaluate render")

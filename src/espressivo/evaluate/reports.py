@@ -193,3 +193,53 @@ def write_report(report: dict, json_path=None) -> None:
         from espressivo.io.files import atomic_write_bytes
 
         atomic_write_bytes(json_path, json.dumps(report, indent=1, default=float).encode())
+
+
+LM_ROWS = (
+    ("notes_per_sec", "notes / s", 2), ("polyphony_keys", "keys held at once", 2),
+    ("polyphony_pedal", "... with the pedal", 2), ("long_notes_share", "notes held >= 4 s", 4),
+    ("median_note_sec", "median note (s)", 3), ("pedal_per_min", "pedal presses / min", 1),
+    ("velocity_sd", "velocity sd", 2), ("mean_pitch", "mean pitch", 1),
+)  # fmt: skip
+
+
+def lm_markdown(report: dict) -> str:
+    """``evaluate lm``'s report as markdown tables: likelihood, then each part of the protocol beside real music."""
+    lines = [f"# {Path(report['model']).name} on the {report['split']} split", ""]
+    lines += ["| nats / id | bits / s of music | NLL 256-512 | NLL last quarter | context | performances |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines.append(f"| {report['nll_nats_per_token']:.4f} | {report['bits_per_second']:.1f} | {report.get('nll_256_512')}"
+                 f" | {report['nll_last_quarter']} | {report['context']} | {report['performances']} |")  # fmt: skip
+    lines += ["", "NLL by position: " + ", ".join(f"{k}: {v}" for k, v in report["nll_by_position"].items()), ""]
+    for part in ("improvisation", "continuation", "infill"):
+        if part not in report:
+            continue
+        block = report[part]
+        gen, real = block["generated"], block["real"]
+        lines += [f"## {part} ({gen.get('count', 0)} generated, {real.get('count', 0)} real)", "",
+                  "| | model | real |", "|---|---|---|"]  # fmt: skip
+        for key, label, digits in LM_ROWS:
+            if key in gen:
+                lines.append(f"| {label} | {gen[key]:.{digits}f} | {real.get(key, float('nan')):.{digits}f} |")
+        if "ioi_js" in block:
+            lines.append(f"| IOI JS distance to real | {block['ioi_js']:.4f} | 0 |")
+        relation = block.get("relation")
+        if relation:
+            for key, label in (("pitch_class_r", "pitch-class r with the prompt"),
+                               ("onset_rate_ratio", "onset rate / the prompt's"),
+                               ("register_shift_mean_abs", "register shift (semitones, mean abs)"),
+                               ("pedal_ratio", "pedal presses / the prompt's")):  # fmt: skip
+                g, r = relation["generated"].get(key), relation["real"].get(key)
+                lines.append(f"| {label} | {_cell(g)} | {_cell(r)} |")
+        seams = block.get("seams")
+        if seams:
+            for key, value in seams["generated"].items():
+                lines.append(f"| seam: {key.replace('_', ' ')} (mean abs) | {_cell(value)} | {_cell(seams['real'][key])} |")
+        if "pieces" in block:
+            lines += ["", "Openings: " + "; ".join(block["pieces"])]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3f}"

@@ -267,16 +267,10 @@ class EventGenerator:
         self.window, self.last, self.state = self.window[keep], self.last[keep], self.state[keep]
 
 
-def context_length(pretrained) -> int:
-    """The context a language model was trained with (its windows), which it never looks beyond."""
-    trained = int(pretrained.training_config.get("seq_len", 0) or 0)
-    return min(trained, pretrained.model.config.max_seq_len) if trained else pretrained.model.config.max_seq_len
-
-
 def sample(pretrained, config, rows: list[Row]) -> list[Performance]:
     """Generated events for each row (absolute times), with ``config``'s sampling settings and seed."""
     import torch
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    engine = EventGenerator(pretrained.model, pretrained.tokenizer, config, context_length(pretrained), generator)
+    engine = EventGenerator(pretrained.model, pretrained.tokenizer, config, pretrained.context, generator)
     return engine.run(rows)

@@ -263,7 +263,7 @@ def generate_performances(
             max_tokens=max_tokens,
             seconds=seconds,
             variations=variations,
-            context=_trained_context(pretrained),
+            context=pretrained.context,
         )
     head = prompt if prompt is not None else tokenizer.start_ids()
     performances = [tokenizer.decode(np.concatenate([head, ids])) for ids in outputs]
@@ -278,14 +278,6 @@ def generate_performances(
                     report.append(f"{count} note(s) left sounding by the model were released after {max_note_sec:g} s")
         performances = [p for p, _ in capped]
     return performances
-
-
-def _trained_context(pretrained) -> int:
-    trained = int(pretrained.training_config.get("seq_len", 0) or 0)
-    limit = getattr(pretrained.model.config, "max_seq_len", 0)
-    if not limit:
-        return 0
-    return min(trained, limit) if trained else limit
 
 
 def _after_prompt(prompt: Performance, decoded: Performance, prompt_end: float, cut: float | None = None) -> Performance:

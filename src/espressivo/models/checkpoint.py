@@ -29,6 +29,14 @@ class Pretrained:
     config: dict
 
     @property
+    def context(self) -> int:
+        """How many ids a language model may attend to: the windows it was trained on (never more than its
+        maximum); 0 for a model without a window (an LSTM)."""
+        limit = getattr(self.model.config, "max_seq_len", 0)
+        trained = int(self.training_config.get("seq_len", 0) or 0)
+        return min(trained, limit) if trained and limit else limit
+
+    @property
     def training_config(self) -> dict:
         """The training settings (a run's ``train``, a shipped model's ``training.config``; {} if unknown)."""
         return self.config.get("train") or self.config.get("training", {}).get("config", {}) or {}
