@@ -21,6 +21,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 import httpx  # noqa: E402
+
+PAGE_HEADERS = {"X-Espressivo-Studio": "1"}  # what the studio's own page sends (studio/guard.py)
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,7 +34,8 @@ sys.path.pop(0)
 def one_user(base: str, score: bytes, statuses: collections.Counter, lock: threading.Lock, bad: bool,
              deadline: float) -> dict:  # fmt: skip
     out = {"first_audio_s": None, "lost": False}
-    with httpx.Client(base_url=base, timeout=max(1.0, deadline - time.time())) as client:
+    timeout = max(1.0, deadline - time.time())
+    with httpx.Client(base_url=base, headers=PAGE_HEADERS, timeout=timeout) as client:
 
         def call(method, url, **kwargs):
             response = client.request(method, url, **kwargs)
@@ -107,7 +110,7 @@ def main() -> None:
     try:
         line = server.stdout.readline()
         base = line.split()[2].rstrip("/")
-        with httpx.Client(base_url=base, timeout=300) as client:  # warm: the renderer loaded once
+        with httpx.Client(base_url=base, headers=PAGE_HEADERS, timeout=300) as client:  # warm: the renderer loaded once
             opened = client.post("/api/examples/etude").json()
             take = client.post(f"/api/scores/{opened['id']}/takes", json={}).json()
             while client.get(f"/api/takes/{take['id']}").json()["status"] in ("queued", "running"):

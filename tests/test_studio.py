@@ -18,11 +18,13 @@ from espressivo.studio.app import create_app
 from espressivo.studio.service import Studio
 from tests.conftest import EXAMPLES
 
+CLIENT = {"base_url": "http://127.0.0.1:8000", "headers": {"X-Espressivo-Studio": "1"}}  # as the studio's page
+
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     studio = Studio(tmp_path_factory.mktemp("store"), workers=2, max_pending=4)
-    with TestClient(create_app(studio, max_upload=2 * 2**20)) as c:
+    with TestClient(create_app(studio, max_upload=2 * 2**20), **CLIENT) as c:
         yield c
     studio.close()
 
@@ -141,7 +143,7 @@ def test_a_take_can_be_cancelled_and_the_queue_is_bounded(tmp_path):
     studio = Studio(tmp_path / "store", workers=1, max_pending=2, synthesize_audio=False)
     gate, perform = threading.Event(), studio._perform
     studio._perform = lambda take, entry: (gate.wait(30), perform(take, entry))[1]  # the worker held at the gate
-    with TestClient(create_app(studio)) as c:
+    with TestClient(create_app(studio), **CLIENT) as c:
         score = c.post("/api/examples/etude").json()["id"]
         first = c.post(f"/api/scores/{score}/takes", json={"seed": 1}).json()
         second = c.post(f"/api/scores/{score}/takes", json={"seed": 2}).json()
@@ -304,7 +306,7 @@ def test_the_store_is_bounded_and_a_cleared_take_says_so(tmp_path):
         store.path(ids[0], "../../passwd")
     studio = Studio(tmp_path / "store", workers=1, synthesize_audio=False)
     studio.store.max_bytes = 0  # everything finished is cleared at once
-    with TestClient(create_app(studio)) as c:
+    with TestClient(create_app(studio), **CLIENT) as c:
         score = c.post("/api/examples/etude").json()["id"]
         take = wait(c, c.post(f"/api/scores/{score}/takes", json={"kind": "deadpan"}).json()["id"])
         for _ in range(100):  # cleared just after it is done
@@ -362,3 +364,30 @@ def test_the_studio_command_starts_on_localhost_and_refuses_bad_flags(capsys):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_other_sites_cannot_post_read_or_frame(tmp_path):
+    """Blind cross-site POSTs (text/plain, forms, an empty body), a foreign Host (DNS rebinding), another Origin:
+    403, nothing opened; every answer carries the CSP and frame headers."""
+    studio = Studio(tmp_path / "store", workers=1)
+    with TestClient(create_app(studio), base_url="http://127.0.0.1:8000") as c:
+        blind = [
+            c.post("/api/examples/etude"),  # an empty body, no header: what a cross-site form or fetch sends
+            c.post("/api/scores?name=a.mid", content=b"x", headers={"Content-Type": "text/plain"}),
+            c.post("/api/scores?name=a.mid", data={"a": "b"}),
+            c.post("/api/examples/etude", headers={"X-Espressivo-Studio": "1", "Origin": "https://evil.example"}),
+            c.post("/api/examples/etude", headers={"X-Espressivo-Studio": "1", "Origin": "null"}),
+            c.post("/api/examples/etude", headers={"X-Espressivo-Studio": "1", "Sec-Fetch-Site": "cross-site"}),
+            c.get("/api/renderers", headers={"Host": "evil.example:8000"}),
+        ]
+        assert [r.status_code for r in blind] == [403] * len(blind)
+        assert all(r.json()["error"].count("\n") == 0 for r in blind)
+        assert not list((tmp_path / "store").rglob("score*"))  # nothing was opened
+        ok = c.post("/api/examples/etude", headers={"X-Espressivo-Studio": "1", "Origin": "http://127.0.0.1:8000"})
+        assert ok.status_code == 201
+        page = c.get("/", headers={"Host": "localhost:8000"})
+        assert page.status_code == 200
+        for r in (page, ok, blind[0]):
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+            assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    studio.close()

@@ -162,8 +162,8 @@ def test_aria_event_layout():
         "TICK", "PED_OFF", "ONSET_120", note(97, 20), "ONSET_120", "DUR_500",
         note(40, 30), "ONSET_200", "DUR_20", "PED_ON", "ONSET_200",
     ]  # fmt: skip
-    # one note altered: pitch 109 moved an octave down onto the keyboard, its 7 s clamped to 5 s; the lift of 4 ms at 7.5 s is
-    # no lift on the 10-ms grid (the pedal stays down, and is never released)
+    # one note altered: pitch 109 moved an octave down onto the keyboard, its 7 s clamped to 5 s; the lift of 4 ms
+    # at 7.5 s is no lift on the 10-ms grid (the pedal stays down, and is never released)
     assert altered == 1
     back = tok.decode(ids)
     assert back.notes["pitch"].tolist() == [60, 64, 97, 40] and back.notes["velocity"].tolist() == [84, 84, 20, 28]

@@ -27,6 +27,7 @@ SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/default-GM.sf2",
     "/usr/share/sounds/sf2/TimGM6mb.sf2",
 )
+MAX_AUDIO_SEC = 3600  # an hour of audio: 0.6 GB of 44.1-kHz stereo WAV
 INSTALL_HINT = "run `make setup` or `apt-get install fluidsynth fluid-soundfont-gm`"
 
 
@@ -67,13 +68,21 @@ def synthesize(
         raise EspressivoError(f"gain must lie in (0, 5], got {gain}")
     if len(performance) == 0:
         raise EspressivoError("nothing to synthesize: the performance has no notes")
+    if performance.end_sec > MAX_AUDIO_SEC:
+        raise EspressivoError(
+            f"the performance lasts {performance.end_sec:,.0f} s; audio is written for at most {MAX_AUDIO_SEC} s "
+            f"(about {MAX_AUDIO_SEC * sample_rate * 4 / 2**30:.1f} GB of WAV)"
+        )
     font = find_soundfont(soundfont)
     if fold_pedal:
         performance = performance.apply_sustain()
     wav_path = Path(wav_path)
-    from espressivo.io.files import make_parent
+    from espressivo.data.workers import die_with_parent
+    from espressivo.io.files import check_output, make_parent
 
+    check_output(wav_path)
     make_parent(wav_path)
+    _remove_stale(wav_path)
     with tempfile.TemporaryDirectory(prefix="espressivo-synth-") as tmp:
         midi = Path(tmp) / "in.mid"
         midi.write_bytes(midi_bytes(performance))
@@ -96,6 +105,8 @@ def synthesize(
             str(midi),
         ]
         try:
+            # fluidsynth dies with this process (a killed `synth` leaves no writer behind), and its partial
+            # output is removed whatever stops it (an error, Ctrl-C, SIGTERM)
             result = subprocess.run(
                 command,
                 capture_output=True,
@@ -103,18 +114,27 @@ def synthesize(
                 text=True,
                 timeout=120 + 2 * performance.end_sec,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
+            if result.returncode != 0 or not out.is_file():
+                detail = (result.stderr or result.stdout).strip().splitlines()
+                raise EspressivoError(
+                    f"fluidsynth failed: {detail[-1] if detail else 'exit code ' + str(result.returncode)}"
+                )
+            os.replace(out, wav_path)
         except subprocess.TimeoutExpired:
-            out.unlink(missing_ok=True)
             raise EspressivoError("fluidsynth took too long and was stopped") from None
-        if result.returncode != 0 or not out.is_file():
+        finally:
             out.unlink(missing_ok=True)
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise EspressivoError(
-                f"fluidsynth failed: {detail[-1] if detail else 'exit code ' + str(result.returncode)}"
-            )
-        os.replace(out, wav_path)
     return wav_path
+
+
+def _remove_stale(wav_path: Path) -> None:
+    """Partial outputs of earlier runs for this file whose process is gone (killed with SIGKILL)."""
+    for tmp in wav_path.parent.glob(f".{wav_path.name}.*.tmp.wav"):
+        pid = tmp.name[len(wav_path.name) + 2 : -len(".tmp.wav")]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)
 
 
 def wav_stats(path: str | os.PathLike) -> dict[str, float]:

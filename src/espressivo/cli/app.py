@@ -242,6 +242,7 @@ class App:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         shown = warnings.formatwarning
         warnings.formatwarning = lambda message, *_, **__: f"{self.prog}: warning: {message}\n"  # one line each
+        previous = _on_terminate(_terminated)
         try:
             kwargs = _call_arguments(func, vars(args))
             if "overrides" in parameters:
@@ -250,6 +251,9 @@ class App:
         except EspressivoError as err:
             print(f"{self.prog}: error: {err}", file=sys.stderr)
             return 2
+        except Terminated:
+            print(f"{self.prog}: terminated", file=sys.stderr)
+            return 143
         except KeyboardInterrupt:
             print(f"{self.prog}: interrupted", file=sys.stderr)
             return 130
@@ -263,7 +267,27 @@ class App:
             return 1
         finally:
             warnings.formatwarning = shown
+            _on_terminate(previous)
         return int(result or 0)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so that every ``finally`` (temporary files, child
+    processes) runs before the command exits."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_terminate(handler):
+    """Install ``handler`` for SIGTERM (from the main thread only); returns the previous one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 app = App(

@@ -59,6 +59,29 @@ def _numbered(path: Path, number: int, count: int) -> Path:
     return path if count == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
 
 
+def planned_outputs(inputs: list[Path | None], groups: list[tuple[Path | None, tuple[str, ...]]], count: int = 1,
+                    derived: tuple[str, ...] = ()) -> list[Path]:  # fmt: skip
+    """Every file a command will write, checked before any work: each ``(path, suffixes)`` numbered for
+    ``count`` results (OUT-1, OUT-2, ...) and with each ``derived`` suffix (.wav, .png); none may be an input, have
+    another suffix than its format, or be written twice."""
+    planned: list[Path] = []
+    for path, suffixes in groups:
+        if path is None:
+            continue
+        numbered = [_numbered(path, n, count) for n in range(1, count + 1)]
+        _refuse_overwriting(inputs, numbered, suffixes)
+        planned += numbered
+        extra = [p.with_suffix(s) for p in numbered for s in derived]
+        _refuse_overwriting(inputs, extra, derived)
+        planned += extra
+    seen: set[Path] = set()
+    for path in planned:
+        if path.resolve() in seen:
+            raise EspressivoError(f"{path}: two outputs would be written to this one file; name them apart")
+        seen.add(path.resolve())
+    return planned
+
+
 def _load_renderer(model: str, kinds: tuple[str, ...] = ()):
     """A renderer of any family (or of ``kinds`` only), else a one-line refusal."""
     from espressivo.models.checkpoint import load_pretrained

@@ -42,6 +42,9 @@ def embed_command(
 
     if chunk_notes < 0 or max_chunks < 0:
         raise EspressivoError("--chunk-notes and --max-chunks must be >= 0")
+    from espressivo.cli.common import _refuse_overwriting
+
+    _refuse_overwriting([p for p in inputs if p.is_file()], [output], (".npz",))
     settings = {"max_chunks": max_chunks, "precision": precision} | (
         {"chunk_notes": chunk_notes} if chunk_notes else {}
     )

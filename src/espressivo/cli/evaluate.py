@@ -10,13 +10,12 @@ from typing import Literal
 from espressivo.cli.app import app
 from espressivo.cli.common import (
     _load_renderer,
-    _print,
 )
+from espressivo.cli.generate import DEFAULT_SAMPLING
 from espressivo.errors import EspressivoError
 from espressivo.generate.sampling import SamplingConfig
 from espressivo.io import read_midi
 from espressivo.io.files import atomic_write_bytes
-from espressivo.cli.generate import DEFAULT_SAMPLING
 from espressivo.render.base import Sampling, Shaping, Timing
 from espressivo.render.families import DEFAULT_RENDERER
 
@@ -87,7 +86,8 @@ def evaluate_lm(
     real = [read_midi(item.performance_path) for item in items]
     scored = real[:limit] if limit else real
     report = {"model": str(pretrained.path), "split": split, "performances": len(scored),
-              "sampling": {k: getattr(sampling, k) for k in ("temperature", "top_k", "top_p", "min_p", "seed")}}  # fmt: skip
+              "sampling": {k: getattr(sampling, k) for k in ("temperature", "top_k", "top_p", "min_p", "seed")},
+              }  # fmt: skip
     report |= likelihood(pretrained, scored, pretrained.context or 512)
     played = protocol(pretrained, items, real, sampling, samples=samples, seconds=sample_seconds, pieces=pieces,
                       seeds=seeds, prompt_seconds=prompt_seconds, continue_seconds=continue_seconds, gap=gap,

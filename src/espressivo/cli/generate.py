@@ -145,7 +145,8 @@ def continue_(
     pretrained = load_pretrained(model)
     report: list[str] = []
     perfs = generate_performances(pretrained, sampling, prompt_performance=head, prompt_cut_sec=prompt_seconds,
-                                  seconds=seconds, variations=variations, num_threads=threads, report=report)  # fmt: skip
+                                  seconds=seconds, variations=variations, num_threads=threads,
+                                  report=report)  # fmt: skip
     _write(perfs, paths, wav, plot, report)
 
 

@@ -12,7 +12,7 @@ from espressivo.cli.app import app
 from espressivo.cli.common import (
     _load_renderer,
     _numbered,
-    _refuse_overwriting,
+    planned_outputs,
 )
 from espressivo.errors import EspressivoError
 from espressivo.io import read_score
@@ -93,7 +93,9 @@ def render_command(
         raise EspressivoError("--tempo-mapped must name another file than -o")
     if reference is not None and len(reference) not in (2, 3):
         raise EspressivoError("--reference takes PERFORMANCE.mid SCORE [ALIGNMENT.tsv]")
-    _refuse_overwriting([score, *(reference or [])], [output, tempo_mapped], (".mid", ".midi"))
+    derived = tuple(s for s, on in ((".wav", also.wav), (".png", also.plot)) if on)
+    midi = (".mid", ".midi")
+    planned_outputs([score, *(reference or [])], [(output, midi), (tempo_mapped, midi)], max(variations, 1), derived)
     options = RenderOptions(sampling, timing, shaping)
     if not score.is_file():
         raise EspressivoError(f"{score}: no such file")

@@ -35,8 +35,11 @@ def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = 
     """
     import uvicorn
 
+    from espressivo.io.files import protect_inputs
     from espressivo.studio.app import create_app
     from espressivo.studio.service import Studio
+
+    protect_inputs(False)  # the server reads and rewrites its own store; its routes guard their own paths
 
     if not 0 <= port <= 65535 or not 0 <= workers <= 64 or not 0.01 <= max_upload_mb <= 1024:
         raise EspressivoError("--port must lie in 0..65535, --workers in 0..64 and --max-upload-mb in 0.01..1024")
@@ -49,6 +52,8 @@ def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = 
         shown = f"[{host}]" if ":" in host else host
         print(f"espressivo studio: http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
         try:
-            uvicorn.run(create_app(studio, int(max_upload_mb * 2**20)), host=host, port=port, log_level="warning")
+            # idle connections time out, and past 256 open ones a new one gets 503 instead of exhausting files
+            uvicorn.run(create_app(studio, int(max_upload_mb * 2**20), host), host=host, port=port,
+                        log_level="warning", timeout_keep_alive=5, limit_concurrency=256)  # fmt: skip
         finally:
             studio.close()

@@ -130,6 +130,8 @@ def prepare(
         (out / "shards").mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise EspressivoError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
+    for stale in (out / "shards").glob(".*.tmp"):  # partial writes of a killed run
+        stale.unlink(missing_ok=True)
     jobs, reused = [], 0
     for number in range(0, (len(sources) + files_per_shard - 1) // files_per_shard):
         chunk = sources[number * files_per_shard : (number + 1) * files_per_shard]

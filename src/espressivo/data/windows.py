@@ -49,7 +49,10 @@ def _read(source) -> tuple[object, Performance | str]:
 
 
 def load_tracks(
-    spec: str, root: str | os.PathLike | None = None, splits: tuple[str, ...] = ("train", "validation"), workers: int = 2
+    spec: str,
+    root: str | os.PathLike | None = None,
+    splits: tuple[str, ...] = ("train", "validation"),
+    workers: int = 2,
 ) -> tuple[list[Track], list[tuple[str, str]]]:
     """Every readable file of the sources (``asap``, ``supra``, folders) in ``splits``, and the failures."""
     from espressivo.data.prepare import list_sources
@@ -162,7 +165,7 @@ def suffix_ids(tok, perf: Performance, start_sec: float, max_ids: int) -> np.nda
     """The events from ``start_sec`` on, at their times from the origin (the ticks from window 0 included), the
     pedal stated as it is at ``start_sec``; whole events only, ``max_ids`` at most."""
     step, kind, token, duration, _ = tok.events(perf)
-    start = int(round(start_sec / tok.step_sec))
+    start = round(start_sec / tok.step_sec)
     after = step >= start
     step, kind, token, duration = step[after], kind[after], token[after], duration[after]
     down = perf.pedal_value_at([start_sec - 1e-9], SUSTAIN)[0] >= 64

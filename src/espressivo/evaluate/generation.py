@@ -14,6 +14,7 @@ same split.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -74,7 +75,7 @@ def likelihood(pretrained, performances: list[Performance], context: int, batch:
             counts[: nll.size(1)] += keep.sum(0).numpy()
     total = float(sums.sum())
     by_position = {}
-    for low, high in zip(POSITION_BINS[:-1], POSITION_BINS[1:], strict=True):
+    for low, high in itertools.pairwise(POSITION_BINS):
         if low < context and counts[low:high].sum():
             by_position[f"{low}-{min(high, context)}"] = round(float(sums[low:high].sum() / counts[low:high].sum()), 4)
     quarter = context * 3 // 4
@@ -207,7 +208,10 @@ def _seam_summary(rows: list[dict]) -> dict:
 
 def _versus(generated: list[dict], real: list[dict]) -> dict:
     g, r = music.summary(generated), music.summary(real)
-    out = {"generated": {k: v for k, v in g.items() if k != "ioi_hist"}, "real": {k: v for k, v in r.items() if k != "ioi_hist"}}
+    out = {
+        "generated": {k: v for k, v in g.items() if k != "ioi_hist"},
+        "real": {k: v for k, v in r.items() if k != "ioi_hist"},
+    }
     if g and r:
         out["ioi_js"] = round(music.js_distance(g["ioi_hist"], r["ioi_hist"]), 4)
     return out

@@ -234,7 +234,8 @@ def lm_markdown(report: dict) -> str:
         seams = block.get("seams")
         if seams:
             for key, value in seams["generated"].items():
-                lines.append(f"| seam: {key.replace('_', ' ')} (mean abs) | {_cell(value)} | {_cell(seams['real'][key])} |")
+                real_value = _cell(seams["real"][key])
+                lines.append(f"| seam: {key.replace('_', ' ')} (mean abs) | {_cell(value)} | {real_value} |")
         if "pieces" in block:
             lines += ["", "Openings: " + "; ".join(block["pieces"])]
         lines.append("")

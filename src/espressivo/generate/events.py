@@ -235,7 +235,7 @@ class EventGenerator:
         music stops at (the head of the event, or the TICK, that reaches ``stop_sec``)."""
         v = self.v
         done = np.full(len(token), -1)
-        for j, i in enumerate(active):
+        for j in range(len(active)):
             self.ids[j].append(int(token[j]))
         state = self.state
         is_tick = (state == HEAD) & (token == v["TICK"].start)

@@ -60,7 +60,9 @@ def infill(
     after = Performance(performance.notes[onset >= end_sec], performance.controls[times >= end_sec])
     # the pedals as they are at the gap's end are stated there for the suffix
     down = performance.pedal_value_at([end_sec], SUSTAIN)[0]
-    suffix = Performance(after.notes, make_controls([(end_sec, SUSTAIN, int(down)), *map(tuple, after.controls.tolist())]))
+    suffix = Performance(
+        after.notes, make_controls([(end_sec, SUSTAIN, int(down)), *map(tuple, after.controls.tolist())])
+    )
     rows = [Row(before, end_sec, start_sec, suffix, end_sec) for _ in range(variations)]
     with threads(num_threads):
         middles = sample(pretrained, config, rows)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from espressivo.core import SUSTAIN, Performance
+from espressivo.core import Performance
 from espressivo.errors import EspressivoError
 
 MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
@@ -236,7 +236,8 @@ def generate_performances(
     has_prompt = prompt_performance is not None and len(prompt_performance) > 0
     cut = None
     if has_prompt:
-        cut = float(prompt_cut_sec) if prompt_cut_sec is not None else float(prompt_performance.notes["onset_sec"].max())
+        last_onset = float(prompt_performance.notes["onset_sec"].max())
+        cut = float(prompt_cut_sec) if prompt_cut_sec is not None else last_onset
     if isinstance(tokenizer, AriaTokenizer):
         from espressivo.generate.events import Row, sample
 
@@ -280,7 +281,9 @@ def generate_performances(
     return performances
 
 
-def _after_prompt(prompt: Performance, decoded: Performance, prompt_end: float, cut: float | None = None) -> Performance:
+def _after_prompt(
+    prompt: Performance, decoded: Performance, prompt_end: float, cut: float | None = None
+) -> Performance:
     """``prompt`` as given, followed by the notes and pedal ``decoded`` from ``prompt_end`` on (``cut``, where the
     prompt was cut, defaults to ``prompt_end``).  Every pedal (sustain, soft, sostenuto) down at the cut goes up
     there unless the continuation moves it (a tokenizer without pedal events never does)."""

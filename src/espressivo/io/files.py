@@ -1,4 +1,12 @@
-"""Atomic file writing: a reader never sees a half-written file, a crash never leaves one."""
+"""Atomic file writing: a reader never sees a half-written file, a crash never leaves one; and no file this
+process read as input is ever written over.
+
+Every reader checks its file with :func:`espressivo.io.safety.check_file`, which records it here
+(:func:`note_input`); every writer goes through :func:`check_output` (``atomic_write_bytes`` does), which refuses a
+path that was read as input, whatever name led to it (``-o``, a numbered variation, a derived ``.wav``/``.png``,
+a symlink).  Commands still check their planned outputs before any work; this is the net under them.  A
+long-running server that reads and rewrites its own store turns it off (:func:`protect_inputs`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,32 @@ import tempfile
 from pathlib import Path
 
 from espressivo.errors import EspressivoError
+
+_INPUTS: set[str] = set()
+_PROTECT = [True]
+
+
+def _key(path: str | os.PathLike) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+def note_input(path: str | os.PathLike) -> None:
+    """Remember ``path`` as an input of this process."""
+    if _PROTECT[0]:
+        _INPUTS.add(_key(path))
+
+
+def protect_inputs(on: bool) -> None:
+    """Switch the input guard on or off for this process (off: a server writing its own store)."""
+    _PROTECT[0] = on
+    if not on:
+        _INPUTS.clear()
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Refuse, in one line, to write over a file this process read as input."""
+    if _PROTECT[0] and _key(path) in _INPUTS:
+        raise EspressivoError(f"{path}: that is an input; write the result to another file")
 
 
 def make_parent(path: Path) -> None:
@@ -24,6 +58,7 @@ def make_parent(path: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
+    check_output(path)
     make_parent(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -35,8 +70,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
         raise EspressivoError(f"{path}: cannot write ({err.strerror or err})") from None
+    finally:  # whatever stopped the write (an error, Ctrl-C, SIGTERM): no partial file is left
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _umask() -> int:

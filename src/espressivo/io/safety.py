@@ -33,6 +33,9 @@ def check_file(path: str | os.PathLike, max_bytes: int) -> Path:
         )
     if not os.access(path, os.R_OK):
         raise EspressivoError(f"{path}: permission denied")
+    from espressivo.io.files import note_input
+
+    note_input(path)
     return path
 
 

@@ -32,6 +32,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from espressivo.errors import EspressivoError
+from espressivo.studio.guard import Guard
 from espressivo.studio.service import Studio
 
 MAX_UPLOAD = 10 * 2**20
@@ -71,8 +72,9 @@ async def _json(request: Request) -> dict:
     return value
 
 
-def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
-    """The studio's ASGI app over ``studio``."""
+def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.0.1"):
+    """The studio's ASGI app over ``studio``, behind the cross-site guard (``studio/guard.py``) for a server
+    listening on ``host``."""
     page = resources.files("espressivo.studio") / "static"
 
     async def index(request: Request) -> Response:
@@ -164,7 +166,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD) -> Starlette:
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.studio = studio
-    return app
+    return Guard(app, host)
 
 
 async def _in_thread(func, *args):

@@ -367,4 +367,5 @@ def make_task(c, augmentation, device, rank: int = 0):
         raise EspressivoError(f"task {name} trains the renderer (model_type: renderer)")
     if name == "events" and c.model_type != "transformer":
         raise EspressivoError("task events trains the transformer (model_type: transformer)")
-    return {"lm": LMTask, "events": EventLMTask, "denoise": DenoiseTask, "render": RenderTask}[name](c, augmentation, device, rank)
+    tasks = {"lm": LMTask, "events": EventLMTask, "denoise": DenoiseTask, "render": RenderTask}
+    return tasks[name](c, augmentation, device, rank)

@@ -11,7 +11,8 @@ function showError(message) {
 }
 
 async function api(method, url, body, raw) {
-  const options = { method, headers: {} };
+  // the studio refuses changes without this header: a browser sends it only from the studio's own page
+  const options = { method, headers: { "X-Espressivo-Studio": "1" } };
   if (raw !== undefined) {
     options.body = raw;
   } else if (body !== undefined) {
