@@ -281,14 +281,20 @@ def test_evaluate_lm_report(tiny_checkpoint, tmp_path, asap_root):
     from espressivo.cli import main
 
     report_path = tmp_path / "r.json"
-    argv = ["evaluate", "lm", "--model", str(tiny_checkpoint), "--limit", "2", "--samples", "2"]
-    argv += ["--sample-seconds", "3", "--json", str(report_path), "--plot", str(tmp_path / "r.png")]
-    argv += ["--root", str(asap_root.parent)]
+    argv = ["evaluate", "lm", "--model", str(tiny_checkpoint), "--limit", "2", "--samples", "2", "--pieces", "1"]
+    argv += ["--seeds", "1", "--continue-seconds", "2", "--sample-seconds", "3", "--json", str(report_path)]
+    argv += ["--plot", str(tmp_path / "r.png"), "--rolls", str(tmp_path / "rolls.png"), "--root", str(asap_root.parent)]
+    argv += ["--markdown", str(tmp_path / "r.md")]
     assert main(argv) == 0
     report = json.loads(report_path.read_text())
-    assert report["nll_nats_per_token"] > 0 and report["bits_per_second"] > 0 and 0 <= report["grammar_error_rate"] <= 1
-    assert set(report["pitch_velocity_fits"]["real"]) == {"1", "2", "3"}
-    assert (tmp_path / "r.png").stat().st_size > 10_000
+    assert report["nll_nats_per_token"] > 0 and report["bits_per_second"] > 0 and report["context"] == 512
+    assert list(report["nll_by_position"])[:2] == ["0-64", "64-128"]
+    for part in ("improvisation", "continuation"):
+        assert report[part]["generated"]["count"] >= 1 and report[part]["real"]["count"] >= 1
+        assert 0 <= report[part]["ioi_js"] <= 1
+    assert "infill" not in report  # a 413-event model cannot fill gaps
+    assert "pitch-class r with the prompt" in (tmp_path / "r.md").read_text()
+    assert (tmp_path / "r.png").stat().st_size > 10_000 and (tmp_path / "rolls.png").stat().st_size > 10_000
 
 
 def test_melody_lead_on_hand_built_groups():

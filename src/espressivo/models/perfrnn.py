@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, replace
 
 import torch
@@ -64,8 +66,10 @@ class PerfRNN(nn.Module):
         if self.training or idx.size(1) > 1:
             out, state = self.lstm(self.embed(idx), state)
         else:  # one step at a time: oneDNN's LSTM costs ~4x more per call than the plain kernel here
-            with torch.backends.mkldnn.flags(enabled=False):
-                out, state = self.lstm(self.embed(idx), state)
+            with warnings.catch_warnings():  # the flags context also sets TF32, and warns that no Intel GPU has it
+                warnings.filterwarnings("ignore", message="TF32 acceleration")
+                with torch.backends.mkldnn.flags(enabled=False):
+                    out, state = self.lstm(self.embed(idx), state)
         return self.head(self.drop(out)), state
 
     @staticmethod
