@@ -1,13 +1,13 @@
 """Language-model speed on this CPU; prints JSON.
 
-    python benchmarks/lm.py [--steps 10] [--threads 2] [--model default] [--seconds 20]
+    python benchmarks/lm.py [--steps 10] [--threads 2] [--models a,b] [--seconds 30] [--burners 0] [--skip-training]
 
 1. Training tokens/s of ``transformer-small`` against a Llama of the same size from Hugging Face
    ``transformers`` (the ``bench`` extra): same width, depth, heads, SwiGLU width, vocabulary, tied embeddings,
    batch 8 x 512 tokens, AdamW, fp32 and bf16 autocast.
-2. Generation at batch 1 with each shipped model: tokens/s and real-time factor (seconds of music per wall
-   second), with the KV cache (the transformer) / recurrent state (the RNN) and without (re-running the whole
-   context for every token).
+2. Generation as ``espressivo generate`` does it (one thread) with each shipped language model (or ``--models``):
+   ``--seconds`` (30) and four times as much at batch 1, and 8 samples at once; ids/s and real-time factor
+   (seconds of music per wall second); ``--burners N`` runs N CPU-burning processes beside it (a busy machine).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -60,40 +60,33 @@ def llama_like(config):
     return LlamaForCausalLM(hf)
 
 
-def generation_speed(pretrained, seconds: float, cache: bool, seed: int = 0) -> dict:
-    from espressivo.generate import SamplingConfig, generate_ids
+def generation_speed(pretrained, seconds: float, variations: int = 1, seed: int = 0) -> dict:
+    """``variations`` samples of ``seconds`` of music at once, as `espressivo generate` makes them (one thread)."""
+    from espressivo.generate import SamplingConfig, generate_performances
 
-    tok, model = pretrained.tokenizer, pretrained.model
     start = time.perf_counter()
-    if cache:
-        ids = generate_ids(model, tok, SamplingConfig(seed=seed, top_p=0.95), seconds=seconds)[0]
-    else:  # no cache: the whole (window of) context again for every token
-        from espressivo.generate.sampling import filter_logits
-
-        limit = getattr(model.config, "max_seq_len", 1024)
-        history = list(tok.start_ids()) or [tok.vocab["BOS"].start]
-        generator = torch.Generator().manual_seed(seed)
-        elapsed, ids = 0.0, []
-        with torch.no_grad():
-            while elapsed < seconds:
-                logits, _ = model(torch.tensor([history[-limit:]]))
-                logp = filter_logits(logits[:, -1], SamplingConfig(top_p=0.95))
-                token = int(torch.multinomial(logp.exp(), 1, generator=generator))
-                history.append(token)
-                ids.append(token)
-                elapsed += float(tok.time_advance(np.array([token]))[0])
-        ids = np.array(ids)
+    perfs = generate_performances(pretrained, SamplingConfig(temperature=0.98, min_p=0.035, seed=seed),
+                                  seconds=seconds, variations=variations, num_threads=1)  # fmt: skip
     wall = time.perf_counter() - start
-    music = float(tok.time_advance(ids).sum())
-    return {"tokens": len(ids), "seconds_of_music": round(music, 2), "wall_seconds": round(wall, 2),
-            "tokens_per_sec": round(len(ids) / wall, 1), "realtime_factor": round(music / wall, 1)}  # fmt: skip
+    ids = sum(len(pretrained.tokenizer.encode(p)) for p in perfs)
+    return {"variations": variations, "seconds_of_music": seconds * variations, "wall_seconds": round(wall, 2),
+            "notes": int(sum(len(p) for p in perfs)), "ids_per_sec": round(ids / wall, 1),
+            "realtime_factor": round(seconds * variations / wall, 1)}  # fmt: skip
+
+
+def _burn() -> None:
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--models", default="", help="comma-separated models or checkpoint folders (default: shipped)")
+    parser.add_argument("--burners", type=int, default=0, help="CPU-burning processes beside the generation")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,17 +114,29 @@ def main() -> None:
                                          "ratio": round(a / b, 2)}  # fmt: skip
         print(json.dumps({"training": result["training"]}), flush=True)  # each part as soon as it is measured
     result["generation"] = {}
-    for name in shipped_models():
-        pretrained = load_pretrained(name)
-        if pretrained.model_type not in ("transformer", "perfrnn"):  # renderers, CVRNN, embedders: not LMs
-            continue
-        result["generation"][name] = {
-            "kv_cache" if pretrained.model_type == "transformer" else "state": generation_speed(
-                pretrained, args.seconds, True
-            ),
-            "no_cache": generation_speed(pretrained, min(args.seconds, 5.0), False),
-        }
-        print(json.dumps({"generation": {name: result["generation"][name]}}), flush=True)
+    names = args.models.split(",") if args.models else shipped_models()
+    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.burners)]
+    for b in burners:
+        b.start()
+    result["burners"] = args.burners
+    try:
+        for name in names:
+            pretrained = load_pretrained(name)
+            if pretrained.model_type not in ("transformer", "perfrnn"):  # renderers, CVRNN, embedders: not LMs
+                continue
+            generation_speed(pretrained, 2.0)  # warm-up
+            single = generation_speed(pretrained, args.seconds)
+            batch = generation_speed(pretrained, args.seconds, variations=8)
+            result["generation"][name] = {
+                f"batch_1_{args.seconds:g}s": single,
+                f"batch_1_{4 * args.seconds:g}s": generation_speed(pretrained, 4 * args.seconds),
+                f"batch_8_{args.seconds:g}s": batch,
+                "batch_8_over_batch_1_wall": round(batch["wall_seconds"] / single["wall_seconds"], 2),
+            }
+            print(json.dumps({"generation": {name: result["generation"][name]}}), flush=True)
+    finally:
+        for b in burners:
+            b.terminate()
     print(json.dumps(result, indent=2))
 
 
