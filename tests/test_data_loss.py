@@ -146,3 +146,31 @@ def test_a_rerun_of_prepare_removes_the_partial_shards_of_a_killed_one(tmp_path)
     stale.write_bytes(b"half a shard")
     prepare([Source("folder", str(src), "p", "train")], from_name("aria"), out, workers=1, progress=False)
     assert not stale.exists() and (out / "index.json").is_file()
+
+
+def test_sigterm_on_the_studio_removes_its_temporary_store(tmp_path):
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, TMPDIR=str(tmp_path), OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "espressivo", "studio", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        process.stdout.readline()  # the address: listening
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/examples/etude", method="POST",
+                                         headers={"X-Espressivo-Studio": "1"})  # fmt: skip
+        for _ in range(50):
+            try:
+                assert json.loads(urllib.request.urlopen(request, timeout=30).read())["id"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert list(tmp_path.glob("espressivo-studio-*"))  # its store, while it runs with a score open
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert not list(tmp_path.glob("espressivo-studio-*"))
