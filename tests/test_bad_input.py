@@ -357,7 +357,7 @@ def test_a_deeply_nested_checkpoint_config_is_refused(tiny_checkpoint, tmp_path,
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
 def test_entities_in_utf16_or_utf32_are_refused(tmp_path, capsys, encoding):
     for name, payload in (("xxe", XXE), ("laughs", LAUGHS)):
         path = tmp_path / f"{name}-{encoding}.musicxml"

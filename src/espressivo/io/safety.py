@@ -56,6 +56,8 @@ def _as_text(data: bytes) -> str:
         if data.startswith(bom):
             return data[len(bom) :].decode(codec, errors="replace")
     head = data[:4]
+    if head in (b"<\x00\x00\x00", b"\x00\x00\x00<"):  # UTF-32 without a byte-order mark
+        return data.decode("utf-32-le" if head[0:1] == b"<" else "utf-32-be", errors="replace")
     if head[:2] in (b"<\x00", b"\x00<"):  # UTF-16 without a byte-order mark
         return data.decode("utf-16-le" if head[0:1] == b"<" else "utf-16-be", errors="replace")
     return data.decode("utf-8", errors="replace")
