@@ -391,3 +391,17 @@ def test_other_sites_cannot_post_read_or_frame(tmp_path):
             assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
             assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
     studio.close()
+
+
+def test_odd_numbers_big_json_and_unknown_settings_get_one_line_4xx(client):
+    entry = client.post("/api/examples/etude").json()
+    takes = f"/api/scores/{entry['id']}/takes"
+    for body in ({"seed": "²"}, {"seed": "１２"}, {"tempo": "٣٠"}, {"seed": "9" * 400}, {"tempo": "1e999"},
+                 {"kind": "human", "index": "²"}, {"colour": "blue"}, {"kind": "deadpan", "seed": 3}):  # fmt: skip
+        answer = client.post(takes, json=body)
+        assert answer.status_code == 400, body
+        assert answer.json()["error"].count("\n") == 0
+    assert "unknown setting(s): colour" in client.post(takes, json={"colour": "blue"}).json()["error"]
+    big = client.post(takes, content=b'{"seed": 1, "pad": "' + b"x" * 70_000 + b'"}',
+                      headers={"Content-Type": "application/json"})  # fmt: skip
+    assert big.status_code == 413 and big.json()["error"] == "the request is larger than 64 KB"

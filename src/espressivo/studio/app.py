@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -45,22 +45,30 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status_code=status)
 
 
-async def _body(request: Request, limit: int) -> bytes:
+class TooLarge(OverflowError):
+    """A request body over its limit (413)."""
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit // 1024} KB"
+
+
+async def _body(request: Request, limit: int, what: str = "upload") -> bytes:
     """The request body, refused past ``limit`` bytes (before reading it all when the length is declared)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise OverflowError(f"the upload is larger than {limit // 2**20} MB")
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > limit):
+        raise TooLarge(f"the {what} is larger than {_size(limit)}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise OverflowError(f"the upload is larger than {limit // 2**20} MB")
+            raise TooLarge(f"the {what} is larger than {_size(limit)}")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def _json(request: Request) -> dict:
-    data = await _body(request, MAX_JSON)
+    data = await _body(request, MAX_JSON, "request")
     if not data:
         return {}
     try:
@@ -159,7 +167,9 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
     handlers = {
         EspressivoError: lambda request, err: _error(400, str(err)),
         KeyError: lambda request, err: _error(404, str(err.args[0]) if err.args else "not found"),
-        OverflowError: lambda request, err: _error(413 if "upload" in str(err) else 429, str(err)),
+        TooLarge: lambda request, err: _error(413, str(err)),
+        OverflowError: lambda request, err: _error(429, str(err)),
+        ClientDisconnect: lambda request, err: _error(400, "the client went away"),  # no traceback in the log
         404: lambda request, err: _error(404, "not found"),
         405: lambda request, err: _error(405, "method not allowed"),
         Exception: lambda request, err: _error(500, f"internal error: {type(err).__name__}"),  # a bug, one line

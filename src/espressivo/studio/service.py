@@ -10,6 +10,8 @@ another take rendered again (:mod:`espressivo.render.passage`).  Takes run in a 
 
 from __future__ import annotations
 
+import re
+
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -65,12 +67,23 @@ class Take:
                 "progress": round(self.progress, 2), "error": self.error, "files": list(self.files)}  # fmt: skip
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_WHOLE = re.compile(r"-?\d{1,30}", re.ASCII)
+
+
 def _float(value, name: str, low: float, high: float, default=None) -> float | None:
+    """A number from JSON: a JSON number, or a string of ASCII digits (``float`` alone would take other
+    scripts' digits)."""
     if value is None or value == "":
         return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise EspressivoError(f"{name} must be a number")
+    special = isinstance(value, str) and value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity")
+    if isinstance(value, str) and not special and not _NUMBER.fullmatch(value.strip()):
+        raise EspressivoError(f"{name} must be a number")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise EspressivoError(f"{name} must be a number") from None
     if not (np.isfinite(number) and low <= number <= high):
         raise EspressivoError(f"{name} must lie in {low:g}..{high:g}")
@@ -80,12 +93,29 @@ def _float(value, name: str, low: float, high: float, default=None) -> float | N
 def _int(value, name: str, low: int, high: int, default: int) -> int:
     if value is None or value == "":
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise EspressivoError(f"{name} must be a whole number")
+    if isinstance(value, str) and not _WHOLE.fullmatch(value.strip()):  # ASCII digits: "²".isdigit() is True
         raise EspressivoError(f"{name} must be a whole number")
     number = int(value)
     if not low <= number <= high:
         raise EspressivoError(f"{name} must lie in {low}..{high}")
     return number
+
+
+TAKE_KEYS = {
+    "render": ("kind", "model", "seed", "temperature", "tempo", "dynamics_scale", "expressiveness", "interpretation",
+               "reference"),
+    "deadpan": ("kind", "tempo"),
+    "human": ("kind", "index"),
+}  # fmt: skip
+
+
+def _known(request: dict, keys) -> None:
+    """A setting the studio does not know is refused, as the CLI refuses an unknown flag."""
+    unknown = sorted(str(k)[:40] for k in request if k not in keys)
+    if unknown:
+        raise EspressivoError(f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(keys)})")
 
 
 def score_view(score: Score) -> dict:
@@ -286,6 +316,7 @@ class Studio:
         kind = request.get("kind", "render")
         if kind not in ("render", "deadpan", "human"):
             raise EspressivoError("kind must be render, deadpan or human")
+        _known(request, TAKE_KEYS[kind])
         settings: dict = {"kind": kind}
         if kind == "human":
             index = _int(request.get("index"), "index", 0, 99, 0)
@@ -347,6 +378,7 @@ class Studio:
         base = self.take(take_id)
         if not isinstance(request, dict):
             raise EspressivoError("the request must be a JSON object")
+        _known(request, ("first", "last", "seed"))
         if base.status != "done" or base.kind not in ("render", "passage"):
             raise EspressivoError("only a finished rendering can have a passage rendered again")
         entry = self.score(base.score_id)
