@@ -396,7 +396,7 @@ def test_other_sites_cannot_post_read_or_frame(tmp_path):
 def test_odd_numbers_big_json_and_unknown_settings_get_one_line_4xx(client):
     entry = client.post("/api/examples/etude").json()
     takes = f"/api/scores/{entry['id']}/takes"
-    for body in ({"seed": "²"}, {"seed": "１２"}, {"tempo": "٣٠"}, {"seed": "9" * 400}, {"tempo": "1e999"},
+    for body in ({"seed": "²"}, {"seed": "\uff11\uff12"}, {"tempo": "٣٠"}, {"seed": "9" * 400}, {"tempo": "1e999"},
                  {"kind": "human", "index": "²"}, {"colour": "blue"}, {"kind": "deadpan", "seed": 3}):  # fmt: skip
         answer = client.post(takes, json=body)
         assert answer.status_code == 400, body

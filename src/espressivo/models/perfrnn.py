@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass, replace
 
 import torch

@@ -10,9 +10,8 @@ another take rendered again (:mod:`espressivo.render.passage`).  Takes run in a 
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
