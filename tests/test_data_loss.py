@@ -62,19 +62,22 @@ def test_a_report_is_never_written_over_a_model(tmp_path, capsys):
 
 def test_the_input_guard_refuses_any_write_over_a_file_that_was_read(tmp_path):
     from espressivo.io import read_midi, write_midi
-    from espressivo.io.files import atomic_write_bytes
+    from espressivo.io.files import atomic_write_bytes, guarding_inputs
 
     src = tmp_path / "in.mid"
     src.write_bytes((EXAMPLES / "etude_performance.mid").read_bytes())
     link = tmp_path / "link.mid"
     link.symlink_to(src)
-    perf = read_midi(src)
-    for target in (src, link):
-        with pytest.raises(EspressivoError, match="that is an input"):
-            write_midi(perf, target)
-        with pytest.raises(EspressivoError, match="that is an input"):
-            atomic_write_bytes(target, b"x")
+    with guarding_inputs():  # as every command runs
+        perf = read_midi(src)
+        for target in (src, link):
+            with pytest.raises(EspressivoError, match="that is an input"):
+                write_midi(perf, target)
+            with pytest.raises(EspressivoError, match="that is an input"):
+                atomic_write_bytes(target, b"x")
     assert read_midi(src).notes.size == perf.notes.size
+    write_midi(perf, tmp_path / "out.mid")  # after the command, the library writes where it is told
+    write_midi(read_midi(tmp_path / "out.mid"), tmp_path / "out.mid")
 
 
 def test_an_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):

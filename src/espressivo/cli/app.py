@@ -247,7 +247,10 @@ class App:
             kwargs = _call_arguments(func, vars(args))
             if "overrides" in parameters:
                 kwargs["overrides"] = extra
-            result = func(**kwargs)
+            from espressivo.io.files import guarding_inputs
+
+            with guarding_inputs():  # no file the command reads is written over
+                result = func(**kwargs)
         except EspressivoError as err:
             print(f"{self.prog}: error: {err}", file=sys.stderr)
             return 2

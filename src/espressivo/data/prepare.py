@@ -172,6 +172,6 @@ def prepare(
         "entries": entries,
         "failed": failed,
     }
-    tokenizer.save(out / "tokenizer.json")
-    atomic_write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
+    tokenizer.save(out / "tokenizer.json", own=True)  # the corpus's own files, which a rerun reads first
+    atomic_write_bytes(out / "index.json", json.dumps(index, indent=1).encode(), own=True)
     return index

@@ -1,11 +1,13 @@
 """Atomic file writing: a reader never sees a half-written file, a crash never leaves one; and no file this
 process read as input is ever written over.
 
-Every reader checks its file with :func:`espressivo.io.safety.check_file`, which records it here
-(:func:`note_input`); every writer goes through :func:`check_output` (``atomic_write_bytes`` does), which refuses a
-path that was read as input, whatever name led to it (``-o``, a numbered variation, a derived ``.wav``/``.png``,
-a symlink).  Commands still check their planned outputs before any work; this is the net under them.  A
-long-running server that reads and rewrites its own store turns it off (:func:`protect_inputs`).
+While a command runs (:func:`guarding_inputs`, entered by the CLI for each command), every reader checks its file
+with :func:`espressivo.io.safety.check_file`, which records it here (:func:`note_input`), and every writer goes
+through :func:`check_output` (``atomic_write_bytes`` does), which refuses a path that was read as input, whatever
+name led to it (``-o``, a numbered variation, a derived ``.wav``/``.png``, a symlink).  Commands still check their
+planned outputs before any work; this is the net under them.  A command that updates its own state files (a
+corpus index it re-reads) writes them with ``own=True``; a long-running server that reads and rewrites its own
+store turns the guard off (:func:`protect_inputs`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from espressivo.errors import EspressivoError
 
 _INPUTS: set[str] = set()
-_PROTECT = [True]
+_PROTECT = [False]  # on while a CLI command runs
 
 
 def _key(path: str | os.PathLike) -> str:
@@ -35,6 +37,20 @@ def protect_inputs(on: bool) -> None:
     _PROTECT[0] = on
     if not on:
         _INPUTS.clear()
+
+
+class guarding_inputs:
+    """The input guard on for the block (one command), forgotten after it."""
+
+    def __enter__(self):
+        _INPUTS.clear()
+        _PROTECT[0] = True
+        return self
+
+    def __exit__(self, *exc):
+        _PROTECT[0] = False
+        _INPUTS.clear()
+        return False
 
 
 def check_output(path: str | os.PathLike) -> None:
@@ -56,9 +72,11 @@ def make_parent(path: Path) -> None:
         raise EspressivoError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, own: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically; ``own``: the file is the command's own state (it may have read it)."""
     path = Path(path)
-    check_output(path)
+    if not own:
+        check_output(path)
     make_parent(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

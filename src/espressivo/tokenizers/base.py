@@ -133,10 +133,10 @@ class Tokenizer(ABC):
     def to_dict(self) -> dict:
         return {"tokenizer": self.name, "config": dataclasses.asdict(self.config), "vocab_size": len(self.vocab)}
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, own: bool = False) -> None:
         from espressivo.io.files import atomic_write_bytes
 
-        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=2).encode())
+        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=2).encode(), own=own)
 
 
 REGISTRY: dict[str, type[Tokenizer]] = {}
