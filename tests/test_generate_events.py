@@ -93,19 +93,20 @@ def test_masked_rows_of_different_lengths_match_their_own_runs():
         assert torch.allclose(step[1, -1], alone[0, -1], atol=1e-5)
 
 
-def test_generation_never_attends_beyond_the_trained_context(event_checkpoint):
+def test_generation_never_attends_beyond_the_trained_context(event_checkpoint, monkeypatch):
     from espressivo.generate.sampling import generate_performances
+    from espressivo.models.transformer import Decoder
 
     pretrained = load_pretrained(event_checkpoint)
     seen = []
-    original = pretrained.model.step
+    original = Decoder.step
 
-    def step(ids, cache=None):
-        out = original(ids, cache)
+    def step(self, ids, cache=None):
+        out = original(self, ids, cache)
         seen.append(out[1]["pos"])
         return out
 
-    pretrained.model.step = step
+    monkeypatch.setattr(Decoder, "step", step)
     perfs = generate_performances(pretrained, SamplingConfig(seed=1), seconds=8, variations=3)
     assert max(seen) <= 96 and len(seen) > 96  # it ran past one context and re-encoded
     for perf in perfs:
@@ -192,3 +193,26 @@ def test_an_empty_or_pedal_only_prompt_is_refused(event_checkpoint, tmp_path, ca
         from espressivo.generate.infill import check_gap
 
         check_gap(pedal_only, 1.0, 2.0)
+
+
+def test_the_sampling_decoder_steps_as_the_model_does():
+    """float16 weights and no module calls for single ids: the same logits to float16's precision, masks and all."""
+    from espressivo.models.transformer import Transformer, TransformerConfig
+
+    torch.manual_seed(1)
+    model = Transformer(TransformerConfig.from_name("tiny", vocab_size=60, pad_id=0, n_kv_head=2)).eval()
+    decoder = model.for_sampling()
+    prompt = torch.randint(1, 60, (2, 12))
+    caches = [model.new_cache(2, 64), model.new_cache(2, 64)]
+    for cache in caches:
+        cache["valid"] = torch.ones(2, 64, dtype=torch.bool)
+        cache["valid"][1, :4] = False
+    with torch.no_grad():
+        model.step(prompt, caches[0])
+        decoder.step(prompt, caches[1])
+        for _ in range(6):
+            ids = torch.randint(1, 60, (2, 1))
+            a, _ = model.step(ids, caches[0])
+            b, _ = decoder.step(ids, caches[1])
+            assert torch.allclose(a, b, atol=2e-2) and caches[0]["pos"] == caches[1]["pos"]
+    assert torch.allclose(caches[0]["layers"][0][0], caches[1]["layers"][0][0], atol=2e-2)

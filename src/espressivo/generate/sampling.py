@@ -255,9 +255,11 @@ def generate_performances(
             return generated
         return [_after_prompt(prompt_performance, p, cut) for p in generated]
     prompt = tokenizer.encode(prompt_performance) if has_prompt else None
+    from espressivo.generate.events import sampling_model
+
     with threads(num_threads):
         outputs = generate_ids(
-            pretrained.model,
+            sampling_model(pretrained.model),
             tokenizer,
             config,
             prompt=prompt,
