@@ -304,6 +304,8 @@ def test_seeds_and_lengths_out_of_range_are_refused(tmp_path, capsys, argv):
      ("<duration>4</duration>", "<duration>nan</duration>"),
      ("<beats>4</beats><beat-type>4</beat-type>", "<beats>0</beats><beat-type>0</beat-type>"),
      ("</attributes>", '</attributes><direction><sound tempo="-72"/></direction>'),
+     ("<divisions>1</divisions>", "<divisions>1000000000000</divisions>"),
+     ("</attributes>", '</attributes><direction><sound tempo="0.0001"/></direction>'),
      ("</attributes>", "</attributes><direction><direction-type><metronome><beat-unit>quarter</beat-unit>"
                        "<per-minute>-72</per-minute></metronome></direction-type></direction>")],
 )  # fmt: skip

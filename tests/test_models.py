@@ -393,3 +393,19 @@ def test_continue_keeps_the_prompt_as_played_with_its_pedal(tmp_path):
     before = pedal[pedal["time_sec"] < 5.0]
     assert len(before) == (prompt.controls["time_sec"][prompt.controls["controller"] == SUSTAIN] < 5.0).sum()
     assert pedal["value"][-1] < 64  # not left down for the continuation
+
+
+@pytest.mark.parametrize("step", [-5, 10**30, 2.5, "7", True])
+def test_a_resume_state_with_an_impossible_step_is_refused(corpus, tmp_path, capsys, step):
+    from espressivo.cli import main
+
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", corpus, out, max_steps=2, eval_every=100, save_every=1, seq_len=16)
+    argv = ["train", str(config)]
+    assert main(argv) == 0
+    state = json.loads((out / "last" / "state.json").read_text())
+    state["step"] = step
+    (out / "last" / "state.json").write_text(json.dumps(state))
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot resume" in err

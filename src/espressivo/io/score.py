@@ -253,6 +253,11 @@ def _number(element, name: str) -> float | None:
         raise EspressivoError(f"<{name}> is not a number: {text[:20]!r}") from None
 
 
+MIN_QPM, MAX_QPM = 1.0, 2000.0  # a tempo outside is a typo or an attack, not music
+# <divisions> of 10^12 makes every duration vanish (a score of 0 s); real files use up to a few tens of thousands
+UPPER_BOUNDS = {"divisions": 1e6, "per-minute": MAX_QPM}
+
+
 def _check_semantics(root) -> None:
     """Refuse, in one line, what partitura would read into nonsense: ``<divisions>`` of 0 or below (0 doubles the
     piece), durations that are not finite, a time signature of 0 beats or beat type, a metronome
@@ -269,7 +274,8 @@ def _check_semantics(root) -> None:
                     continue
                 element = type("Text", (), {"text": found.group(0)})
             value = _number(element, name)
-            if not np.isfinite(value) or value < low or (value == low and not allow_equal):
+            high = UPPER_BOUNDS.get(name, np.inf)
+            if not np.isfinite(value) or value < low or (value == low and not allow_equal) or value > high:
                 raise EspressivoError(f"<{name}>{(element.text or '').strip()[:20]}</{name}> makes no sense in a score")
     for sound in root.iter("sound"):
         tempo = sound.get("tempo")
@@ -278,8 +284,10 @@ def _check_semantics(root) -> None:
                 value = float(tempo)
             except ValueError:
                 raise EspressivoError(f'<sound tempo="{tempo[:20]}"> is not a number') from None
-            if not np.isfinite(value) or value <= 0:
-                raise EspressivoError(f'<sound tempo="{tempo[:20]}"> makes no sense in a score')
+            if not np.isfinite(value) or not MIN_QPM <= value <= MAX_QPM:
+                raise EspressivoError(
+                    f'<sound tempo="{tempo[:20]}"> makes no sense in a score ({MIN_QPM:g}..{MAX_QPM:g} quarters a minute)'
+                )
 
 
 def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:

@@ -131,6 +131,9 @@ class TrainConfig:
                 raise EspressivoError(message)
 
 
+MAX_STEP = 10**9
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``["--lr", "3e-4", "--max-steps=100"]`` -> ``{"lr": "3e-4", "max_steps": "100"}``."""
     values, i = {}, 0
@@ -283,6 +286,11 @@ class Trainer:
             self.optimizer.load_state_dict(self.torch.load(last / "optimizer.pt", weights_only=True))
             state = json.loads((last / "state.json").read_text())
             _ = state["step"], state["best"], state["rng"], state["torch_rng"]  # all there, or KeyError
+            step, best = state["step"], state["best"]
+            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+                raise ValueError(f"step {str(step)[:20]} is not a step count in 0..{MAX_STEP}")
+            if isinstance(best, bool) or not isinstance(best, (int, float)) or best != best:
+                raise ValueError(f"best {str(best)[:20]} is not a loss")
         except Exception as err:  # a damaged or foreign checkpoint: unpickling, shape and key errors alike
             message = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
             raise EspressivoError(f"{last}: cannot resume from it ({type(err).__name__}: {message})") from None
