@@ -285,9 +285,8 @@ def _check_semantics(root) -> None:
             except ValueError:
                 raise EspressivoError(f'<sound tempo="{tempo[:20]}"> is not a number') from None
             if not np.isfinite(value) or not MIN_QPM <= value <= MAX_QPM:
-                raise EspressivoError(
-                    f'<sound tempo="{tempo[:20]}"> makes no sense in a score ({MIN_QPM:g}..{MAX_QPM:g} quarters a minute)'
-                )
+                bounds = f"{MIN_QPM:g}..{MAX_QPM:g} quarters a minute"
+                raise EspressivoError(f'<sound tempo="{tempo[:20]}"> makes no sense in a score ({bounds})')
 
 
 def _mark_arpeggios(score: Score, marks: dict[str, int]) -> Score:
