@@ -422,3 +422,30 @@ def test_a_checkpoint_size_of_zero_is_refused_in_one_line(tiny_checkpoint, tmp_p
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(EspressivoError, match="d_ff must be at least 1"):
         load_pretrained(folder)
+
+
+@pytest.mark.parametrize("suffix", [".krn", ".mei", ".mid"])
+def test_every_score_format_is_counted_before_parsing(tmp_path, capsys, suffix):
+    """60,000 notes in kern, MEI or a MIDI score: refused in one line before partitura spends minutes on it."""
+    import time
+
+    n = 60_000
+    path = tmp_path / f"big{suffix}"
+    if suffix == ".krn":
+        path.write_text("**kern\n*M4/4\n" + "4c\n" * n + "*-\n")
+    elif suffix == ".mei":
+        notes = '<note pname="c" oct="4" dur="4"/>' * n
+        path.write_text('<?xml version="1.0"?><mei xmlns="http://www.music-encoding.org/ns/mei"><music><body><mdiv>'
+                        f"<score><section><measure><staff><layer>{notes}</layer></staff></measure></section></score>"
+                        "</mdiv></body></music></mei>")  # fmt: skip
+    else:
+        from espressivo import Performance
+        from espressivo.io import write_midi
+
+        write_midi(Performance.from_arrays(np.arange(n) * 0.1, np.full(n, 0.1), 60 + np.arange(n) % 12, 64), path)
+    started = time.perf_counter()
+    with pytest.raises(EspressivoError, match="60,000 notes"):
+        read_score(path)
+    assert time.perf_counter() - started < 10
+    assert main(["info", str(path), *(["--score"] if suffix == ".mid" else [])]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

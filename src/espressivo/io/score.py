@@ -91,14 +91,20 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                 data, arpeggios, chord_graces = prepare_musicxml(data)
                 document = pt.load_musicxml(io.BytesIO(data), quiet=True)
             elif kind == "mei":
-                reject_entities(read_bytes(path, MAX_SCORE_BYTES), path.name)
+                data = read_bytes(path, MAX_SCORE_BYTES)
+                reject_entities(data, path.name)
+                _check_note_count(len(re.findall(rb"<note[\s/>]", data)))
                 document = pt.load_mei(str(path), quiet=True)
             elif kind == "kern":
+                _check_note_count(_kern_notes(read_bytes(path, MAX_SCORE_BYTES)))
                 document = pt.load_kern(str(path), quiet=True)
             else:
                 data = read_bytes(path, MAX_MIDI_BYTES)
                 if data[:4] != b"MThd":
                     raise EspressivoError(f"{path}: not a MIDI file (no MThd header)")
+                from espressivo.io.midi import parse_midi
+
+                _check_note_count(len(parse_midi(data, name=str(path), allow_empty=True)))
                 document = pt.load_score_midi(str(path), quiet=True)
             parts = list(document.parts) if hasattr(document, "parts") else list(pt.score.iter_parts(document))
             written = parts  # markings are read before unfolding (partitura's unfolding drops slurs)
@@ -113,6 +119,9 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                     problems.append(f"{path.name}: repeats not expanded ({type(err).__name__}); playing the score "
                                     "as written, once (as --no-repeats)")  # fmt: skip
             score = _to_score(pt, parts, title=_title(document, path), unfolded=unfold, chord_graces=chord_graces)
+            if unfold and len(score) > MAX_SCORE_NOTES:  # the repeats played out: as many notes as it reads at most
+                raise EspressivoError(f"{len(score):,} notes with the repeats played out: more than espressivo renders "
+                                      f"in one score ({MAX_SCORE_NOTES:,}); read it with --no-repeats")  # fmt: skip
             problem = None
             if kind != "midi":
                 score, problem = _with_marks(pt, written, score, path)
@@ -206,6 +215,25 @@ MAX_SCORE_NOTES = 50_000  # written notes of a MusicXML score (the longest piano
 NOTE_ID = "espressivo-"  # + a number: the id given to a note that has none in the file
 
 
+def _check_note_count(count: int) -> None:
+    """Every format is counted before partitura parses it (its reading grows faster than the length)."""
+    if count > MAX_SCORE_NOTES:
+        raise EspressivoError(f"{count:,} notes: more than espressivo reads in one score ({MAX_SCORE_NOTES:,}; "
+                              "partitura's reading grows faster than the length); split it into movements")  # fmt: skip
+
+
+def _kern_notes(data: bytes) -> int:
+    """Notes of a **kern file: the tokens of its data records that name a pitch (a-g, A-G) and are not rests."""
+    count = 0
+    for line in data.splitlines():
+        if not line or line[:1] in (b"*", b"!", b"="):
+            continue
+        for token in line.split():
+            if b"r" not in token and re.search(rb"[a-gA-G]", token):
+                count += 1
+    return count
+
+
 def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int], frozenset[str]]:
     """The document to parse, its arpeggio marks and the grace notes that continue a grace chord.
 
@@ -224,10 +252,7 @@ def prepare_musicxml(data: bytes) -> tuple[bytes, dict[str, int], frozenset[str]
     except etree.XMLSyntaxError:
         return data, {}, frozenset()  # partitura reports the malformed file
     _check_semantics(root)
-    count = sum(1 for _ in root.iter("note"))
-    if count > MAX_SCORE_NOTES:
-        raise EspressivoError(f"{count:,} notes: more than espressivo reads in one score ({MAX_SCORE_NOTES:,}; "
-                              "partitura's reading grows faster than the length); split it into movements")  # fmt: skip
+    _check_note_count(sum(1 for _ in root.iter("note")))
     missing = [note for note in root.iter("note") if not note.get("id")]
     taken = {note.get("id") for note in root.iter("note")}
     for k, note in enumerate(missing):
