@@ -2,6 +2,7 @@
 answered with a 4xx and one line (never a 500, a hung worker or a lost take)."""
 
 import io
+import shutil
 import time
 import zipfile
 
@@ -296,9 +297,17 @@ def test_the_store_is_bounded_and_a_cleared_take_says_so(tmp_path):
     store = Store(tmp_path / "s", max_bytes=3000, max_age_sec=3600)
     ids = [store.new_id() for _ in range(3)]
     for k, entry in enumerate(ids):
+        store.write(entry, "performance.mid", b"m" * 100)
         store.write(entry, "audio.wav", b"x" * 1200)
-        os.utime(store.root / entry, (now - 100 + k, now - 100 + k))  # oldest first
-    assert store.prune(in_use={ids[0]}) == [ids[1]]  # over 3,000 bytes: the oldest not in use goes
+        for name in ("audio.wav", "performance.mid"):  # oldest and least recently heard first
+            os.utime(store.root / entry / name, (now - 100 + k, now - 100 + k))
+    # over 3,000 bytes: the audio of the least recently heard take not in use goes; every take is kept
+    assert store.prune(in_use={ids[0]}) == []
+    assert [(store.root / e / "audio.wav").exists() for e in ids] == [True, False, True]
+    assert all((store.root / e / "performance.mid").exists() for e in ids)
+    store.max_bytes = 1450  # all the audio not in use gone and still over: then the oldest takes
+    assert store.prune(in_use={ids[0]}) == [ids[1]]
+    assert not (store.root / ids[2] / "audio.wav").exists() and (store.root / ids[0] / "audio.wav").exists()
     assert sorted(p.name for p in store.root.iterdir()) == sorted([ids[0], ids[2]])
     with pytest.raises(Exception, match="no such file"):
         store.path("../etc", "audio.wav")
@@ -405,3 +414,32 @@ def test_odd_numbers_big_json_and_unknown_settings_get_one_line_4xx(client):
     big = client.post(takes, content=b'{"seed": 1, "pad": "' + b"x" * 70_000 + b'"}',
                       headers={"Content-Type": "application/json"})  # fmt: skip
     assert big.status_code == 413 and big.json()["error"] == "the request is larger than 64 KB"
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
+def test_audio_cleared_for_room_is_made_again_and_synthesis_stops_on_cancel(tmp_path):
+    import threading
+
+    from espressivo import EspressivoError, Performance
+    from espressivo.audio import synthesize
+
+    studio = Studio(tmp_path / "store", workers=1)
+    with TestClient(create_app(studio), **CLIENT) as c:
+        score = c.post("/api/examples/etude").json()["id"]
+        take = wait(c, c.post(f"/api/scores/{score}/takes", json={"kind": "deadpan"}).json()["id"])
+        assert "audio.wav" in take["files"]
+        first = c.get(f"/api/takes/{take['id']}/audio.wav").content
+        (studio.store.root / take["id"] / "audio.wav").unlink()  # as the store's bound does
+        again = c.get(f"/api/takes/{take['id']}/audio.wav")
+        assert again.status_code == 200 and again.content == first
+    studio.close()
+    cancel = threading.Event()
+    cancel.set()
+    n = 5000
+    long = Performance.from_arrays(np.arange(n) * 0.2, np.full(n, 0.1), 40 + np.arange(n) % 40, 70)
+    started = time.time()
+    with pytest.raises(InterruptedError):
+        synthesize(long, tmp_path / "long.wav", cancel=cancel)
+    assert time.time() - started < 5 and not list(tmp_path.glob("*.wav")) and not list(tmp_path.glob(".*wav"))
+    with pytest.raises(EspressivoError):
+        synthesize(Performance.from_arrays([0.0, 4000.0], [1.0, 1.0], [60, 60], 60), tmp_path / "far.wav")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import wave
 from pathlib import Path
@@ -53,11 +54,13 @@ def synthesize(
     sample_rate: int = 44100,
     gain: float = 1.0,
     fold_pedal: bool = False,
+    cancel=None,
 ) -> Path:
     """Render ``performance`` to a 16-bit stereo WAV file and return its path.
 
     ``fold_pedal`` first folds the sustain pedal into note durations (only needed for synths that
-    ignore CC64; FluidSynth does not).
+    ignore CC64; FluidSynth does not).  ``cancel`` (a ``threading.Event``): when it is set, fluidsynth is stopped
+    within a fifth of a second and :class:`InterruptedError` raised (no file is left).
     """
     executable = shutil.which("fluidsynth")
     if executable is None:
@@ -77,7 +80,6 @@ def synthesize(
     if fold_pedal:
         performance = performance.apply_sustain()
     wav_path = Path(wav_path)
-    from espressivo.data.workers import die_with_parent
     from espressivo.io.files import check_output, make_parent
 
     check_output(wav_path)
@@ -107,26 +109,44 @@ def synthesize(
         try:
             # fluidsynth dies with this process (a killed `synth` leaves no writer behind), and its partial
             # output is removed whatever stops it (an error, Ctrl-C, SIGTERM)
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                check=False,
-                text=True,
-                timeout=120 + 2 * performance.end_sec,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-            if result.returncode != 0 or not out.is_file():
-                detail = (result.stderr or result.stdout).strip().splitlines()
-                raise EspressivoError(
-                    f"fluidsynth failed: {detail[-1] if detail else 'exit code ' + str(result.returncode)}"
-                )
+            returncode, detail = _run(command, 120 + 2 * performance.end_sec, cancel)
+            if returncode != 0 or not out.is_file():
+                raise EspressivoError(f"fluidsynth failed: {detail or 'exit code ' + str(returncode)}")
             os.replace(out, wav_path)
-        except subprocess.TimeoutExpired:
-            raise EspressivoError("fluidsynth took too long and was stopped") from None
         finally:
             out.unlink(missing_ok=True)
     return wav_path
+
+
+def _run(command: list[str], timeout: float, cancel) -> tuple[int, str]:
+    """Run fluidsynth (it dies with this process); stopped on ``cancel`` or after ``timeout`` seconds."""
+    import time
+
+    # util-linux's setpriv (Debian's base system) makes the kernel kill fluidsynth when this thread dies: a
+    # killed `synth` leaves no writer behind (a preexec_fn would do the same but is unsafe beside threads)
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None and sys.platform.startswith("linux"):
+        command = [setpriv, "--pdeathsig", "KILL", "--", *command]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    process.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancel is not None and cancel.is_set():
+                        raise InterruptedError("synthesis cancelled") from None
+                    if time.monotonic() > deadline:
+                        raise EspressivoError("fluidsynth took too long and was stopped") from None
+        finally:
+            if process.poll() is None:  # an error, a cancel, Ctrl-C or SIGTERM: no writer is left behind
+                process.kill()
+                process.wait()
+        log.seek(0)
+        lines = log.read().decode("utf-8", "replace").strip().splitlines()
+    return process.returncode, lines[-1] if lines else ""
 
 
 def _remove_stale(wav_path: Path) -> None:

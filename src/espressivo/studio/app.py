@@ -144,7 +144,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         if name not in DOWNLOADS:
             return _error(404, "no such file")
         t = studio.take(request.path_params["id"])
-        path = studio.file(t.id, name)
+        path = await _in_thread(studio.file, t.id, name)  # audio cleared for room is made again: off the loop
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(studio.score(t.score_id).name).stem.split(" ")[0])[:60].strip("_")
         filename = f"{stem or 'take'}-{t.id[:6]}-{name}"  # ASCII only: it goes into a header
         return FileResponse(path, media_type=DOWNLOADS[name],

@@ -160,6 +160,7 @@ class Studio:
         self.takes: dict[str, Take] = {}
         self.max_pending = max_pending
         self.synthesize_audio = synthesize_audio
+        self.audio_lock = threading.Lock()
         self.lock = threading.Lock()
         self._models: dict[str, object] = {}
         import torch
@@ -436,8 +437,14 @@ class Studio:
                 self._stage(take, "synthesizing audio", 0.6)
                 from espressivo.audio import synthesize
 
-                synthesize(perf, self.store.path(take.id, "audio.wav"), sample_rate=SAMPLE_RATE)
-                files.append("audio.wav")
+                try:
+                    synthesize(perf, self.store.path(take.id, "audio.wav"), sample_rate=SAMPLE_RATE,
+                               cancel=take.cancel)  # fmt: skip
+                    files.append("audio.wav")
+                except InterruptedError:
+                    raise Cancelled from None
+                except EspressivoError as err:  # too long to hear here: the take is kept, its MIDI downloads
+                    take.error = f"no audio: {str(err).splitlines()[0]}"
             if take.cancel.is_set():
                 raise Cancelled
             take.files = tuple(files)
@@ -501,6 +508,12 @@ class Studio:
         """A finished take's file (``performance.mid``, ``tempo-mapped.mid``, ``audio.wav``)."""
         take = self.take(take_id)
         path = self.store.path(take.id, name) if name in take.files else None
+        if path is not None and not path.is_file() and name == "audio.wav" and take.performance is not None:
+            from espressivo.audio import synthesize  # its audio made room for newer takes: made again
+
+            with self.audio_lock:  # one synthesis at a time
+                if not path.is_file():
+                    synthesize(take.performance, path, sample_rate=SAMPLE_RATE)
         if path is None or not path.is_file():
             raise KeyError("no such file (not rendered, or cleared from the studio's store)")
         return path

@@ -50,17 +50,40 @@ class Store:
         return path
 
     def prune(self, in_use: set[str]) -> list[str]:
-        """Drop old entries, then the oldest until under the size bound; returns the ids dropped."""
+        """Bound the store by what it keeps: entries older than the age bound go; over the size bound, the audio
+        of the least recently heard takes goes first (it is made again when asked for, from the take's MIDI), and
+        only then, should the MIDI and scores alone exceed the bound, the oldest entries.  Returns the ids dropped
+        whole."""
         with self.lock:
-            entries = sorted((p.stat().st_mtime, p) for p in self.root.iterdir() if p.is_dir() and ID.match(p.name))
+            entries = sorted((_age(p), p) for p in self.root.iterdir() if p.is_dir() and ID.match(p.name))
             dropped, now = [], time.time()
             sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for _, p in entries}
             total = sum(sizes.values())
             for mtime, p in entries:
-                if p.name in in_use:
-                    continue
-                if now - mtime > self.max_age_sec or total > self.max_bytes:
+                if p.name not in in_use and now - mtime > self.max_age_sec:
                     shutil.rmtree(p, ignore_errors=True)
-                    total -= sizes[p]
+                    total -= sizes.pop(p)
+                    dropped.append(p.name)
+            audio = sorted((f.stat().st_atime, f) for p in sizes if p.name not in in_use
+                           for f in [p / "audio.wav"] if f.is_file())  # fmt: skip
+            for _, f in audio:
+                if total <= self.max_bytes:
+                    break
+                size = f.stat().st_size
+                f.unlink(missing_ok=True)
+                total -= size
+                sizes[f.parent] -= size
+            for _, p in entries:
+                if total <= self.max_bytes:
+                    break
+                if p in sizes and p.name not in in_use:
+                    shutil.rmtree(p, ignore_errors=True)
+                    total -= sizes.pop(p)
                     dropped.append(p.name)
             return dropped
+
+
+def _age(entry: Path) -> float:
+    """When an entry was last written: its newest file but the audio (removing audio for room touches the folder)."""
+    times = [f.stat().st_mtime for f in entry.iterdir() if f.is_file() and f.name != "audio.wav"]
+    return max(times) if times else entry.stat().st_mtime
