@@ -638,3 +638,19 @@ def test_render_options_route_flat_settings_to_their_group():
         RenderOptions.of(tempo_smoothing=2)
     with pytest.raises(EspressivoError, match="--tempo must lie"):
         options.replace(tempo=5)
+
+
+def test_a_pickup_bar_keeps_the_bar_lines_where_the_score_prints_them(asap_root, tmp_path):
+    """Chopin op. 10/3 opens with an eighth-note pickup: the editable MIDI starts with a 1/8 bar, and 2/4 from
+    the first downbeat (2/4 from tick 0 put every bar line an eighth early)."""
+    import symusic
+
+    score = read_score(asap_root / "Chopin" / "Etudes_op_10" / "3" / "xml_score.mxl")
+    perf = score.to_performance()
+    midi = symusic.Score.from_midi(tempo_mapped_bytes(score, perf))
+    signatures = [(t.time, t.numerator, t.denominator) for t in midi.time_signatures]
+    assert signatures[:2] == [(0, 1, 8), (240, 2, 4)]
+    first_downbeat = np.sort(score.measures["onset_quarter"])[1]
+    on_downbeat = perf.notes["id"][score.notes["onset_quarter"][perf.notes["id"]] == first_downbeat]
+    ticks = {n.time for n in midi.tracks[0].notes}
+    assert 240 in ticks and len(on_downbeat) > 0 and min(ticks) == 0

@@ -49,6 +49,29 @@ def _quarter_at(times: np.ndarray, quarters: np.ndarray, seconds: np.ndarray) ->
     return np.where(times > seconds[-1], quarters[-1] + (times - seconds[-1]) * last, out)
 
 
+def time_signatures(score: Score) -> list[tuple[float, int, int]]:
+    """``(onset_quarter, beats, beat_type)`` to write: the score's, and for a pickup (a first bar shorter than its
+    time signature, as partitura numbers from the pickup's first note) a signature of the pickup's own length, so
+    that every bar line falls where the score prints it (2/4 from the start would put them an eighth early)."""
+    rows = [(float(r["onset_quarter"]), int(r["beats"]), int(r["beat_type"])) for r in score.time_signatures]
+    starts = np.sort(score.measures["onset_quarter"]) if len(score.measures) else np.zeros(0)
+    if not rows or len(starts) < 2:
+        return rows
+    first = [r for r in rows if r[0] <= starts[0] + 1e-9]
+    _, beats, beat_type = first[-1] if first else rows[0]
+    pickup = float(starts[1] - starts[0])
+    if not 0 < pickup < beats * 4.0 / beat_type - 1e-6:
+        return rows
+    for unit in (beat_type, 8, 16, 32, 64):  # the pickup in whole units of a power-of-two note value
+        count = pickup * unit / 4.0
+        if unit >= beat_type and abs(count - round(count)) < 1e-6 and round(count) >= 1:
+            later = [r for r in rows if r[0] > starts[0] + 1e-9]
+            given = any(abs(r[0] - starts[1]) < 1e-9 for r in later)
+            restated = [] if given else [(float(starts[1]), beats, beat_type)]
+            return [(float(starts[0]), round(count), unit), *restated, *later]
+    return rows
+
+
 def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) -> bytes:
     from espressivo.io.midi import _symusic
 
@@ -73,10 +96,8 @@ def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) 
     ticks = np.concatenate([[0], tick(quarters[1:])]) if len(quarters) > 1 else np.array([0])
     for t, value in zip(ticks.tolist(), qpm.tolist(), strict=True):
         out.tempos.append(symusic.Tempo(int(t), qpm=float(value)))
-    for row in score.time_signatures:
-        out.time_signatures.append(
-            symusic.TimeSignature(int(tick(row["onset_quarter"])), int(row["beats"]), int(row["beat_type"]))
-        )
+    for at, beats, beat_type in time_signatures(score):
+        out.time_signatures.append(symusic.TimeSignature(int(tick(at)), beats, beat_type))
     for row in score.key_signatures:
         tonality = 1 if str(row["mode"]) == "minor" else 0
         out.key_signatures.append(symusic.KeySignature(int(tick(row["onset_quarter"])), int(row["fifths"]), tonality))
