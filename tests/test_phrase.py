@@ -409,3 +409,14 @@ def test_the_pedal_changes_where_one_onset_dips_below_its_neighbours():
     assert plain.all()  # held throughout, never changed
     changed = pedal_decision(probability, group, hold=1.0 / later.mean(), lift=0.02, change=0.1)
     assert changed[:, 1:].all() and changed[:, 0].tolist() == [True, True, True, False, True, True, True, True]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_a_phrase_model_built_from_its_preset_renders(preset, etude, tmp_path):
+    """The feature count comes from the feature set: a preset alone builds a model that renders (it used to
+    default to 21 features of 24 and fail on the first matrix product)."""
+    torch.manual_seed(0)
+    model = build_model("phrase", preset, slot_sizes=slot_sizes(TOK)).eval()
+    pretrained = load_pretrained(save_checkpoint(tmp_path / preset, model, "phrase", TOK))
+    result = render(pretrained, etude, RenderOptions.of(seed=1))[0]
+    assert len(result.performance) == len(etude)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from espressivo.errors import EspressivoError
+from espressivo.features.phrase import PHRASE_FEATURES
 from espressivo.models.renderer import DEFAULT_SLOTS, SLOT_KINDS, NoteEmbedding, NoteModelConfig
 from espressivo.models.transformer import Block, RMSNorm, TransformerConfig, rope_table
 
@@ -47,7 +48,7 @@ class PhraseConfig(NoteModelConfig):
     slot_kinds: tuple[str, ...] = SLOT_KINDS
     time_step_ms: float = 1.0
     n_features: int = 12  # the renderer's score features (feature_matrix)
-    n_phrase_features: int = 21  # markings and derived context (features.phrase.PHRASE_FEATURES)
+    n_phrase_features: int = PHRASE_FEATURES  # markings and derived context: the feature set decides, never a guess
     pedal_samples: int = 4
     d_model: int = 256
     n_head: int = 4
