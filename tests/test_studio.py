@@ -443,3 +443,20 @@ def test_audio_cleared_for_room_is_made_again_and_synthesis_stops_on_cancel(tmp_
     assert time.time() - started < 5 and not list(tmp_path.glob("*.wav")) and not list(tmp_path.glob(".*wav"))
     with pytest.raises(EspressivoError):
         synthesize(Performance.from_arrays([0.0, 4000.0], [1.0, 1.0], [60, 60], 60), tmp_path / "far.wav")
+
+
+def test_the_queue_takes_turns_between_clients(tmp_path):
+    """One client's six waiting takes do not hold up another client's single take: it runs second or third."""
+    studio = Studio(tmp_path / "store", workers=1, synthesize_audio=False)
+    with TestClient(create_app(studio), **CLIENT) as c:
+        mine = c.post("/api/examples/etude").json()["id"]
+        theirs = c.post("/api/examples/etude").json()["id"]
+        queued = [c.post(f"/api/scores/{mine}/takes", json={"kind": "render", "seed": k},
+                         headers={"X-Espressivo-Client": "busy"}).json()["id"] for k in range(6)]  # fmt: skip
+        single = c.post(f"/api/scores/{theirs}/takes", json={"kind": "deadpan"},
+                        headers={"X-Espressivo-Client": "other"}).json()["id"]  # fmt: skip
+        for take_id in [*queued, single]:
+            assert wait(c, take_id)["status"] == "done"
+    order = sorted([*queued, single], key=lambda t: studio.takes[t].started)
+    assert order.index(single) <= 2, order
+    studio.close()

@@ -122,7 +122,8 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         return JSONResponse(_score_json(studio.score(request.path_params["id"])))
 
     async def new_take(request: Request) -> Response:
-        take = await _in_thread(studio.submit, request.path_params["id"], await _json(request))  # may load a model
+        client = request.headers.get("x-espressivo-client", "")[:64]
+        take = await _in_thread(studio.submit, request.path_params["id"], await _json(request), client)  # may load
         return JSONResponse(take.public(), status_code=202)
 
     async def take(request: Request) -> Response:
@@ -136,7 +137,8 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         return JSONResponse(studio.cancel(request.path_params["id"]).public())
 
     async def passage(request: Request) -> Response:
-        t = await _in_thread(studio.passage, request.path_params["id"], await _json(request))
+        client = request.headers.get("x-espressivo-client", "")[:64]
+        t = await _in_thread(studio.passage, request.path_params["id"], await _json(request), client)
         return JSONResponse(t.public(), status_code=202)
 
     async def download(request: Request) -> Response:

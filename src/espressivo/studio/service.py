@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,8 @@ class Take:
     performance: Performance | None = None
     view: dict | None = None
     files: tuple[str, ...] = ()
+    client: str = ""  # who asked (the page's per-tab id; else the score): the queue takes turns between clients
+    started: float = 0.0  # time.monotonic() when a worker took it up
 
     def public(self) -> dict:
         return {"id": self.id, "score": self.score_id, "kind": self.kind, "label": self.label,
@@ -161,6 +165,8 @@ class Studio:
         self.max_pending = max_pending
         self.synthesize_audio = synthesize_audio
         self.audio_lock = threading.Lock()
+        self.waiting: dict[str, deque] = {}  # per client, its takes in order
+        self.turns: deque = deque()  # clients with waiting takes, in the order they get their next turn
         self.lock = threading.Lock()
         self._models: dict[str, object] = {}
         import torch
@@ -306,7 +312,7 @@ class Studio:
                         "expressiveness": "expressiveness" in family.controls, "z_dim": z_dim})  # fmt: skip
         return sorted(out, key=lambda r: (not r["default"], r["name"]))
 
-    def submit(self, score_id: str, request: dict) -> Take:
+    def submit(self, score_id: str, request: dict, client: str = "") -> Take:
         """Queue a take: ``kind`` render (``model``, ``seed``, ``temperature``, ``tempo``, ``dynamics_scale``,
         ``expressiveness``, ``interpretation``: z shifts, or ``{"start": [...], "end": [...]}`` over the piece,
         ``reference``), deadpan or human (``index``); checked before it is queued."""
@@ -334,7 +340,7 @@ class Studio:
             label = f"{settings['model']}, seed {settings['seed']}"
             label += f", variety {settings['temperature']:g}" if settings["temperature"] != 1 else ""
             label += ", like the reference" if settings.get("reference") else ""
-        return self._queue(Take(self.store.new_id(), score_id, kind, label, settings), entry)
+        return self._queue(Take(self.store.new_id(), score_id, kind, label, settings, client=client), entry)
 
     def _render_settings(self, request: dict) -> dict:
         from espressivo.render import RenderOptions
@@ -371,7 +377,7 @@ class Studio:
             settings["reference"] = True
         return settings
 
-    def passage(self, take_id: str, request: dict) -> Take:
+    def passage(self, take_id: str, request: dict, client: str = "") -> Take:
         """Render bars ``first``..``last`` of a take again (a new ``seed``), the rest kept."""
         from espressivo.render.passage import bar_span
 
@@ -390,7 +396,8 @@ class Studio:
         settings = {k: v for k, v in base.settings.items() if k not in ("base", "bars")}
         settings |= {"kind": "passage", "seed": seed, "base": base.id, "bars": [first, last]}
         label = f"{base.label} · bars {first}-{last} again (seed {seed})"
-        return self._queue(Take(self.store.new_id(), base.score_id, "passage", label, settings), entry)
+        take = Take(self.store.new_id(), base.score_id, "passage", label, settings, client=client)
+        return self._queue(take, entry)
 
     def _queue(self, take: Take, entry: ScoreEntry) -> Take:
         with self.lock:
@@ -400,8 +407,26 @@ class Studio:
             if pending >= self.max_pending:
                 raise OverflowError(f"{pending} takes of this score are already waiting; let them finish first")
             self.takes[take.id] = take
-        self.pool.submit(self._run, take)
+            key = take.client or take.score_id
+            if not self.waiting.get(key):
+                self.waiting[key] = deque()
+                self.turns.append(key)
+            self.waiting[key].append(take)
+        self.pool.submit(self._next)  # one job per take; which take it runs is decided when a worker is free
         return take
+
+    def _next(self) -> None:
+        """Run the next take, taking turns between clients (round robin): one client's long queue never holds
+        up another's single take for more than one take per client ahead of it."""
+        with self.lock:
+            key = self.turns.popleft()
+            take = self.waiting[key].popleft()
+            if self.waiting[key]:
+                self.turns.append(key)
+            else:
+                del self.waiting[key]
+        take.started = time.monotonic()
+        self._run(take)
 
     def cancel(self, take_id: str) -> Take:
         take = self.take(take_id)

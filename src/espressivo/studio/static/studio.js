@@ -2,6 +2,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// this tab's id: the studio's queue takes turns between clients, so another tab's long queue never blocks ours
+const CLIENT = sessionStorage.getItem("espressivo-client") || Math.random().toString(16).slice(2, 18);
+sessionStorage.setItem("espressivo-client", CLIENT);
 const state = { score: null, renderers: [], takes: [], selected: null, polling: new Set(), maxUpload: 0 };
 
 function showError(message) {
@@ -12,7 +15,7 @@ function showError(message) {
 
 async function api(method, url, body, raw) {
   // the studio refuses changes without this header: a browser sends it only from the studio's own page
-  const options = { method, headers: { "X-Espressivo-Studio": "1" } };
+  const options = { method, headers: { "X-Espressivo-Studio": "1", "X-Espressivo-Client": CLIENT } };
   if (raw !== undefined) {
     options.body = raw;
   } else if (body !== undefined) {
