@@ -1,4 +1,5 @@
-"""The studio under load: `espressivo studio` in its own process, first one user, then N at once, each uploading a
+"""The studio under load: `espressivo studio` in its own process, first beside --idle half-sent connections (GET
+latency, how many it closes), then one user, then N at once, each uploading a
 1,000-note score (the bundled etude's measures repeated), rendering a take with the default renderer and fetching
 its audio, and sending bad uploads.  Prints JSON: time to first audio (p50 / p95), takes per minute, responses by
 status, takes lost, the server's peak RSS.
@@ -15,15 +16,16 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 
 PAGE_HEADERS = {"X-Espressivo-Studio": "1"}  # what the studio's own page sends (studio/guard.py)
-import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from score_read import tiled  # noqa: E402
@@ -97,11 +99,45 @@ def run(base: str, score: bytes, clients: int, max_seconds: float) -> dict:
     }
 
 
+def idle_connections(base: str, count: int, wait: float) -> dict:
+    """``count`` connections that send half a request and stop, held open: GET latency beside them, then how many
+    the studio has closed after ``wait`` seconds (its header deadline)."""
+    import resource
+    import socket
+    from urllib.parse import urlsplit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, count + 256), hard), hard))
+    address = urlsplit(base)
+    held = []
+    for _ in range(count):
+        s = socket.create_connection((address.hostname, address.port), timeout=5)
+        s.sendall(f"GET /api/renderers HTTP/1.1\r\nHost: {address.netloc}\r\n".encode())  # never finished
+        held.append(s)
+    latencies, statuses = [], collections.Counter()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(20):
+            started = time.perf_counter()
+            statuses[client.get("/api/renderers").status_code] += 1
+            latencies.append(time.perf_counter() - started)
+    time.sleep(wait)
+    closed = 0
+    for s in held:
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            closed += s.recv(1) == b""
+        s.close()
+    return {"idle_connections": count, "get_p50_ms": round(1000 * float(np.median(latencies)), 1),
+            "get_max_ms": round(1000 * max(latencies), 1), "get_statuses": dict(statuses),
+            f"closed_after_{wait:g}_s": closed}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--copies", type=int, default=12, help="copies of the etude's 84 notes (12: 1,008 notes)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="a take not heard by then is lost")
+    parser.add_argument("--idle", type=int, default=1100, help="half-sent connections held open (0: none)")
     args = parser.parse_args()
     score = tiled(args.copies).encode()
     port = 18000 + int(time.time()) % 1000
@@ -117,7 +153,11 @@ def main() -> None:
                 time.sleep(0.1)
         if not 1 <= args.clients <= 200:
             raise SystemExit("--clients must lie in 1..200")
-        report = {"score_notes": 84 * args.copies, "lone": run(base, score, 1, args.max_seconds)}
+        report = {"score_notes": 84 * args.copies}
+        if args.idle:
+            report["idle"] = idle_connections(base, args.idle, 11.0)
+            print(json.dumps(report), flush=True)
+        report["lone"] = run(base, score, 1, args.max_seconds)
         print(json.dumps(report), flush=True)
         report["concurrent"] = run(base, score, args.clients, args.max_seconds)
         with open(f"/proc/{server.pid}/status") as status:

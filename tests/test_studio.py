@@ -460,3 +460,46 @@ def test_the_queue_takes_turns_between_clients(tmp_path):
     order = sorted([*queued, single], key=lambda t: studio.takes[t].started)
     assert order.index(single) <= 2, order
     studio.close()
+
+
+def test_half_sent_requests_neither_stall_the_studio_nor_stay_open(tmp_path):
+    """300 connections that send half a request and stop: other requests are answered at once, and the idle
+    ones are closed after the header deadline (they used to hold their files for ever)."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from espressivo.studio.server import HEADER_SECONDS
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "espressivo", "studio", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    held = []
+    try:
+        server.stdout.readline()  # the address is printed just before uvicorn listens
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/renderers", timeout=10)
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+            held.append(s)
+        started = time.time()
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/api/renderers", timeout=10).status == 200
+        assert time.time() - started < 3
+        time.sleep(HEADER_SECONDS + 1)
+        for s in held:
+            s.settimeout(2)
+            assert s.recv(1) == b""  # closed by the studio
+    finally:
+        for s in held:
+            s.close()
+        server.terminate()
+        server.wait(10)
+    assert b"Traceback" not in server.stderr.read()

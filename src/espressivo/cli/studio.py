@@ -33,10 +33,9 @@ def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = 
         workers: renders at once (0: one per core, at most 4); each renders on one thread
         max_upload_mb: the largest score accepted, in MB
     """
-    import uvicorn
-
     from espressivo.io.files import protect_inputs
     from espressivo.studio.app import create_app
+    from espressivo.studio.server import serve
     from espressivo.studio.service import Studio
 
     protect_inputs(False)  # the server reads and rewrites its own store; its routes guard their own paths
@@ -52,8 +51,6 @@ def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = 
         shown = f"[{host}]" if ":" in host else host
         print(f"espressivo studio: http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
         try:
-            # idle connections time out, and past 256 open ones a new one gets 503 instead of exhausting files
-            uvicorn.run(create_app(studio, int(max_upload_mb * 2**20), host), host=host, port=port,
-                        log_level="warning", timeout_keep_alive=5, limit_concurrency=256)  # fmt: skip
+            serve(create_app(studio, int(max_upload_mb * 2**20), host), host, port)  # bounded connections
         finally:
             studio.close()
