@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from espressivo.cli.app import app
@@ -54,3 +57,9 @@ def studio_command(host: str = "127.0.0.1", port: int = 0, store: Path | None = 
             serve(create_app(studio, int(max_upload_mb * 2**20), host), host, port)  # bounded connections
         finally:
             studio.close()
+    # Ctrl-C or SIGTERM: uvicorn has stopped (at most 3 s after the signal) and the store is removed; a render or a
+    # score still being read in a worker thread cannot be interrupted, and must not keep the process alive
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -51,5 +51,5 @@ def serve(app, host: str, port: int) -> None:
     import uvicorn
 
     files = raise_file_limit()
-    uvicorn.run(app, host=host, port=port, log_level="warning", http=BoundedH11,
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=BoundedH11, timeout_graceful_shutdown=3,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=min(MAX_CONNECTIONS, files - 64))  # fmt: skip
