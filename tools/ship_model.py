@@ -50,7 +50,10 @@ def _evaluation(pretrained, report: dict, system: str) -> dict:
         "split": report["split"],
         "test_nll_nats_per_token": round(report["nll_nats_per_token"], 4),
         "bits_per_second": round(report["bits_per_second"], 2),
-        "grammar_error_rate": report.get("grammar_error_rate"),
+        "nll_by_position": report.get("nll_by_position"),
+        "context": report.get("context"),
+        "sampling": report.get("sampling"),
+        **{part: report[part] for part in ("improvisation", "continuation", "infill") if part in report},
     }
 
 

@@ -137,17 +137,22 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
 
 
 def default_model_name() -> str:
-    """The shipped model ``espressivo generate`` uses: the one whose card reports the lowest test NLL."""
-    best, best_nll = None, float("inf")
+    """The shipped language model ``espressivo generate`` uses: a card that says ``"default": true``, else the one
+    whose card reports the fewest test bits per second of music (comparable across vocabularies, where nats per
+    id are not)."""
+    best, best_key = None, (float("inf"), float("inf"))
     for name in shipped_models():
         config = json.loads(
             (Path(str(resources.files("espressivo") / "checkpoints" / name)) / "config.json").read_text()
         )
         if config.get("model_type") not in ("transformer", "perfrnn"):
             continue  # renderers are not language models
-        nll = config.get("evaluation", {}).get("test_nll_nats_per_token", float("inf"))
-        if nll < best_nll or best is None:
-            best, best_nll = name, nll
+        evaluation = config.get("evaluation", {})
+        if evaluation.get("default"):
+            return name
+        key = (evaluation.get("bits_per_second", float("inf")), evaluation.get("test_nll_nats_per_token", float("inf")))
+        if key < best_key or best is None:
+            best, best_key = name, key
     if best is None:
         raise EspressivoError("no shipped model in this installation")
     return best
