@@ -1,6 +1,6 @@
 """Score reading time against length: the bundled etude's measures repeated (ids renamed) to N notes; prints JSON.
 
-    python benchmarks/score_read.py [--copies 25,100,200,400]
+    python benchmarks/score_read.py [--copies 60,200,400,595] [--partitura-original]
 
 Timed: ``read_score`` (MusicXML guards, partitura's parse, the notes and markings per note), after a warm-up
 read that imports partitura.
@@ -44,10 +44,19 @@ def main() -> None:
     from espressivo.io import read_score
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--copies", default="25,100,200,400")
+    parser.add_argument("--copies", default="60,200,400,595")
+    parser.add_argument("--partitura-original", action="store_true",
+                        help="time partitura's own (quadratic) steps instead of espressivo's linear ones")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     read_score(EXAMPLE)
+    if args.partitura_original:
+        from espressivo.io.partitura_linear import _add_point
+        from espressivo.io.score import import_partitura
+
+        pt = import_partitura()
+        pt.utils.music.note_array_from_note_list = pt.utils.music.note_array_from_note_list.original
+        pt.score.Part._add_point = _add_point.original
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for copies in (int(c) for c in args.copies.split(",")):

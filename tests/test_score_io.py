@@ -135,3 +135,52 @@ def test_grace_sequence_keeps_its_written_order(tmp_path):
         assert notes["is_grace"].tolist() == [False, True, True, False, True, True]
         order = render_order(notes["onset_quarter"], notes["pitch"], notes["is_grace"])
         assert notes["pitch"][order].tolist() == [76, 79, 72, 77, 74, 71]  # as written, then the main note
+
+
+@pytest.fixture
+def partitura_original(monkeypatch):
+    """partitura as it comes (espressivo installs its linear steps when it imports it): restorer of the two."""
+    from espressivo.io.partitura_linear import _add_point
+    from espressivo.io.score import import_partitura
+
+    pt = import_partitura()
+
+    def restore():
+        monkeypatch.setattr(pt.utils.music, "note_array_from_note_list",
+                            pt.utils.music.note_array_from_note_list.original)  # fmt: skip
+        monkeypatch.setattr(pt.score.Part, "_add_point", _add_point.original)
+
+    return pt, restore
+
+
+def test_the_linear_steps_give_partitura_s_own_note_arrays_and_timelines(partitura_original, asap_root):
+    """Grace-note order and the timeline's points, in linear time, equal to partitura's quadratic originals on
+    scores with grace notes, grace chords, several staves and repeats."""
+    pt, restore = partitura_original
+    paths = [asap_root / "Chopin" / "Ballades" / "3" / "xml_score.mxl", asap_root / "Chopin" / "Etudes_op_10" / "3" /
+             "xml_score.mxl", asap_root / "Liszt" / "Transcendental_Etudes" / "4" / "xml_score.mxl",
+             asap_root / "Mozart" / "Piano_Sonatas" / "11-3" / "xml_score.mxl", EXAMPLES / "etude.musicxml"]  # fmt: skip
+    paths = [p for p in paths if p.is_file()]
+
+    def read(path):
+        document = pt.load_musicxml(str(path), quiet=True)
+        parts = list(document.parts)
+        arrays = [p.note_array(include_grace_notes=True, include_pitch_spelling=True, include_staff=True)
+                  for p in parts]  # fmt: skip
+        points = [[tp.t for tp in p._points] for p in parts]
+        links = [all(a.next is b and b.prev is a for a, b in zip(p._points[:-1], p._points[1:], strict=True))
+                 for p in parts]  # fmt: skip
+        return arrays, points, links
+
+    fast = [read(p) for p in paths]
+    restore()
+    slow = [read(p) for p in paths]
+    graces = 0
+    for (fa, fp, fl), (sa, sp, _) in zip(fast, slow, strict=True):
+        assert fp == sp and all(fl)
+        for a, b in zip(fa, sa, strict=True):
+            assert a.dtype == b.dtype
+            for name in a.dtype.names:
+                assert np.array_equal(a[name], b[name]), name
+            graces += int(a["is_grace"].sum())
+    assert graces > 20  # the scores do have grace notes to order

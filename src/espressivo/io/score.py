@@ -64,6 +64,9 @@ def import_partitura():
     finally:
         if blocked and sys.modules.get("fluidsynth", 0) is None:
             del sys.modules["fluidsynth"]
+    from espressivo.io.partitura_linear import install
+
+    install(partitura)  # its two quadratic steps, in linear time
     return partitura
 
 
