@@ -157,9 +157,9 @@ def test_the_linear_steps_give_partitura_s_own_note_arrays_and_timelines(partitu
     """Grace-note order and the timeline's points, in linear time, equal to partitura's quadratic originals on
     scores with grace notes, grace chords, several staves and repeats."""
     pt, restore = partitura_original
-    paths = [asap_root / "Chopin" / "Ballades" / "3" / "xml_score.mxl", asap_root / "Chopin" / "Etudes_op_10" / "3" /
-             "xml_score.mxl", asap_root / "Liszt" / "Transcendental_Etudes" / "4" / "xml_score.mxl",
-             asap_root / "Mozart" / "Piano_Sonatas" / "11-3" / "xml_score.mxl", EXAMPLES / "etude.musicxml"]  # fmt: skip
+    pieces = ["Chopin/Ballades/3", "Chopin/Etudes_op_10/3", "Liszt/Transcendental_Etudes/4",
+              "Mozart/Piano_Sonatas/11-3"]
+    paths = [asap_root / piece / "xml_score.mxl" for piece in pieces] + [EXAMPLES / "etude.musicxml"]
     paths = [p for p in paths if p.is_file()]
 
     def read(path):
