@@ -139,7 +139,8 @@ def cases(seed: int, count: int, midi_files: list[Path] | None = None, checkpoin
     midis = [p.read_bytes() for p in (midi_files or [EXAMPLES / "etude_performance.mid"])]
     xml = (EXAMPLES / "etude.musicxml").read_bytes()
     bases = [(folder, json.loads((folder / "config.json").read_text())) for folder in checkpoints]
-    kinds = ["midi", "midi", "musicxml", "musicxml", "mxl", "mei", "kern", "flags"] + (["checkpoint"] if bases else [])
+    kinds = ["midi", "midi", "musicxml", "musicxml", "mxl", "mei", "kern", "flags", "alias", "huge"]
+    kinds += ["checkpoint"] if bases else []
     for k in range(count):
         kind = kinds[k % len(kinds)]
         if kind == "midi":
@@ -152,13 +153,18 @@ def cases(seed: int, count: int, midi_files: list[Path] | None = None, checkpoin
             yield kind, f"fuzz{k}.mei", _mutate_text(MEI.encode(), rng)
         elif kind == "kern":
             yield kind, f"fuzz{k}.krn", _mutate_bytes(KERN.encode(), rng)
+        elif kind == "alias":  # an output, numbered or derived, that would land on the input
+            command = ALIASES[int(rng.integers(0, len(ALIASES)))]
+            yield kind, f"alias{k}", command
+        elif kind == "huge":  # a tiny file that asks for hours of audio
+            yield kind, f"huge{k}.{'mid' if k % 2 else 'musicxml'}", HUGE[k % 2]
         elif kind == "flags":
-            command = [["render"], ["generate"], ["continue"], ["evaluate", "render"], ["info"]][
-                int(rng.integers(0, 5))
+            command = [["render"], ["generate"], ["continue"], ["evaluate", "render"], ["info"], ["infill"]][
+                int(rng.integers(0, 6))
             ]
             flags = ["--seed", "--tempo", "--tempo-scale", "--temperature", "--expressiveness", "--variations",
                      "--dynamics-scale", "--top-p", "--tokens", "--seconds", "--threads", "--consensus",
-                     "--max-pieces", "--stride", "--roll-step", "--beam"]  # fmt: skip
+                     "--max-pieces", "--stride", "--roll-step", "--beam-size", "--min-p", "--from", "--to"]  # fmt: skip
             argv = list(command)
             for _ in range(int(rng.integers(1, 4))):
                 argv += [flags[int(rng.integers(0, len(flags)))], FLAG_VALUES[int(rng.integers(0, len(FLAG_VALUES)))]]
@@ -166,6 +172,40 @@ def cases(seed: int, count: int, midi_files: list[Path] | None = None, checkpoin
         else:
             folder, base = bases[int(rng.integers(0, len(bases)))]
             yield kind, f"ckpt{k}", (folder, _config(rng, base))
+
+
+# {input} is a copy of the etude's performance named "r-1.mid" (or "r.mid"); every command must refuse in one line
+ALIASES = [
+    ["render", "{dir}/r-1.mid", "-o", "{dir}/r.mid", "--variations", "2"],
+    ["render", "{dir}/r.mid", "-o", "{dir}/x.mid", "--tempo-mapped", "{dir}/r.mid"],
+    ["render", "{dir}/r.mid", "-o", "{dir}/q.mid", "--tempo-mapped", "{dir}/q.mid"],
+    ["continue", "{dir}/r-1.mid", "-o", "{dir}/r.mid", "--variations", "2"],
+    ["infill", "{dir}/r-2.mid", "-o", "{dir}/r.mid", "--variations", "3", "--from", "1", "--to", "2"],
+    ["synth", "{dir}/r.mid", "-o", "{dir}/r.mid"],
+    ["embed", "{dir}/r.mid", "-o", "{dir}/r.mid"],
+    ["embed", "{dir}/r-1.mid", "{dir}/r.mid", "-o", "{dir}/r.mid"],
+]
+
+
+def _huge_inputs() -> list[bytes]:
+    """A 200,000-division note in MusicXML, and a MIDI file with notes at 0 s and 40,000 s."""
+    from espressivo import Performance
+    from espressivo.io.midi import midi_bytes
+
+    xml = (EXAMPLES / "etude.musicxml").read_text()
+    long_note = xml.replace("<duration>", "<duration>200000", 1).encode()
+    far = midi_bytes(Performance.from_arrays([0.0, 40_000.0], [0.5, 0.5], [60, 62], 64))
+    return [long_note, far]
+
+
+class _LazyHuge:
+    def __getitem__(self, k):
+        if not hasattr(self, "items"):
+            self.items = _huge_inputs()
+        return self.items[k]
+
+
+HUGE = _LazyHuge()
 
 
 class _Timeout(Exception):
@@ -186,6 +226,20 @@ def _limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _prepared(kind: str, name: str, payload, workdir: Path) -> list[str]:
+    """The files a case reads, written into ``workdir``, and its command line."""
+    if kind == "huge":
+        path = workdir / name
+        path.write_bytes(payload)
+        return ["synth", str(path), "-o", str(workdir / f"{name}.wav")]
+    for stem in ("r", "r-1", "r-2"):
+        (workdir / f"{stem}.mid").write_bytes((EXAMPLES / "etude_performance.mid").read_bytes())
+    argv = [a.format(dir=workdir) for a in payload]
+    if argv[0] == "continue":
+        argv += ["--seconds", "1"]
+    return argv
+
+
 def run_case(kind: str, name: str, payload, workdir: Path, seconds: float = 20.0) -> tuple[str, str]:
     """Feed one case to its entry point: ``(outcome, detail)``."""
     from espressivo.cli import main
@@ -197,6 +251,20 @@ def run_case(kind: str, name: str, payload, workdir: Path, seconds: float = 20.0
             contextlib.redirect_stderr(io.StringIO()) as err,
             contextlib.redirect_stdout(io.StringIO()),
         ):
+            if kind in ("alias", "huge"):
+                argv = _prepared(kind, name, payload, workdir)
+                before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+                try:
+                    code = main(argv)
+                except SystemExit as exit_:
+                    code = exit_.code
+                lines = err.getvalue().strip().splitlines()
+                changed = [n for n, data in before.items() if (workdir / n).read_bytes() != data]
+                if changed:
+                    return "crash", f"{' '.join(argv[:2])}: wrote over {changed}"
+                if code == 2 and len(lines) == 1:
+                    return "clean", lines[-1]
+                return "crash", f"exit {code}: {' | '.join(lines[-3:])}"
             if kind == "flags":  # a score that does not exist: valid flags end at "no such file" (exit 2)
                 argv = list(payload)
                 if argv[0] in ("render", "info"):

@@ -19,5 +19,5 @@ def test_generated_hostile_inputs_end_cleanly(tmp_path):
             findings.append((kind, name, detail))
     assert not findings, findings[:5]
     kinds = {kind for kind, _ in outcomes}
-    assert kinds == {"midi", "musicxml", "mxl", "mei", "kern", "flags", "checkpoint"}
+    assert kinds == {"midi", "musicxml", "mxl", "mei", "kern", "flags", "checkpoint", "alias", "huge"}
     assert all(outcomes[(kind, "clean")] > 0 for kind in kinds)  # the mutations do reach the refusals

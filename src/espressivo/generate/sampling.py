@@ -29,6 +29,7 @@ from espressivo.core import Performance
 from espressivo.errors import EspressivoError
 
 MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
+MAX_BEAM = 16
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not (0 < self.temperature <= 10) or self.top_k < 0 or not (0 < self.top_p <= 1) or not (0 <= self.min_p < 1):
             raise EspressivoError("need 0 < temperature <= 10, top_k >= 0, 0 < top_p <= 1, 0 <= min_p < 1")
-        if not 1 <= self.beam_size <= 64:
-            raise EspressivoError("beam size must lie in 1..64")
+        if not 1 <= self.beam_size <= MAX_BEAM:  # x BRANCHES rows, each with its cache: 64 took 3.4 GB
+            raise EspressivoError(f"--beam-size must lie in 1..{MAX_BEAM}")
         if not 0 <= self.seed <= MAX_SEED:
             raise EspressivoError(f"--seed must lie in 0..{MAX_SEED}")
 
