@@ -39,9 +39,10 @@ def main() -> None:
         waited = time.monotonic() - asked
         while any(t.status in ("queued", "running") for t in busy):
             time.sleep(0.05)
-        print(json.dumps({"queued_by_one_client": len(busy), "other_client_take_seconds": round(waited, 2),
-                          "started_before_it": sum(1 for t in busy if t.started < mine.started),
-                          "all_60_seconds": round(time.monotonic() - started, 2), "workers": args.workers}))  # fmt: skip
+        report = {"queued_by_one_client": len(busy), "other_client_take_seconds": round(waited, 2),
+                  "started_before_it": sum(1 for t in busy if t.started < mine.started),
+                  "all_60_seconds": round(time.monotonic() - started, 2), "workers": args.workers}  # fmt: skip
+        print(json.dumps(report))
         studio.close()
 
 
