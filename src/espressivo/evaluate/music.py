@@ -22,11 +22,10 @@ pitch-class profiles, ratios of onset rates and pedalling, register shifts.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from espressivo.core import SUSTAIN, Performance
+from espressivo.evaluate.lm import js_distance  # noqa: F401  (music.js_distance: the comparisons use it)
 
 LONG_NOTE_SEC = 4.0
 GRID_SEC = 0.05
@@ -73,20 +72,6 @@ def _polyphony(onset: np.ndarray, duration: np.ndarray, length: float) -> float:
     sounding = np.cumsum(counts)[: len(grid)]
     busy = sounding > 0
     return float(sounding[busy].mean()) if busy.any() else 0.0
-
-
-def js_distance(p, q) -> float:
-    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
-    if p.sum() == 0 or q.sum() == 0:
-        return float("nan")
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a, b):
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log2(a[mask] / b[mask])))
-
-    return math.sqrt(max(0.0, (kl(p, m) + kl(q, m)) / 2))
 
 
 def pitch_class_r(a: dict, b: dict) -> float:
