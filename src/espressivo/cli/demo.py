@@ -63,6 +63,20 @@ def demo(out: Path = Path("out")) -> None:
     from espressivo.models.checkpoint import shipped_models
 
     performances = {"the human performance": perf, DEFAULT_RENDERER: rendered}
+    if "aria-small" in shipped_models():  # the language model: the pianist's first 8 s, continued for 12 s
+        from espressivo.generate import SamplingConfig, generate_performances
+        from espressivo.models.checkpoint import default_model_name, load_pretrained
+        from espressivo.viz import plot_performance
+
+        name = default_model_name()
+        head = perf.slice(0, 8.0, clip=False)
+        continued = generate_performances(load_pretrained(name), SamplingConfig(temperature=0.98, min_p=0.035),
+                                          prompt_performance=head, prompt_cut_sec=8.0, seconds=12.0)[0]  # fmt: skip
+        write_midi(continued, out / "etude_continued.mid")
+        wav = synthesize(continued, out / "etude_continued.wav")
+        png = plot_performance(continued, out / "etude_continued.png", title=f"the pianist to 8 s, then {name}")
+        print(f"continued the pianist's first 8 s for 12 s with {name}: {out / 'etude_continued.mid'} "
+              f"({len(continued)} notes), {wav}, {png}")
     if "cvrnn-small" in shipped_models():  # the interpretation latent: its strongest dimension pushed both ways
         from espressivo.render.cvrnn import render_cvrnn
 
