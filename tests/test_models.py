@@ -265,7 +265,7 @@ def test_generation_is_seeded_and_valid(tiny_checkpoint, tmp_path):
 
 
 def test_sampling_filters():
-    from espressivo.generate.sampling import SamplingConfig, filter_logits
+    from espressivo.generate.draw import SamplingConfig, filter_logits
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     assert torch.isinf(filter_logits(logits, SamplingConfig(top_k=2))[0, 2:]).all()
@@ -327,7 +327,7 @@ def test_shipped_models_load_offline_and_generate(tmp_path):
 
 
 def test_draw_keeps_to_the_filters_and_is_seeded():
-    from espressivo.generate.sampling import draw
+    from espressivo.generate.draw import draw
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
     counts = lambda **kw: torch.bincount(draw(logits, torch.Generator().manual_seed(1), **kw), minlength=4)  # noqa: E731

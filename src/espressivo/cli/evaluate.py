@@ -13,7 +13,7 @@ from espressivo.cli.common import (
 )
 from espressivo.cli.generate import DEFAULT_SAMPLING
 from espressivo.errors import EspressivoError
-from espressivo.generate.sampling import SamplingConfig
+from espressivo.generate.draw import SamplingConfig
 from espressivo.io import read_midi
 from espressivo.io.files import atomic_write_bytes
 from espressivo.render.base import Sampling, Shaping, Timing

@@ -7,7 +7,7 @@ from pathlib import Path
 from espressivo.cli.app import app
 from espressivo.cli.common import MAX_TOKENS, _numbered, _refuse_overwriting
 from espressivo.errors import EspressivoError
-from espressivo.generate.sampling import SamplingConfig
+from espressivo.generate.draw import SamplingConfig
 from espressivo.io import read_midi
 
 # Aria's defaults (temperature 0.98, min-p 0.035); docs/generation.md has the measurements behind them

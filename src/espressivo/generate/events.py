@@ -173,7 +173,7 @@ class EventGenerator:
     # ------------------------------------------------------------------ sampling
     def run(self, rows: list[Row], max_ids: int | None = None) -> list[Performance]:
         """The events generated for each row (absolute times), without the row's music before."""
-        from espressivo.generate.sampling import draw
+        from espressivo.generate.draw import draw
 
         torch, c = self.torch, self.config
         rows = list(rows)

@@ -17,8 +17,8 @@ from espressivo.core import SUSTAIN, Performance
 from espressivo.core.performance import make_controls
 from espressivo.data.windows import FILL_MAX_SEC
 from espressivo.errors import EspressivoError
+from espressivo.generate.draw import SamplingConfig, threads
 from espressivo.generate.events import Row, join, sample
-from espressivo.generate.sampling import SamplingConfig, threads
 
 MIN_GAP_SEC = 0.1
 

@@ -85,7 +85,7 @@ def run(
     """Walk the notes of ``context`` (1, n, d): the first ``len(prime)`` are encoded (q, z = its mean), the
     rest generated (p; ``zero_z``: z = 0).  Returns ``(classes (variations, n, heads), z (variations, n,
     z_dim))``."""
-    from espressivo.generate.sampling import draw
+    from espressivo.generate.draw import draw
 
     torch = _torch()
     c = model.config

@@ -104,7 +104,7 @@ def render(
     if set(steering) - family.steering:
         raise EspressivoError(f"a {family.model_type} renderer cannot be steered (--interpretation, --reference); "
                               "a CVRNN can (--model cvrnn-small)")  # fmt: skip
-    from espressivo.generate.sampling import threads
+    from espressivo.generate.draw import threads
 
     with threads(options.sampling.threads or family.threads):
         if prime is not None:

@@ -50,7 +50,7 @@ from espressivo.features.slots import (
     render_order,
     score_slots,
 )
-from espressivo.generate.sampling import draw
+from espressivo.generate.draw import draw
 from espressivo.render.base import (  # noqa: F401  (re-exported: the note-by-note renderer's public names)
     MAX_CONSENSUS,
     Rendering,
