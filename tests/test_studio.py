@@ -112,6 +112,11 @@ def test_a_passage_rendered_again_keeps_every_note_outside_it(client, etude):
     outside = [key(old.notes[i]) for k, i in enumerate(by_time) if k not in inside]
     assert len(outside) == 84 - 23 == len(set(outside) & {key(n) for n in new.notes})
     assert len(new) == 84 and {key(n) for n in new.notes} != {key(n) for n in old.notes}  # the passage did change
+    # the same bars again, no seed asked: another take of them (a fresh seed), not the same notes
+    twice = wait(client, client.post(f"/api/takes/{base['id']}/passage", json={"first": 2, "last": 3}).json()["id"])
+    assert twice["settings"]["seed"] != spliced["settings"]["seed"]
+    third = read_midi(_saved(client.get(f"/api/takes/{twice['id']}/performance.mid").content))
+    assert {key(n) for n in third.notes} != {key(n) for n in new.notes}
 
 
 def _with_beats(take, score):

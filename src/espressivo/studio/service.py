@@ -392,7 +392,12 @@ class Studio:
         first = _int(request.get("first"), "first bar", 1, max(bars, 1), 1)
         last = _int(request.get("last"), "last bar", 1, max(bars, 1), first)
         bar_span(entry.score, first, last)  # refuses first > last
-        seed = _int(request.get("seed"), "seed", 0, 2**31 - 1, int(base.settings.get("seed", 0)) + 1)
+        with self.lock:  # a seed no passage of this take has had yet, unless one is asked for: "again" is another take
+            tried = {t.settings.get("seed") for t in self.takes.values() if t.settings.get("base") == base.id}
+        fresh = int(base.settings.get("seed", 0)) + 1
+        while fresh in tried:
+            fresh += 1
+        seed = _int(request.get("seed"), "seed", 0, 2**31 - 1, fresh % 2**31)
         settings = {k: v for k, v in base.settings.items() if k not in ("base", "bars")}
         settings |= {"kind": "passage", "seed": seed, "base": base.id, "bars": [first, last]}
         label = f"{base.label} · bars {first}-{last} again (seed {seed})"
