@@ -508,3 +508,16 @@ def test_half_sent_requests_neither_stall_the_studio_nor_stay_open(tmp_path):
         server.terminate()
         server.wait(10)
     assert b"Traceback" not in server.stderr.read()
+
+
+def test_what_reading_a_score_says_reaches_the_page(client, monkeypatch):
+    import espressivo.io.score as score_io
+
+    def broken(pt, part):
+        raise IndexError("repeat structure")
+
+    monkeypatch.setattr(score_io, "_unfold", broken)
+    opened = client.post("/api/scores?name=my%20piece.musicxml", content=(EXAMPLES / "etude.musicxml").read_bytes())
+    assert opened.status_code == 201
+    said = opened.json()["warnings"]
+    assert len(said) == 1 and "repeats not expanded" in said[0] and "my piece.musicxml" in said[0]

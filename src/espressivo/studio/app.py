@@ -100,7 +100,8 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         return JSONResponse({"renderers": studio.renderers(), "examples": examples, "max_upload": max_upload})
 
     def _score_json(entry) -> dict:
-        return {"id": entry.id, "name": entry.name, "info": entry.summary, "humans": [h[0] for h in entry.humans]}
+        return {"id": entry.id, "name": entry.name, "info": entry.summary, "humans": [h[0] for h in entry.humans],
+                "warnings": list(entry.warnings)}  # fmt: skip
 
     async def upload(request: Request) -> Response:
         name = request.query_params.get("name", "")

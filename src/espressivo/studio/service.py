@@ -44,6 +44,7 @@ class ScoreEntry:
     summary: dict
     humans: list = field(default_factory=list)  # (label, Performance, Alignment)
     reference: Performance | None = None  # a performance of the score's opening, to play "like this" (CVRNN)
+    warnings: tuple[str, ...] = ()  # what reading it had to say (repeats not expanded, markings not read, ...)
 
 
 @dataclass
@@ -188,13 +189,21 @@ class Studio:
             raise EspressivoError("the file is empty")
         entry_id = self.store.new_id()
         path = self.store.write(entry_id, "score", data).rename(self.store.root / entry_id / f"score{suffix}")
+        import warnings
+
+        shown = Path(str(name)).name[:120] or "the upload"
         try:
-            score = read_score(path, unfold=True)
+            with warnings.catch_warnings(record=True) as caught:  # for the page, not only the server's console
+                warnings.simplefilter("always")
+                score = read_score(path, unfold=True)
         except EspressivoError as err:  # said of the file as the user named it, not of the store's copy
-            raise EspressivoError(str(err).replace(str(path), Path(str(name)).name[:120] or "the upload")) from None
+            raise EspressivoError(str(err).replace(str(path), shown)) from None
         if len(score) == 0:
             raise EspressivoError("the score has no notes")
-        return self._add_score(entry_id, Path(str(name)).name[:120], score)
+        said = tuple(dict.fromkeys(str(w.message).replace(path.name, shown).splitlines()[0][:300] for w in caught))
+        entry = self._add_score(entry_id, Path(str(name)).name[:120], score)
+        entry.warnings = said[:10]
+        return entry
 
     def open_example(self, which: str = "etude") -> ScoreEntry:
         """The bundled example (with a pianist's performance), or an (n)ASAP test piece ``asap:<folder>``."""

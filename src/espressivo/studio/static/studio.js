@@ -58,6 +58,7 @@ function showScore(score) {
     ["Tempo markings", (info.tempo_markings || []).join(", ") || "none (the tempo is estimated)"],
     ["Dynamics", (info.dynamics || []).slice(0, 12).join(", ") + ((info.dynamics || []).length > 12 ? ", …" : "") || "none"],
   ];
+  for (const warning of score.warnings || []) rows.push(["Note", warning]);  // what reading the score had to say
   $("info").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(String(v))}</dd>`).join("");
   $("controls").hidden = false;
   $("human").hidden = !score.humans.length;
