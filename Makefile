@@ -46,8 +46,10 @@ bench: setup
 	$(BIN)/python benchmarks/embed.py
 	$(BIN)/python benchmarks/busy.py
 	$(BIN)/python benchmarks/score_read.py
+	$(BIN)/python benchmarks/score_formats.py
 	$(BIN)/python benchmarks/fuzz.py --count 10000
 	$(BIN)/python benchmarks/studio.py --clients 20
+	$(BIN)/python benchmarks/studio_fairness.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools
