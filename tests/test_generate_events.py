@@ -216,3 +216,25 @@ def test_the_sampling_decoder_steps_as_the_model_does():
             b, _ = decoder.step(ids, caches[1])
             assert torch.allclose(a, b, atol=2e-2) and caches[0]["pos"] == caches[1]["pos"]
     assert torch.allclose(caches[0]["layers"][0][0], caches[1]["layers"][0][0], atol=2e-2)
+
+
+def test_a_prompt_longer_than_the_context_keeps_its_newest_part(event_checkpoint, monkeypatch):
+    from espressivo.generate import events
+    from espressivo.generate.sampling import generate_performances
+
+    prompt = scale(240, 0.25)  # 60 s: far more ids than the 96 the model was trained on
+    origins = []
+    original = events.EventGenerator._prefill
+
+    def prefill(self, rows, keep):
+        out = original(self, rows, keep)
+        origins.append((list(self.origin), max(len(i) for i in self.ids)))
+        return out
+
+    monkeypatch.setattr(events.EventGenerator, "_prefill", prefill)
+    out = generate_performances(load_pretrained(event_checkpoint), SamplingConfig(seed=3), prompt_performance=prompt,
+                                prompt_cut_sec=60.0, seconds=2.0)[0]  # fmt: skip
+    first_origin, width = origins[0]
+    assert 50.0 < first_origin[0] < 60.0 and width <= 96  # the newest seconds of the prompt, within the context
+    assert np.array_equal(out.notes["pitch"][: len(prompt)], prompt.notes["pitch"])  # the whole prompt is kept
+    assert out.notes["onset_sec"][len(prompt):].min() >= 60.0
