@@ -238,3 +238,28 @@ def test_a_prompt_longer_than_the_context_keeps_its_newest_part(event_checkpoint
     assert 50.0 < first_origin[0] < 60.0 and width <= 96  # the newest seconds of the prompt, within the context
     assert np.array_equal(out.notes["pitch"][: len(prompt)], prompt.notes["pitch"])  # the whole prompt is kept
     assert out.notes["onset_sec"][len(prompt):].min() >= 60.0
+
+
+def test_the_shipped_event_model_plays_with_notes_that_end_and_a_pedal(tmp_path):
+    """aria-small loads offline (fp16, within 25 MB, its card from the test split), improvises 10 s in which no
+    note runs past 5 s and the pedal is its own, and fills a gap from the CLI with everything outside it kept."""
+    from espressivo.cli import main
+    from espressivo.generate.sampling import generate_performances
+    from espressivo.io import read_midi
+    from tests.conftest import EXAMPLES
+
+    pretrained = load_pretrained("aria-small")
+    assert pretrained.config["dtype"] == "float16" and pretrained.context == 1024
+    assert pretrained.config["evaluation"]["split"] == "test"
+    assert (pretrained.path / "model.safetensors").stat().st_size <= 25 * 2**20
+    perfs = generate_performances(pretrained, SamplingConfig(seed=0), seconds=10, variations=2)
+    for perf in perfs:
+        assert len(perf) > 20 and perf.notes["onset_sec"].max() < 10 and perf.notes["duration_sec"].max() <= 5.0
+    assert any(len(p.controls) for p in perfs)  # the model presses the pedal itself
+    source = EXAMPLES / "etude_performance.mid"
+    assert main(["infill", str(source), "--from", "6", "--to", "10", "-o", str(tmp_path / "f.mid")]) == 0
+    filled, original = read_midi(tmp_path / "f.mid"), read_midi(source)
+    outside = original.notes[(original.notes["onset_sec"] < 6) | (original.notes["onset_sec"] >= 10)]
+    kept = filled.notes[(filled.notes["onset_sec"] < 6) | (filled.notes["onset_sec"] >= 10)]
+    assert np.array_equal(kept["pitch"], outside["pitch"])
+    assert np.allclose(kept["onset_sec"], outside["onset_sec"], atol=2e-3)

@@ -63,14 +63,14 @@ def demo(out: Path = Path("out")) -> None:
     from espressivo.models.checkpoint import shipped_models
 
     performances = {"the human performance": perf, DEFAULT_RENDERER: rendered}
-    if "aria-small" in shipped_models():  # the language model: the pianist's first 8 s, continued for 12 s
+    if {"aria-small", "transformer-small"} & set(shipped_models()):  # the pianist's first 8 s, continued for 12 s
         from espressivo.generate import SamplingConfig, generate_performances
         from espressivo.models.checkpoint import default_model_name, load_pretrained
         from espressivo.viz import plot_performance
 
         name = default_model_name()
         head = perf.slice(0, 8.0, clip=False)
-        continued = generate_performances(load_pretrained(name), SamplingConfig(temperature=0.98, min_p=0.035),
+        continued = generate_performances(load_pretrained(name), SamplingConfig(temperature=1.0),
                                           prompt_performance=head, prompt_cut_sec=8.0, seconds=12.0)[0]  # fmt: skip
         write_midi(continued, out / "etude_continued.mid")
         wav = synthesize(continued, out / "etude_continued.wav")
