@@ -451,19 +451,24 @@ def test_audio_cleared_for_room_is_made_again_and_synthesis_stops_on_cancel(tmp_
 
 
 def test_the_queue_takes_turns_between_clients(tmp_path):
-    """One client's six waiting takes do not hold up another client's single take: it runs second or third."""
+    """One client's waiting takes do not hold up another client's single take: once it is asked for, at most one
+    of theirs starts before it (first come, first served would run all that were waiting)."""
     studio = Studio(tmp_path / "store", workers=1, synthesize_audio=False)
     with TestClient(create_app(studio), **CLIENT) as c:
         mine = c.post("/api/examples/etude").json()["id"]
         theirs = c.post("/api/examples/etude").json()["id"]
         queued = [c.post(f"/api/scores/{mine}/takes", json={"kind": "render", "seed": k},
                          headers={"X-Espressivo-Client": "busy"}).json()["id"] for k in range(6)]  # fmt: skip
+        asked = time.monotonic()
         single = c.post(f"/api/scores/{theirs}/takes", json={"kind": "deadpan"},
                         headers={"X-Espressivo-Client": "other"}).json()["id"]  # fmt: skip
+        waiting = sum(1 for t in queued if studio.takes[t].status == "queued")
         for take_id in [*queued, single]:
             assert wait(c, take_id)["status"] == "done"
-    order = sorted([*queued, single], key=lambda t: studio.takes[t].started)
-    assert order.index(single) <= 2, order
+    mine = studio.takes[single].started
+    cut_in = [t for t in queued if asked <= studio.takes[t].started < mine]
+    assert len(cut_in) <= 1, (len(cut_in), waiting)
+    assert waiting >= 2 or len(cut_in) <= waiting  # (on a slow machine fewer may still wait: then fewer cut in)
     studio.close()
 
 
