@@ -1,8 +1,7 @@
 """Training windows encoded on the fly from whole performances, for event language models (``aria`` tokens).
 
->>> corpus = PerformanceCorpus.load("asap,supra", splits=("train",))
->>> windows = EventWindows(corpus.split("train"), tokenizer, length=1025, augmentation=ARIA_AUGMENTATION,
-...                        fill_rate=0.25)
+>>> tracks, failed = load_tracks("asap,supra", splits=("train",))
+>>> windows = EventWindows(tracks, tokenizer, length=1025, augmentation=Augmentation(5, 0.2, 8), fill_rate=0.25)
 >>> ids = windows.sample(np.random.default_rng(0))      # BOS, events from a random note on, PAD at a file's end
 
 Every window starts at a note, with the pedal stated as it is there, exactly as a prompt is encoded when
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from espressivo.core import CONTROL_DTYPE, PIANO_MAX_PITCH, PIANO_MIN_PITCH, SUSTAIN, Performance
+from espressivo.core import CONTROL_DTYPE, SUSTAIN, Performance
 from espressivo.data.augment import Augmentation
 from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
@@ -177,17 +176,15 @@ def suffix_ids(tok, perf: Performance, start_sec: float, max_ids: int) -> np.nda
     if len(ids) <= max_ids:
         return ids
     # cut before the first event that does not fit whole
-    heads = np.nonzero(~np.isin(ids, [tok.special("TICK")]) & ~_is_tail(tok, ids))[0]
+    heads = np.nonzero(~np.isin(ids, [tok.special("TICK")]) & ~is_tail(tok, ids))[0]
     fits = heads[heads <= max_ids]
     ends = np.concatenate([heads[1:], [len(ids)]])[: len(fits)]
     whole = ends[ends <= max_ids]
     return ids[: int(whole[-1]) if len(whole) else 0]
 
 
-def _is_tail(tok, ids: np.ndarray) -> np.ndarray:
+def is_tail(tok, ids: np.ndarray) -> np.ndarray:
+    """Which ids continue an event (its ONSET or DUR), rather than start one."""
     v = tok.vocab
     return ((ids >= v["ONSET"].start) & (ids < v["ONSET"].stop)) | ((ids >= v["DUR"].start) & (ids < v["DUR"].stop))
 
-
-ARIA_AUGMENTATION = dict(transpose=5, stretch=0.2, velocity_shift=8)
-PIANO_KEYS = (PIANO_MIN_PITCH, PIANO_MAX_PITCH)

@@ -20,7 +20,7 @@ import numpy as np
 
 from espressivo.core import Performance
 from espressivo.core.performance import canonical_order, sort_controls
-from espressivo.data.windows import suffix_ids
+from espressivo.data.windows import is_tail, suffix_ids
 from espressivo.errors import EspressivoError
 
 HEAD, ONSET_NOTE, ONSET_PEDAL, DURATION = 0, 1, 2, 3
@@ -131,7 +131,6 @@ class EventGenerator:
             batch[i, width - len(ids) :] = ids
             valid[i, width - len(ids) :] = True
         self.ids = [list(c) for c in contexts]
-        self.pad = [width - len(c) for c in contexts]
         self.cache = self.model.new_cache(len(rows), self.context)
         self.cache["valid"] = torch.from_numpy(valid)
         logits, self.cache = self.model.step(torch.from_numpy(batch), self.cache)
@@ -153,10 +152,7 @@ class EventGenerator:
         """The context's head and the newest whole events of its music that fit ``keep`` ids; the origin moves
         by the windows whose TICKs were dropped."""
         v, music = self.v, ids[start:]
-        is_tail = ((music >= v["ONSET"].start) & (music < v["ONSET"].stop)) | (
-            (music >= v["DUR"].start) & (music < v["DUR"].stop)
-        )
-        heads = np.nonzero(~is_tail & (music != v["TICK"].start))[0]
+        heads = np.nonzero(~is_tail(self.tok, music) & (music != v["TICK"].start))[0]
         room = keep - start
         first = heads[len(music) - heads <= room]
         cut = int(first[0]) if len(first) else len(music)
@@ -261,7 +257,7 @@ class EventGenerator:
     def _select(self, keep: np.ndarray) -> None:
         index = self.torch.from_numpy(keep)
         self.cache = self.model.reorder_state(self.cache, index)
-        for name in ("ids", "music_start", "origin", "gen_start", "pad", "origin_hint"):
+        for name in ("ids", "music_start", "origin", "gen_start", "origin_hint"):
             values = getattr(self, name)
             setattr(self, name, [values[k] for k in keep])
         self.window, self.last, self.state = self.window[keep], self.last[keep], self.state[keep]
