@@ -46,7 +46,7 @@ def main() -> None:
     from espressivo.generate import SamplingConfig, generate_performances
     from espressivo.models.checkpoint import load_pretrained
     from espressivo.render import RenderOptions, render
-    from espressivo.render.families import DEFAULT_RENDERER
+    from espressivo.render.dispatch import DEFAULT_RENDERER
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from render import tiled_score  # benchmarks/render.py

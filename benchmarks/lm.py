@@ -91,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    from espressivo.families import family
     from espressivo.models import build_model
     from espressivo.models.checkpoint import load_pretrained, shipped_models
 
@@ -122,7 +123,7 @@ def main() -> None:
     try:
         for name in names:
             pretrained = load_pretrained(name)
-            if pretrained.model_type not in ("transformer", "perfrnn"):  # renderers, CVRNN, embedders: not LMs
+            if family(pretrained.model_type).kind != "language":  # renderers, CVRNN, embedders: not LMs
                 continue
             generation_speed(pretrained, 2.0)  # warm-up
             single = generation_speed(pretrained, args.seconds)

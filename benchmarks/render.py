@@ -62,6 +62,7 @@ def tiled_score(notes: int):
 
 
 def main() -> None:
+    from espressivo.families import family_of
     from espressivo.models.checkpoint import load_pretrained
     from espressivo.render import RenderOptions, render
 
@@ -85,19 +86,18 @@ def main() -> None:
     render(pretrained, warm, RenderOptions.of(seed=0))
     report = {"model": args.model, "score": title, "notes": len(score), "threads": args.threads, "goal_seconds": 5.0,
               "consensus": args.consensus, "segment": args.segment}  # fmt: skip
-    cvrnn = pretrained.model_type == "cvrnn"  # one sequential pass by design: no segments, no seams
-    phrase = pretrained.model_type == "phrase"  # one batch of overlapping windows: no segments, no sampling loop
+    segmented = "segment" in family_of(pretrained).controls  # note by note: segments side by side, or one pass
     one_pass = () if args.no_one_pass else (("one_pass", 0),)
-    modes = (("one_pass", 0),) if cvrnn else (("segments", args.segment), *one_pass)
-    if phrase:
-        modes = (("windows", 0),)
+    modes = (("segments", args.segment), *one_pass) if segmented else (("one_pass", 0),)  # else one pass by design
     for label, segment in modes:
         times, perf = [], None
-        for k in range(args.repeat if segment or cvrnn or phrase else 1):
+        for k in range(args.repeat if segment or not segmented else 1):
             started = time.perf_counter()
-            options = RenderOptions.of(seed=k, segment=segment, consensus=1 if cvrnn else args.consensus)
-            if phrase:
-                options = RenderOptions.of(seed=k)
+            options = (
+                RenderOptions.of(seed=k, segment=segment, consensus=args.consensus)
+                if segmented
+                else RenderOptions.of(seed=k)
+            )
             perf = render(pretrained, score, options)[0].performance
             times.append(time.perf_counter() - started)
         best = min(times)
@@ -107,7 +107,7 @@ def main() -> None:
             "notes_per_second": round(len(score) / best, 1),
             "rendered_minutes": round(perf.end_sec / 60, 2),
         }
-        if not (cvrnn or phrase):
+        if segmented:
             report[label]["tempo_jumps"] = seam_jumps(score, perf, RenderOptions.of(segment=args.segment))
     print(json.dumps(report, indent=1))
 
@@ -116,7 +116,7 @@ def seam_jumps(score, perf, options) -> dict:
     """Mean |change of log tempo| between consecutive score onsets near the segment seams (the middle of
     each overlap, +-8 onsets) and everywhere: a seam that jumped would stand out."""
     from espressivo.features.slots import render_tokenizer
-    from espressivo.render.render import plan_segments, score_inputs
+    from espressivo.render.notewise import plan_segments, score_inputs
     from espressivo.render.tempo_map import anchors
 
     quarters, seconds = anchors(score, perf, max_qpm=1e4, min_qpm=1e-3)

@@ -54,8 +54,8 @@ def tiny_checkpoint(tmp_path_factory):
 
     tok = render_tokenizer()
     torch.manual_seed(0)
-    model = build_model("renderer", "tiny", slot_sizes=slot_sizes(tok)).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("renderer"), model, "renderer", tok)
+    model = build_model("notewise", "tiny", slot_sizes=slot_sizes(tok)).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("renderer"), model, "notewise", tok)
 
 
 def small_pairs(out: Path, asap_root: Path, limit: int) -> Path:

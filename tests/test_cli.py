@@ -18,7 +18,7 @@ ALIGN = str(EXAMPLES / "etude_alignment.tsv.gz")
 def _commands() -> list[list[str]]:
     from espressivo.cli.main import app
 
-    return [[]] + [list(path) for path in sorted(app.commands)]
+    return [[]] + [name.split() for name in sorted(app.commands)]
 
 
 @pytest.mark.parametrize("command", _commands(), ids=lambda c: " ".join(c) or "espressivo")
@@ -27,6 +27,16 @@ def test_help(command, capsys):  # every command: a help text with "%" in it onc
         main([*command, "--help"])
     assert info.value.code == 0
     assert "usage: espressivo" in capsys.readouterr().out
+
+
+def test_help_imports_no_heavy_library():
+    """`espressivo --help` starts without torch, partitura, matplotlib, ... (their imports wait for the work that
+    needs them: docs/architecture.md; benchmarks/startup.py measures the time)."""
+    from benchmarks.startup import HEAVY, PROBE
+
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=True)
+    assert "usage: espressivo" in done.stdout and done.stderr.strip() == "", f"imported at start: {done.stderr}"
+    assert "torch" in HEAVY
 
 
 def test_help_texts_keep_their_continuation_lines():
@@ -83,7 +93,7 @@ def test_data_scan_folder(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
 def test_demo_as_a_user_runs_it(tmp_path):
-    from espressivo.render.families import DEFAULT_RENDERER
+    from espressivo.render.dispatch import DEFAULT_RENDERER
 
     """The real console entry point, in a separate process, as `make demo` runs it."""
     result = subprocess.run(

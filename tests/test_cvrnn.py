@@ -141,20 +141,28 @@ def test_forward_shapes_kl_per_dimension_and_bottleneck(etude):
 
 
 def test_elbo_decreases_when_overfitting_one_piece_and_the_posterior_reconstructs(etude):
+    import dataclasses
+
+    from espressivo.generate.draw import threads
     from espressivo.render.cvrnn import performed_track, reconstruct, run, score_context
 
     score, perf, alignment = etude
     track, x, _ = performed_track(score, perf, alignment)
+    n = 48  # the etude's first 48 notes: the same evidence at about half the cost of its 84
+    track = dataclasses.replace(track, **{f.name: getattr(track, f.name)[:n] for f in dataclasses.fields(track)
+                                          if np.ndim(getattr(track, f.name))})  # fmt: skip
+    x = x[:n]
     model = tiny(1)
     batch = batch_of(track, x, model)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    opt = torch.optim.Adam(model.parameters(), 5e-3)
     losses = []
-    for _ in range(300):
-        _, loss = model(**batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    with threads(1):  # a recurrent walk over notes: one thread is fastest, and loaded machines do not spin
+        for _ in range(200):
+            _, loss = model(**batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
     assert np.mean(losses[-10:]) < 0.4 * np.mean(losses[:10])
     model.eval()
     context = score_context(model, track)

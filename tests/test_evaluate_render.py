@@ -10,7 +10,7 @@ import pytest
 
 from espressivo.cli import main
 from espressivo.core import NOTE_DTYPE, Performance
-from espressivo.evaluate.render import distribution_scores, histogram, note_statistics, pearson
+from espressivo.evaluate.metrics import distribution_scores, histogram, note_statistics, pearson
 
 
 def test_pearson_and_its_convention_for_constant_predictions():
@@ -86,14 +86,13 @@ def test_evaluate_render_from_the_midi_score(eval_pairs, asap_root, tmp_path):
     """--score-source midi: the phrase renderer reads midi_score.mid (no markings); distributions and shape only."""
     import torch
 
-    from espressivo.features.phrase import PHRASE_FEATURES
     from espressivo.features.slots import render_tokenizer, slot_sizes
     from espressivo.models import build_model
     from espressivo.models.checkpoint import save_checkpoint
 
     tok = render_tokenizer()
     torch.manual_seed(0)
-    model = build_model("phrase", "tiny", slot_sizes=slot_sizes(tok), n_phrase_features=PHRASE_FEATURES).eval()
+    model = build_model("phrase", "tiny", slot_sizes=slot_sizes(tok)).eval()
     checkpoint = save_checkpoint(tmp_path / "phrase", model, "phrase", tok)
     report_path = tmp_path / "m.json"
     code = main(["evaluate", "render", "--model", str(checkpoint), "--pairs", str(eval_pairs), "--root",
@@ -145,7 +144,7 @@ def test_cli_evaluate_render_bad_input(tmp_path, capsys):
 
 
 def test_tempo_curve_mae_in_beats_per_minute():
-    from espressivo.evaluate.render import NoteView, compare
+    from espressivo.evaluate.metrics import NoteView, compare
 
     ones = np.ones(3)
     values = {k: np.array([1.0, 2.0, 3.0]) for k in ("velocity", "timing", "micro_timing", "articulation", "tempo")}
@@ -157,7 +156,7 @@ def test_tempo_curve_mae_in_beats_per_minute():
 
 
 def test_beat_tempo_curve_measures_each_beat_over_its_length():
-    from espressivo.evaluate.render import beat_tempo_curve
+    from espressivo.evaluate.metrics import beat_tempo_curve
 
     # groups at beats 0, 0.5, 1, 2 (a chord of two notes at beat 1), periods in seconds per beat
     onset_beat = np.array([0.0, 0.5, 1.0, 1.0, 2.0, 3.0])
@@ -172,7 +171,7 @@ def test_beat_tempo_curve_measures_each_beat_over_its_length():
 
 
 def test_micro_timing_is_zero_for_steady_and_steadily_changing_tempo():
-    from espressivo.evaluate.render import micro_timing
+    from espressivo.evaluate.metrics import micro_timing
 
     beat = np.repeat(np.arange(16.0) / 2, 2)  # eighth notes, two-note chords
     played = np.ones(len(beat), bool)
@@ -182,7 +181,7 @@ def test_micro_timing_is_zero_for_steady_and_steadily_changing_tempo():
 
 
 def test_micro_timing_finds_the_early_note_and_skips_unplayed_ones():
-    from espressivo.evaluate.render import micro_timing
+    from espressivo.evaluate.metrics import micro_timing
 
     beat = np.arange(24.0) / 2
     onset = 0.3 * beat
@@ -202,7 +201,7 @@ def test_micro_timing_finds_the_early_note_and_skips_unplayed_ones():
 
 def test_note_view_micro_timing_reads_the_codec_onsets():
     from espressivo.core import Alignment
-    from espressivo.evaluate.render import note_view
+    from espressivo.evaluate.metrics import note_view
     from espressivo.features import encode_expression
     from tests.conftest import tiny_score
 

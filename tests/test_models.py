@@ -247,6 +247,10 @@ def test_generation_is_seeded_and_valid(tiny_checkpoint, tmp_path):
         pretrained.model, pretrained.tokenizer, SamplingConfig(seed=5, top_k=50), max_tokens=40, variations=2
     )
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) and len(a) == 2
+    other = generate_ids(
+        pretrained.model, pretrained.tokenizer, SamplingConfig(seed=6, top_k=50), max_tokens=40, variations=2
+    )
+    assert not np.array_equal(a[0], other[0]) and not np.array_equal(a[0], a[1])  # seeds and variations differ
     beam = generate_ids(pretrained.model, pretrained.tokenizer, SamplingConfig(beam_size=3), max_tokens=20)
     assert len(beam) == 1 and len(beam[0]) == 20
     long = generate_ids(pretrained.model, pretrained.tokenizer, SamplingConfig(seed=1), max_tokens=700)  # > context

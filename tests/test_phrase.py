@@ -26,18 +26,17 @@ from espressivo.features.phrase import (
     written_beat_seconds,
 )
 from espressivo.features.score import score_features
-from espressivo.features.slots import N_FEATURES, render_tokenizer, slot_sizes
+from espressivo.features.slots import render_tokenizer, slot_sizes
 from espressivo.io import read_midi, read_score
 from espressivo.models import build_model
 from espressivo.models.checkpoint import load_pretrained, save_checkpoint
 from espressivo.render import RenderOptions, render
-from espressivo.render import families as families_module
 from espressivo.render.phrase import pedal_decision, sample, smooth_noise, windows
 
 from .conftest import EXAMPLES, small_pairs, tiny_score
 
 TOK = render_tokenizer()
-HAS_MARKS = N_FEATURES + 12
+HAS_MARKS = PHRASE_FEATURES.index("has_marks")
 
 
 def musicxml(notes: str) -> str:
@@ -54,7 +53,7 @@ def note(step: str, ident: str, notations: str = "") -> str:
 
 def tiny_phrase(seed: int = 0):
     torch.manual_seed(seed)
-    return build_model("phrase", "tiny", slot_sizes=slot_sizes(TOK), n_phrase_features=PHRASE_FEATURES).eval()
+    return build_model("phrase", "tiny", slot_sizes=slot_sizes(TOK)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +90,8 @@ def test_a_midi_score_has_no_markings_and_says_so(tmp_path, phrase_checkpoint, c
                  "--expressiveness", "0"]) == 0  # fmt: skip
     score = read_score(midi)
     assert score.marks is None
-    features = phrase_features(score_features(score), score.marks, score.notes["onset_beat"])
-    assert features.shape == (len(score), N_FEATURES + PHRASE_FEATURES)
+    features, names = phrase_features(score_features(score), score.marks, score.notes["onset_beat"])
+    assert features.shape == (len(score), len(PHRASE_FEATURES)) and names == PHRASE_FEATURES
     assert not features[:, HAS_MARKS].any()
     out = tmp_path / "out.mid"
     assert main(["render", str(midi), "-o", str(out), "--model", str(phrase_checkpoint)]) == 0
@@ -116,8 +115,8 @@ def test_markings_that_cannot_be_read_leave_the_score_playable(phrase_checkpoint
 
 def test_dropping_markings_looks_like_a_score_without_them(etude):
     sf = score_features(etude)
-    with_marks = phrase_features(sf, etude.marks, etude.notes["onset_beat"])
-    without = phrase_features(sf, None, etude.notes["onset_beat"])
+    with_marks, _ = phrase_features(sf, etude.marks, etude.notes["onset_beat"])
+    without, _ = phrase_features(sf, None, etude.notes["onset_beat"])
     assert with_marks[:, HAS_MARKS].all()
     assert np.array_equal(drop_markings(with_marks), without)
 
@@ -185,7 +184,7 @@ def test_model_loss_and_gradients_and_a_renderer_encoder_to_start_from():
     b, n, m = 2, 16, 8
     batch = {
         "src": torch.stack([torch.randint(0, min(size, 100), (b, n)) for size in slot_sizes(TOK)], -1),
-        "features": torch.randn(b, n, N_FEATURES + PHRASE_FEATURES),
+        "features": torch.randn(b, n, len(PHRASE_FEATURES)),
         "beat": torch.arange(n).div(2, rounding_mode="floor").expand(b, n).contiguous(),
         "keep": torch.ones(b, n, dtype=torch.bool),
     }
@@ -206,7 +205,7 @@ def test_model_loss_and_gradients_and_a_renderer_encoder_to_start_from():
         a, _ = model(**batch)
         p, _ = model(**padded)
     assert torch.allclose(a["velocity"], p["velocity"][:, :n], atol=1e-5)
-    renderer = build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK))
+    renderer = build_model("notewise", "tiny", slot_sizes=slot_sizes(TOK))
     kept = tiny_phrase().adapt_pretrained(renderer.state_dict())
     assert kept and all(k.startswith(("embed.", "features.", "encoder.", "encoder_norm.")) for k in kept)
 
@@ -295,30 +294,13 @@ def test_a_damaged_calibration_is_refused_in_one_line(phrase_checkpoint, tmp_pat
         assert code == 2 and len(err.splitlines()) == 1 and "calibration" in err, err
 
 
-def test_a_new_family_is_one_registry_line(phrase_checkpoint, etude, monkeypatch):
-    """A dummy family: deadpan at the tempo asked for; ``render`` reaches it through the registry alone."""
-    from espressivo.render.render import Rendering
-
-    def render_dummy(pretrained, score, options, variations):
-        return [Rendering(score.to_performance(options.timing.tempo), score, options) for _ in range(variations)]
-
-    family = families_module.Family("dummy", "phrase", frozenset(), None, render_dummy)
-    monkeypatch.setitem(families_module.FAMILIES, "dummy", family)
-    pretrained = load_pretrained(phrase_checkpoint)
-    monkeypatch.setattr(pretrained, "model_type", "dummy")
-    out = render(pretrained, etude, RenderOptions.of(tempo=60), variations=2)
-    assert len(out) == 2 and len(out[0].performance) == len(etude)
-    with pytest.raises(EspressivoError, match="dummy renderer does not use --roll-step"):
-        render(pretrained, etude, RenderOptions.of(roll_step=0.3))
-
-
 def test_thread_count_is_chosen_by_the_family_and_restored(tiny_checkpoint, phrase_checkpoint, etude):
     """Note-by-note sampling runs on one thread whatever torch's setting (fastest, no spinning on a busy machine,
     and the same notes for a seed on any machine); the setting is restored afterwards."""
     import importlib
 
     notewise = importlib.import_module(
-        "espressivo.render.render"
+        "espressivo.render.notewise"
     )  # the module (the package's `render` is the function)
 
     seen = []

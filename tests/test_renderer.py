@@ -32,7 +32,7 @@ TOK = render_tokenizer()
 
 def tiny(seed: int = 0):
     torch.manual_seed(seed)
-    return build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK)).eval()
+    return build_model("notewise", "tiny", slot_sizes=slot_sizes(TOK)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_performed_slots_exact_values():
 
 
 def test_consensus_and_chord_spread_keep_a_chord_note_ahead_of_the_first():
-    from espressivo.render.render import consensus_slots, spread_chords
+    from espressivo.render.notewise import consensus_slots, spread_chords
 
     chord = np.zeros((2, 3, 8), np.int64)
     chord[:, :, 0] = 60
@@ -121,7 +121,7 @@ def test_decoder_is_causal_and_encoder_sees_everything():
 
 def test_save_load_equality(tiny_checkpoint):
     loaded = load_pretrained(tiny_checkpoint)
-    assert loaded.model_type == "renderer"
+    assert loaded.model_type == "notewise"
     src = torch.randint(0, 2, (1, 10, 8))
     tgt = torch.randint(0, 2, (1, 10, 8))
     reference = tiny()
@@ -164,7 +164,7 @@ def test_long_score_windows_cover_every_note(tiny_checkpoint, segment):
 
 
 def test_segments_overlap_and_stitch_by_cross_fading():
-    from espressivo.render.render import _stitch, plan_segments
+    from espressivo.render.notewise import _stitch, plan_segments
 
     assert plan_segments(100, 0, 8) == [(0, 100)] and plan_segments(100, 200, 8) == [(0, 100)]
     segments = plan_segments(100, 40, 8)
@@ -178,7 +178,7 @@ def test_segments_overlap_and_stitch_by_cross_fading():
 
 
 def test_consensus_averages_samples_note_by_note():
-    from espressivo.render.render import consensus_slots
+    from espressivo.render.notewise import consensus_slots
 
     # three samples of two notes: PITCH IOI VELOCITY DURATION PEDAL x4
     samples = np.array(
@@ -200,7 +200,7 @@ def test_consensus_averages_samples_note_by_note():
 
 
 def test_chord_spread_scales_offsets_around_the_chord_onset():
-    from espressivo.render.render import spread_chords
+    from espressivo.render.notewise import spread_chords
 
     slots = np.zeros((5, 8), np.int64)
     slots[:, 1] = [0, 500, 10, 20, 400]  # a note, a three-note chord spread over 30 ms, a note
@@ -217,7 +217,7 @@ def test_chord_spread_scales_offsets_around_the_chord_onset():
 
 
 def test_tempo_guard_pulls_iois_towards_the_score():
-    from espressivo.render.render import _tempo_guard
+    from espressivo.render.notewise import _tempo_guard
 
     model = tiny()
     assert _tempo_guard(model, 0.0) is None
@@ -234,7 +234,7 @@ def test_tempo_guard_pulls_iois_towards_the_score():
 
 
 def test_tempo_guard_keeps_an_untrained_renderer_near_the_score_tempo(tiny_checkpoint, etude):
-    from espressivo.render.render import render_slots, score_inputs
+    from espressivo.render.notewise import render_slots, score_inputs
 
     pretrained = load_pretrained(tiny_checkpoint)
     inputs = score_inputs(etude, TOK)
@@ -299,7 +299,7 @@ def test_global_controls(tiny_checkpoint, etude):
 def test_a_model_trained_at_the_performed_tempo_keeps_the_written_mean_tempo(tiny_checkpoint, etude):
     from dataclasses import replace
 
-    from espressivo.render.render import written_qpm
+    from espressivo.render.base import written_qpm
 
     pretrained = load_pretrained(tiny_checkpoint)
     anchored = replace(pretrained, config={**pretrained.config, "train": {"score_tempo": "performed"}})
@@ -482,14 +482,14 @@ def test_pretrain_then_finetune_with_the_training_engine(render_pairs, tmp_path)
     assert result.returncode == 0, result.stderr
     log = (tmp_path / "ft" / "log.csv").read_text().splitlines()
     assert len(log) == 4 and log[-1].split(",")[3]  # validated at the last step
-    assert load_pretrained(tmp_path / "ft" / "best").model_type == "renderer"
+    assert load_pretrained(tmp_path / "ft" / "best").model_type == "notewise"
 
 
 def test_wrong_task_for_the_model_is_refused(render_pairs, tmp_path):
     (tmp_path / "bad.yaml").write_text(f"data: {render_pairs}\nout: {tmp_path / 'x'}\nmodel_type: transformer\n"
                                        "task: render\n")  # fmt: skip
     result = _train(tmp_path / "bad.yaml")
-    assert result.returncode == 2 and "renderer" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "lm or events" in result.stderr and "Traceback" not in result.stderr
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -606,9 +606,9 @@ def test_cli_render_variations(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_sampling_heads_match_the_model_heads():
-    from espressivo.render.render import BF16_HEAD_CLASSES, cpu_has_bf16, sampling_heads
+    from espressivo.render.notewise import BF16_HEAD_CLASSES, cpu_has_bf16, sampling_heads
 
-    model = build_model("renderer", "tiny", slot_sizes=slot_sizes(TOK)).eval()
+    model = build_model("notewise", "tiny", slot_sizes=slot_sizes(TOK)).eval()
     heads = sampling_heads(model)
     wide = [s for s, h in enumerate(model.heads) if h.out_features >= BF16_HEAD_CLASSES]
     assert wide == [1, 3]

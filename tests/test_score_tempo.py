@@ -8,7 +8,7 @@ import pytest
 from espressivo.core import Score
 from espressivo.core.score import TEMPO_DTYPE, score_note_dtype
 from espressivo.render import RenderOptions, render
-from espressivo.render.render import with_score_tempo
+from espressivo.render.base import with_score_tempo
 from espressivo.render.score_tempo import (
     INTERCEPT,
     estimated_qpm,

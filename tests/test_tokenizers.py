@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from espressivo import EspressivoError, Performance, read_score
 from espressivo.core import SUSTAIN
-from espressivo.tokenizers import REGISTRY, from_name, load_tokenizer
+from espressivo.tokenizers import TOKENIZERS, from_name, load_tokenizer
 from tests.conftest import EXAMPLES
 
 VARIANTS = [
@@ -62,7 +62,7 @@ def test_save_load(name, config, tmp_path):
 
 
 def test_registry_and_bad_specs(tmp_path):
-    assert {"performance-rnn", "note", "aria"} <= set(REGISTRY)
+    assert {"performance-rnn", "note", "aria"} <= set(TOKENIZERS)
     with pytest.raises(EspressivoError):
         from_name("nope")
     with pytest.raises(EspressivoError):

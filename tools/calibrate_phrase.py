@@ -114,11 +114,11 @@ def fit_calibration(model, windows, noise: float | dict = 0.5, max_gain: float =
 def _leads(window: dict, predicted: np.ndarray, group: np.ndarray) -> tuple[float, float]:
     """Summed (top note - mean of the others) velocity deviation over the onsets of two or more matched notes:
     the pianists' and the predicted means'."""
-    from espressivo.features.phrase import DERIVED, N_FEATURES
+    from espressivo.features.phrase import PHRASE_FEATURES
 
     real = window["keep"]
     ok = window["note_ok"][real]
-    below = window["features"][real, N_FEATURES + 12 + DERIVED.index("below_top")]
+    below = window["features"][real, PHRASE_FEATURES.index("below_top")]
     total = [0.0, 0.0]
     for k, values in enumerate((window["velocity"][real], predicted[: int(real.sum())])):
         top = np.bincount(group[ok], weights=np.where(below[ok] == 0, values[ok], 0.0), minlength=group.max() + 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.evaluate.render import load_pieces
-from espressivo.render.render import mean_qpm, written_qpm
+from espressivo.render.base import mean_qpm, written_qpm
 from espressivo.render.score_tempo import estimated_qpm, fit_tempo, has_metronome_mark, tempo_features
 
 SPLITS = ("train", "validation", "test")

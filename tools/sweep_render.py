@@ -26,14 +26,8 @@ from espressivo.evaluate.render import (
     rendered_view,
 )
 from espressivo.models.checkpoint import load_pretrained
-from espressivo.render.render import (
-    RenderOptions,
-    consensus_slots,
-    performance,
-    sample_slots,
-    score_inputs,
-    with_score_tempo,
-)
+from espressivo.render.base import RenderOptions, with_score_tempo
+from espressivo.render.notewise import consensus_slots, performance, sample_slots, score_inputs
 
 
 def floats(text: str) -> list[float]:

@@ -26,7 +26,8 @@ import numpy as np
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.render import load_pieces, rendered_view
 from espressivo.models.checkpoint import load_pretrained
-from espressivo.render.render import RenderOptions, performance, sample_slots, score_inputs, with_score_tempo
+from espressivo.render.base import RenderOptions, with_score_tempo
+from espressivo.render.notewise import performance, sample_slots, score_inputs
 from espressivo.render.rolls import roll_groups
 
 KINDS = ("single", "chord", "rolled", "grace", "grace_group")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from espressivo.errors import EspressivoError
+from espressivo.registry import Registry
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -187,7 +188,7 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
 class App:
     def __init__(self, prog: str, description: str):
         self.prog, self.description = prog, description
-        self.commands: dict[tuple[str, ...], Callable] = {}
+        self.commands: Registry[Callable] = Registry("command")  # "data scan" -> its function
 
     def command(
         self, name: str, short_flags: dict[str, str] | None = None, groups: dict[str, tuple[str, ...]] | None = None,
@@ -200,7 +201,7 @@ class App:
             func._short_flags = short_flags or {}  # type: ignore[attr-defined]
             func._groups = groups or {}  # type: ignore[attr-defined]
             func._expert = expert  # type: ignore[attr-defined]
-            self.commands[tuple(name.split())] = func
+            self.commands.add(" ".join(name.split()), func)
             return func
 
         return register
@@ -214,7 +215,7 @@ class App:
             (): root.add_subparsers(dest="command", metavar="COMMAND")
         }
         parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
-        for path, func in sorted(self.commands.items()):
+        for path, func in sorted((tuple(name.split()), func) for name, func in self.commands.items()):
             for depth in range(1, len(path)):
                 prefix = path[:depth]
                 if prefix not in groups:

@@ -84,12 +84,12 @@ def planned_outputs(inputs: list[Path | None], groups: list[tuple[Path | None, t
 
 def _load_renderer(model: str, kinds: tuple[str, ...] = ()):
     """A renderer of any family (or of ``kinds`` only), else a one-line refusal."""
+    from espressivo.families import family_of
     from espressivo.models.checkpoint import load_pretrained
-    from espressivo.render.families import family_of
 
     pretrained = load_pretrained(model)
-    family = family_of(pretrained)
-    if kinds and family.model_type not in kinds:
+    family = family_of(pretrained, "renderer")
+    if kinds and family.name not in kinds:
         raise EspressivoError(f"{model} is a {pretrained.model_type} model, not a {' or '.join(kinds)}")
     return pretrained
 

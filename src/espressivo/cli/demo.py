@@ -15,7 +15,7 @@ from espressivo.cli.common import (
     performance_summary,
 )
 from espressivo.io import read_alignment, read_midi, read_score
-from espressivo.render.families import DEFAULT_RENDERER
+from espressivo.render.dispatch import DEFAULT_RENDERER
 
 
 @app.command("demo")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from espressivo.cli.app import app
 from espressivo.errors import EspressivoError
 
 DEFAULT_EMBEDDER = "embed-small"
@@ -19,6 +20,7 @@ def _report_skipped(skipped: list[tuple[str, str]]) -> None:
         print(f"skipped {len(skipped)} file(s); first: {skipped[0][0]}: {skipped[0][1]}", file=sys.stderr)
 
 
+@app.command("embed", short_flags={"output": "-o"})
 def embed_command(
     inputs: list[Path],
     output: Path = Path("embeddings.npz"),
@@ -57,6 +59,7 @@ def embed_command(
     print(f"{output}: {len(index.names)} files, {index.vectors.shape[1]} dimensions ({seconds:.1f} s, {embedder.name})")
 
 
+@app.command("similar", short_flags={"k": "-k"})
 def similar_command(query: Path, index: Path = Path("embeddings.npz"), k: int = 10, model: str = "") -> None:
     """List the performances of an embeddings index nearest to QUERY (a MIDI file), with cosine scores.
 
@@ -84,6 +87,7 @@ def similar_command(query: Path, index: Path = Path("embeddings.npz"), k: int = 
         print(f"{rank:3d}  {score:.4f}  {name}")
 
 
+@app.command("classify train", short_flags={"out": "-o"})
 def classify_train(
     out: Path = Path("classifier"),
     task: Literal["composer", "period"] | None = None,
@@ -162,6 +166,7 @@ def classify_train(
     print(json.dumps(summary))
 
 
+@app.command("classify predict")
 def classify_predict(inputs: list[Path], classifier: Path = Path("classifier"), json: bool = False) -> None:
     """Classify performance MIDI files (and those under folders) with a classifier from `classify train`:
     one line per file with the predicted class and its probability.
@@ -215,6 +220,7 @@ def classify_predict(inputs: list[Path], classifier: Path = Path("classifier"), 
         print(f"{classes[b]}\t{p[b]:.3f}\t{name}")
 
 
+@app.command("evaluate embed")
 def evaluate_embed(
     model: str = DEFAULT_EMBEDDER,
     baseline: str = "transformer-small",
@@ -256,11 +262,3 @@ def evaluate_embed(
     if markdown:
         atomic_write_bytes(markdown, text.encode())
     print(text)
-
-
-def register(app) -> None:
-    app.command("embed", short_flags={"output": "-o"})(embed_command)
-    app.command("similar", short_flags={"k": "-k"})(similar_command)
-    app.command("classify train", short_flags={"out": "-o"})(classify_train)
-    app.command("classify predict")(classify_predict)
-    app.command("evaluate embed")(evaluate_embed)

@@ -17,7 +17,7 @@ from espressivo.generate.draw import SamplingConfig
 from espressivo.io import read_midi
 from espressivo.io.files import atomic_write_bytes
 from espressivo.render.base import Sampling, Shaping, Timing
-from espressivo.render.families import DEFAULT_RENDERER
+from espressivo.render.dispatch import DEFAULT_RENDERER
 
 
 @app.command("evaluate lm")
@@ -167,10 +167,9 @@ def evaluate_render(
     from tqdm import tqdm
 
     from espressivo.data.pairs import build_pairs
-    from espressivo.evaluate.render import (
+    from espressivo.evaluate.render import evaluate_renderers, load_pieces
+    from espressivo.evaluate.reports import (
         RENDER_SETTINGS,
-        evaluate_renderers,
-        load_pieces,
         markdown_table,
         plot_histograms,
         plot_report,
@@ -186,7 +185,8 @@ def evaluate_render(
         raise EspressivoError("--stride must be >= 1 and --max-pieces >= 0")
     options = RenderOptions(sampling, timing, shaping)
     models = {name: _load_renderer(name) for name in names}
-    from espressivo.render.families import check_controls, family_of
+    from espressivo.families import family_of
+    from espressivo.render.dispatch import check_controls
 
     for name, m in models.items():
         check_controls(family_of(m), options, name)
@@ -197,18 +197,10 @@ def evaluate_render(
     pieces = load_pieces(pairs, split, root, max_pieces)
     with tqdm(total=len(pieces), desc="evaluate", unit="piece", disable=None) as bar:
         report, stats = evaluate_renderers(models, pieces, options, primed=primed, stride=stride,
-                                           score_source=score_source, progress=lambda _: bar.update(1))  # fmt: skip
+                                           score_source=score_source, progress=lambda _: bar.update(1),
+                                           pairs=pairs, split=split)  # fmt: skip
     report |= {"split": split, "score_source": score_source, "models": {n: str(m.path) for n, m in models.items()}}
     report |= {k: options.flat()[k] for k in RENDER_SETTINGS}
-    cvrnns = {n: m for n, m in models.items() if m.model_type == "cvrnn"}
-    if cvrnns:  # which z dimensions carry information, on this split's windows
-        from espressivo.data.cvrnn import CVRNNPairs
-        from espressivo.evaluate.cvrnn import kl_per_dimension
-
-        report["kl_per_dimension"] = {}
-        for name, m in cvrnns.items():
-            windows = list(CVRNNPairs(pairs, split, m.model.config, notes=120).windows())
-            report["kl_per_dimension"][name] = kl_per_dimension(m, windows[:: max(1, len(windows) // 200)])
     write_report(report, json)
     table = markdown_table(report)
     if markdown:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from espressivo.cli import data, demo, evaluate, files, generate, render, studio, train  # noqa: F401  (registration)
+from espressivo.cli import data, demo, embed, evaluate, files, generate, render, studio, train  # noqa: F401  (registration)
 from espressivo.cli.app import app
-from espressivo.cli.embed import register as register_embedding_commands
-
-register_embedding_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from espressivo.io import read_score
 from espressivo.io.aligned import read_aligned
 from espressivo.io.files import atomic_write_bytes
 from espressivo.render.base import Sampling, Shaping, Timing
-from espressivo.render.families import DEFAULT_RENDERER
+from espressivo.render.dispatch import DEFAULT_RENDERER
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ def render_command(
         raise EspressivoError("--variations must lie in 1..16")
     the_score = read_score(score, unfold=repeats)
     pretrained = _load_renderer(model)
-    from espressivo.render.families import check_controls, family_of
+    from espressivo.families import family_of
+    from espressivo.render.dispatch import check_controls
 
     family = family_of(pretrained)
     check_controls(family, options, model)

@@ -286,7 +286,7 @@ class RenderPairs:
                     "p_duration": performed["duration_sec"][order],
                     "p_velocity": performed["velocity"][order],
                     "p_pedal": performed["pedal"][order],
-                    "features": feature_matrix(sf[order]),
+                    "features": feature_matrix(sf[order])[0],
                     "ok": a["expression"]["matched"][order],
                 }
             )

@@ -59,7 +59,7 @@ class PhrasePairs:
                     "w_onset": written["onset_sec"] * scale,
                     "w_duration": written["duration_sec"] * scale,
                     "w_velocity": dynamics_velocity(sf["dynamic"]),
-                    "features": phrase_features(sf, marks, a["onset_beat"]),
+                    "features": phrase_features(sf, marks, a["onset_beat"])[0],
                     **targets,
                 }
             )

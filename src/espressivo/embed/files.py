@@ -50,7 +50,7 @@ class FileEmbedder:
         from espressivo.models.checkpoint import load_pretrained
 
         pretrained = load_pretrained(name_or_path)
-        if pretrained.model_type not in ("embedder", "transformer"):
+        if not hasattr(pretrained.model, "pool"):  # pooled hidden states: an embedder, or a transformer's
             raise EspressivoError(
                 f"{name_or_path}: a {pretrained.model_type} model cannot embed (an embedder or transformer can)"
             )

@@ -190,3 +190,19 @@ def kl_per_dimension(pretrained, windows: list[dict]) -> list[float]:
             total = out["kl"] * count if total is None else total + out["kl"] * count
             notes += count
     return [float(v) for v in (total / max(notes, 1))]
+
+
+def cvrnn_protocols(pretrained, pieces: list[dict], settings: dict) -> dict:
+    """The CVRNN's own figures in ``evaluate render``: primed (Table 2), how consistently each latent dimension
+    moves the music (with ``primed``), and which z dimensions carry information on the split's windows."""
+    out = {}
+    if settings["primed"]:
+        sampling = {k: settings[k] for k in ("seed", "temperature", "top_p")}
+        out["primed_cvrnn"] = primed_cvrnn(pretrained, pieces, stride=settings["stride"], **sampling)
+        out["latent_consistency"] = latent_consistency(pretrained, pieces, **sampling)
+    if settings.get("pairs"):
+        from espressivo.data.cvrnn import CVRNNPairs
+
+        windows = list(CVRNNPairs(settings["pairs"], settings["split"], pretrained.model.config, notes=120).windows())
+        out["kl_per_dimension"] = kl_per_dimension(pretrained, windows[:: max(1, len(windows) // 200)])
+    return out

@@ -17,6 +17,7 @@ import numpy as np
 from espressivo.data.performances import LABEL_TASKS, composer_classes, labels_for
 from espressivo.embed.classify import LinearProbe, accuracy, macro_f1
 from espressivo.errors import EspressivoError
+from espressivo.families import family
 
 FEW_LABELS = (10, 25, 50, 100)
 DRAWS = 5
@@ -227,7 +228,7 @@ def load_finetuned(path: str, max_chunks: int):
 
     pretrained = load_pretrained(path)
     task = pretrained.training_config.get("label", "")
-    if pretrained.model_type != "embedder" or getattr(pretrained.model, "classifier", None) is None:
+    if family(pretrained.model_type).kind != "embedder" or getattr(pretrained.model, "classifier", None) is None:
         raise EspressivoError(f"{path}: not a classifier from `classify train --method finetune`")
     if task not in ("composer", "period"):
         raise EspressivoError(f"{path}: fine-tuned on {task!r}, not on (n)ASAP composer or period")

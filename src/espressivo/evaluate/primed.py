@@ -64,7 +64,8 @@ def primed_protocol(
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
 ) -> dict:
     """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
-    from espressivo.render.render import RenderOptions, plays_at_given_tempo, render_slots
+    from espressivo.render.base import RenderOptions
+    from espressivo.render.notewise import plays_at_given_tempo, render_slots
 
     tok = pretrained.tokenizer
     at_performed_tempo = plays_at_given_tempo(pretrained)
@@ -129,3 +130,11 @@ def pooled_pearson(table: dict) -> dict:
                 row[k] = pearson(x[ok], y[ok])
         out[f"{hz}_notes"] = row
     return out
+
+
+def notewise_protocols(pretrained, pieces: list[dict], settings: dict) -> dict:
+    """The note-by-note renderer's own figures in ``evaluate render``: primed with a pianist's notes."""
+    if not settings["primed"]:
+        return {}
+    keys = ("stride", "seed", "temperature", "top_p", "tempo_guard")
+    return {"primed": primed_protocol(pretrained, pieces, **{k: settings[k] for k in keys})}

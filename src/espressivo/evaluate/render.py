@@ -34,31 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.errors import EspressivoError
-from espressivo.evaluate.metrics import (  # noqa: F401  (the figures, importable from here as before)
-    HIST_SPECS,
-    NOTE_FEATURES,
-    NoteView,
-    beat_tempo_curve,
+from espressivo.evaluate.metrics import (
     compare,
     distribution_scores,
-    histogram,
     mean_of,
-    micro_timing,
     note_statistics,
     note_view,
-    pearson,
     rendered_view,
 )
-from espressivo.evaluate.primed import PAPER_CVRNN_10, pooled_pearson, primed_protocol, segment_features  # noqa: F401
-from espressivo.evaluate.reports import (  # noqa: F401
-    RENDER_SETTINGS,
-    markdown_table,
-    plot_histograms,
-    plot_report,
-    plot_tempo_curves,
-    write_report,
-)
+from espressivo.evaluate.primed import PAPER_CVRNN_10
 from espressivo.evaluate.shape import shape_of, summarise, with_pedal_ratio
+from espressivo.families import family_of, resolve
 
 
 # ---------------------------------------------------------------------------- the whole evaluation
@@ -68,7 +54,7 @@ def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) ->
     from espressivo.data.pairs import PairWindows
     from espressivo.features.slots import performed_slots, render_tokenizer
     from espressivo.io import read_midi, read_score
-    from espressivo.render.render import score_inputs
+    from espressivo.render.notewise import score_inputs
 
     tok = render_tokenizer()
     windows = PairWindows(pairs_root, split)
@@ -121,11 +107,14 @@ def evaluate_renderers(
     stride: int = 400,
     score_source: str = "musicxml",
     progress=None,
+    pairs: Path | None = None,
+    split: str = "",
 ) -> tuple[dict, dict]:
     """The report, and the per-note statistics of every system (for :func:`plot_histograms`).  ``options``:
     the renderers' :class:`~espressivo.render.RenderOptions`, as ``espressivo render`` takes them (default: its
     defaults).  ``score_source="midi"``: renderers and deadpan read each piece's ``midi_score.mid`` instead
-    (no markings); their notes are not the aligned ones, so only distributions and shape are measured."""
+    (no markings); their notes are not the aligned ones, so only distributions and shape are measured.
+    ``pairs``, ``split``: where the pieces' pairs were read (a family's protocols may read its own windows)."""
     from espressivo.io import read_score
     from espressivo.render import RenderOptions, render
 
@@ -204,23 +193,13 @@ def evaluate_renderers(
                for system, c in curves.items()}
         for name, curves in piece_curves.items()
     }  # fmt: skip
+    settings = {"primed": primed, "stride": stride, "seed": seed, "temperature": temperature, "top_p": top_p,
+                "tempo_guard": options.timing.tempo_guard, "pairs": pairs, "split": split}  # fmt: skip
+    for name, m in models.items():  # each family's own protocols (families/: `evaluations`)
+        for protocol in family_of(m).evaluations:
+            for key, value in resolve(protocol)(m, pieces, settings).items():
+                report.setdefault(key, {})[name] = value
     if primed:
-        from espressivo.evaluate.cvrnn import latent_consistency, primed_cvrnn
-
-        settings = {"stride": stride, "seed": seed, "temperature": temperature, "top_p": top_p}
-        report["primed"] = {
-            name: primed_protocol(m, pieces, **settings, tempo_guard=options.timing.tempo_guard)
-            for name, m in models.items()
-            if m.model_type == "renderer"  # a note-by-note renderer can be primed with a pianist's notes
-        }
-        report["primed_cvrnn"] = {
-            name: primed_cvrnn(m, pieces, **settings) for name, m in models.items() if m.model_type == "cvrnn"
-        }
-        report["latent_consistency"] = {
-            name: latent_consistency(m, pieces, seed=seed, temperature=temperature, top_p=top_p)
-            for name, m in models.items()
-            if m.model_type == "cvrnn"
-        }
         report["primed_paper_cvrnn_10_notes"] = PAPER_CVRNN_10
     stats = {"human": all_humans} | {name: s["stats"] for name, s in systems.items()}
     return report, stats

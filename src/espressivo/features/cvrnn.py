@@ -14,9 +14,9 @@ Notes are in score order (onset beat, then pitch), grouped by onset.  A *beat* i
 ==============  =======  ===================================================================================
 
 *Tempo* is the slope of a Gaussian-kernel (squared-exponential, FWHM 2 beats) local linear regression of the
-performed onsets on score beats, as the seed's.  The seed states the deviation in BPM (-50..49); here it is in
-per cent of the reference tempo (the same at 100 BPM), so that a piece counted in eighths at 200 BPM and one
-in halves at 50 BPM have the same room for rubato.  The *reference tempo* is the written tempo (its changes
+performed onsets on score beats, as the paper's (the seed).  The paper states the deviation in BPM (-50..49);
+here it is in per cent of the reference tempo (the same at 100 BPM), so that a piece counted in eighths at 200 BPM
+and one in halves at 50 BPM have the same room for rubato.  The *reference tempo* is the written tempo (its changes
 kept) scaled to a mean: the performer's mean tempo in training, the written or ``--tempo`` one at rendering.
 
 *Ideal onset* of a group = the previous group's mean onset + its beats apart x the group's beat period, so a

@@ -2,7 +2,7 @@
 beat-level curve (tempo, loudness) plus note-level deviations around it.  Vectorised; rows in score order.
 
 Score side — :func:`phrase_features` adds to :func:`~espressivo.features.slots.feature_matrix` (metre,
-durations, chords, dynamics marking) what a musician reads above the note (``PHRASE_FEATURES``): the
+durations, chords, dynamics marking) what a musician reads above the note (columns named in ``PHRASE_FEATURES``): the
 performance markings partitura reads (articulation, accents, fermata, ornaments, slurs, hairpins, tempo
 directions; :data:`~espressivo.core.score.MARK_FIELDS`), whether markings were available at all (a MIDI score
 has none), rests after a note, long notes, position in the piece, the note's place under its chord's top
@@ -39,12 +39,12 @@ from espressivo.core import CONTROL_DTYPE, NOTE_DTYPE, SUSTAIN, Performance, Tim
 from espressivo.core.performance import canonical_order, make_controls
 from espressivo.core.score import MARK_FIELDS, MARKS_DTYPE
 from espressivo.core.timemap import onset_keys
-from espressivo.features.slots import N_FEATURES, feature_matrix, pedal_sample_times
+from espressivo.features.slots import SCORE_FEATURES, feature_matrix, named_columns, pedal_sample_times
 
 DERIVED = ("has_marks", "rest_after", "long_note", "position", "to_end", "below_top", "upper_staff",
            "density", "harmony_change", "bass_change", "first_in_beat", "written_tempo")  # fmt: skip
-PHRASE_FEATURES = len(MARK_FIELDS) + len(DERIVED)
-DYNAMIC_COLUMN = 8  # feature_matrix's dynamics marking: a marking, dropped with the others
+PHRASE_FEATURES = SCORE_FEATURES + MARK_FIELDS + DERIVED  # the columns of phrase_features, by name
+MARKINGS = (*MARK_FIELDS, "has_marks", "dynamic", "written_tempo")  # what a score without markings lacks
 VELOCITY_SCALE = 16.0
 TIMING_SCALE = 10.0  # timing targets in tenths of a second
 MIN_WRITTEN_SEC = 0.05
@@ -58,47 +58,46 @@ def beat_index(onset_beat: np.ndarray) -> tuple[np.ndarray, int]:
     return (beats - first).astype(np.int64), first
 
 
-def phrase_features(score_features: np.ndarray, marks: np.ndarray | None, onset_beat: np.ndarray) -> np.ndarray:
-    """(n, N_FEATURES + PHRASE_FEATURES) float32: feature_matrix, then the markings and derived context."""
+def phrase_features(
+    score_features: np.ndarray, marks: np.ndarray | None, onset_beat: np.ndarray
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """((n, 36) float32, :data:`PHRASE_FEATURES`): feature_matrix, then the markings and derived context."""
     sf = score_features
     n = len(sf)
-    base = feature_matrix(sf)
-    out = np.zeros((n, PHRASE_FEATURES), np.float32)
+    base, base_names = feature_matrix(sf)
     has = marks is not None and len(marks) == n and n > 0
-    if has:
-        for k, name in enumerate(MARK_FIELDS):
-            out[:, k] = marks[name]
-    d = len(MARK_FIELDS)
-    out[:, d] = float(has)
+    columns = {name: marks[name] if has else 0.0 for name in MARK_FIELDS}
+    columns["has_marks"] = float(has)
     if n == 0:
-        return np.concatenate([base, out], 1)
+        values, names = named_columns(columns | dict.fromkeys(DERIVED[1:], 0.0), n)
+        return np.concatenate([base, values], 1), base_names + names
     onset = np.asarray(onset_beat, dtype=np.float64)
     _, group = onset_keys(onset)
     dur = np.asarray(sf["duration_beat"], dtype=np.float64)
     longest = np.zeros(group.max() + 1)
     np.maximum.at(longest, group, dur)
     gap = np.maximum(np.asarray(sf["ioi_beat"], dtype=np.float64) - longest[group], 0.0)
-    out[:, d + 1] = np.log2(1 + np.minimum(gap, 16)) / 2  # a rest after the onset: a phrase may end
-    out[:, d + 2] = np.log2(np.clip(dur / np.maximum(np.median(dur[dur > 0]) if (dur > 0).any() else 1, 1e-3),
-                                    1 / 16, 16)) / 4  # fmt: skip
+    columns["rest_after"] = np.log2(1 + np.minimum(gap, 16)) / 2  # a rest after the onset: a phrase may end
+    typical = np.median(dur[dur > 0]) if (dur > 0).any() else 1
+    columns["long_note"] = np.log2(np.clip(dur / np.maximum(typical, 1e-3), 1 / 16, 16)) / 4
     span = max(float(onset.max() - onset.min()), 1e-6)
-    out[:, d + 3] = (onset - onset.min()) / span
-    out[:, d + 4] = np.log2(1 + (onset.max() - onset)) / 8
+    columns["position"] = (onset - onset.min()) / span
+    columns["to_end"] = np.log2(1 + (onset.max() - onset)) / 8
     top = np.full(group.max() + 1, -1)
     np.maximum.at(top, group, sf["pitch"].astype(np.int64))
-    out[:, d + 5] = np.minimum(top[group] - sf["pitch"], 36) / 12  # 0: the skyline (melody candidate)
+    columns["below_top"] = np.minimum(top[group] - sf["pitch"], 36) / 12  # 0: the skyline (melody candidate)
     staff = sf["staff"].astype(np.int64)
-    out[:, d + 6] = staff == (staff[staff > 0].min() if (staff > 0).any() else 0)
+    columns["upper_staff"] = staff == (staff[staff > 0].min() if (staff > 0).any() else 0)
     ordered = np.sort(onset)
     count = np.searchsorted(ordered, onset + 2, side="left") - np.searchsorted(ordered, onset - 2, side="left")
-    out[:, d + 7] = np.log2(1 + count / 4) / 4
-    out[:, d + 8 : d + 11] = harmony_features(sf["pitch"], onset)
+    columns["density"] = np.log2(1 + count / 4) / 4
+    harmony = harmony_features(sf["pitch"], onset)
+    columns |= {name: harmony[:, k] for k, name in enumerate(("harmony_change", "bass_change", "first_in_beat"))}
     qpm = np.asarray(sf["written_qpm"], dtype=np.float64)
-    out[:, d + 11] = np.where(np.isfinite(qpm) & (qpm > 0), np.log(np.clip(qpm, 20, 400) / 100), 0.0)
-    if not has:
-        base[:, DYNAMIC_COLUMN] = 0.0
-        out[:, d + 11] = 0.0
-    return np.concatenate([base, out], 1).astype(np.float32)
+    columns["written_tempo"] = np.where(np.isfinite(qpm) & (qpm > 0), np.log(np.clip(qpm, 20, 400) / 100), 0.0)
+    values, names = named_columns(columns, n)
+    out, names = np.concatenate([base, values], 1), base_names + names
+    return (out if has else drop_markings(out, names)), names
 
 
 def harmony_features(pitch: np.ndarray, onset_beat: np.ndarray) -> np.ndarray:
@@ -123,12 +122,10 @@ def harmony_features(pitch: np.ndarray, onset_beat: np.ndarray) -> np.ndarray:
     return np.stack([jaccard[beat], bass_change[beat], np.abs(onset_beat - first[beat]) < 1e-6], 1)
 
 
-def drop_markings(features: np.ndarray) -> np.ndarray:
+def drop_markings(features: np.ndarray, names: tuple[str, ...] = PHRASE_FEATURES) -> np.ndarray:
     """``phrase_features`` as a score without markings would give them (training: scores read from MIDI)."""
     out = features.copy()
-    out[:, N_FEATURES : N_FEATURES + len(MARK_FIELDS) + 1] = 0.0
-    out[:, DYNAMIC_COLUMN] = 0.0
-    out[:, -1] = 0.0
+    out[:, [names.index(name) for name in MARKINGS]] = 0.0
     return out
 
 

@@ -12,8 +12,9 @@ notes as offsets from the chord's first note, was measured and not shipped: docs
 without a metronome mark, or ``qpm``), velocity from the dynamics marking in force (as notation programs
 export it: p 50, mf 71, f 78, ...), pedal up.  The first note's IOI is 0 on both sides.
 
-**Score features** (:func:`feature_matrix`): 12 numbers per note the deadpan MIDI does not carry (metre,
-chord position, grace, dynamics, mode), added to the renderer's encoder input; zeros in pretraining.
+**Score features** (:func:`feature_matrix`, named in :data:`SCORE_FEATURES`): 12 numbers per note the deadpan
+MIDI does not carry (metre, chord position, grace, dynamics, mode), added to the renderer's encoder input; zeros
+in pretraining.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from espressivo.core.performance import canonical_order, make_controls
 from espressivo.errors import EspressivoError
 from espressivo.tokenizers.note import NoteTokenizer
 
-N_FEATURES = 12
-MIN_SEPARATE_IOI_MS = 5.0  # notes apart in the score stay at least this far apart (the seed's floor)
+MIN_SEPARATE_IOI_MS = 5.0  # notes apart in the score stay at least this far apart (Pianist Transformer's floor)
 
 
 def render_tokenizer() -> NoteTokenizer:
@@ -104,26 +104,35 @@ def training_order(written_onset: np.ndarray, performed_onset: np.ndarray, pitch
     return np.lexsort((-np.asarray(pitch, dtype=np.int64), np.asarray(performed_onset, dtype=np.float64), key))
 
 
-GRACE_FEATURE = 7  # the column of feature_matrix that flags grace notes
+SCORE_FEATURES = ("measure_position", "is_downbeat", "beat_fraction", "log_duration", "log_ioi", "chord_size",
+                  "is_top", "is_grace", "dynamic", "is_minor", "ts_beats", "present")  # fmt: skip
 
 
-def feature_matrix(features: np.ndarray) -> np.ndarray:
-    """``SCORE_FEATURE_DTYPE`` rows -> (n, 12) float32 of order one."""
+def named_columns(columns: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Named columns -> ((n, k) float32, their names): how every feature function hands its features on."""
+    out = np.zeros((n, len(columns)), np.float32)
+    for k, values in enumerate(columns.values()):
+        out[:, k] = values
+    return out, tuple(columns)
+
+
+def feature_matrix(features: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``SCORE_FEATURE_DTYPE`` rows -> ((n, 12) float32 of order one, :data:`SCORE_FEATURES`)."""
     f = features
-    out = np.zeros((len(f), N_FEATURES), np.float32)
-    out[:, 0] = f["measure_position"]
-    out[:, 1] = f["is_downbeat"]
-    out[:, 2] = np.mod(f["beat_in_measure"], 1.0)
-    out[:, 3] = np.log2(np.clip(f["duration_beat"], 1 / 64, 16)) / 4
-    out[:, 4] = np.log2(np.clip(f["ioi_beat"], 1 / 64, 16)) / 4
-    out[:, 5] = np.minimum(f["chord_size"], 8) / 4
-    out[:, 6] = f["is_top"]
-    out[:, GRACE_FEATURE] = f["is_grace"]
-    out[:, 8] = f["dynamic"] / 4
-    out[:, 9] = f["key_mode"] == 0
-    out[:, 10] = np.minimum(f["ts_beats"], 16) / 8
-    out[:, 11] = 1.0  # score features present (0 in pretraining)
-    return out
+    return named_columns({
+        "measure_position": f["measure_position"],
+        "is_downbeat": f["is_downbeat"],
+        "beat_fraction": np.mod(f["beat_in_measure"], 1.0),
+        "log_duration": np.log2(np.clip(f["duration_beat"], 1 / 64, 16)) / 4,
+        "log_ioi": np.log2(np.clip(f["ioi_beat"], 1 / 64, 16)) / 4,
+        "chord_size": np.minimum(f["chord_size"], 8) / 4,
+        "is_top": f["is_top"],
+        "is_grace": f["is_grace"],
+        "dynamic": f["dynamic"] / 4,
+        "is_minor": f["key_mode"] == 0,
+        "ts_beats": np.minimum(f["ts_beats"], 16) / 8,
+        "present": 1.0,  # score features present (0 in pretraining)
+    }, len(f))  # fmt: skip
 
 
 def decode_slots(

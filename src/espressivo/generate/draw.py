@@ -16,7 +16,7 @@ import numpy as np
 
 from espressivo.errors import EspressivoError
 
-MAX_SEED = 2**63 - 1  # what torch and numpy generators accept
+MAX_SEED = 2**53 - 1  # the one seed bound: exact in JSON and a browser, and variations count up from it
 MAX_BEAM = 16
 
 

@@ -1,26 +1,12 @@
-"""Model families, one readable file each; every model's ``forward`` returns ``(output, loss)``."""
+"""Models, one readable file per family; every model's ``forward`` returns ``(output, loss)``.  Which class a
+model type builds is its family's entry (:mod:`espressivo.families`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
 from espressivo.errors import EspressivoError
-from espressivo.models.cvrnn import CVRNN, CVRNNConfig
-from espressivo.models.embedder import Embedder, EmbedderConfig
-from espressivo.models.perfrnn import PerfRNN, PerfRNNConfig
-from espressivo.models.phrase import PhraseConfig, PhraseRenderer
-from espressivo.models.renderer import Renderer, RendererConfig
-from espressivo.models.transformer import Transformer, TransformerConfig
-
-MODEL_TYPES = {
-    "perfrnn": (PerfRNNConfig, PerfRNN),
-    "transformer": (TransformerConfig, Transformer),
-    "renderer": (RendererConfig, Renderer),
-    "cvrnn": (CVRNNConfig, CVRNN),
-    "phrase": (PhraseConfig, PhraseRenderer),
-    "embedder": (EmbedderConfig, Embedder),
-}
-
+from espressivo.families import family
 
 MAX_INT_SETTING = 1_000_000  # any integer size of a model (vocabulary, width, layers, window)
 MAX_PARAMETERS = 2_000_000_000  # about 8 GiB of float32 weights: beyond, refused before allocating
@@ -60,9 +46,8 @@ def check_config(model_type: str, config) -> None:
 
 def build_model(model_type: str, config: dict | str, **overrides):
     """A model from its type and a preset name or a config dict (plus overrides such as ``vocab_size``)."""
-    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
-        raise EspressivoError(f"unknown model type {model_type!r} (available: {', '.join(MODEL_TYPES)})")
-    config_cls, model_cls = MODEL_TYPES[model_type]
+    entry = family(model_type)  # one line naming the families for an unknown type
+    config_cls, model_cls = entry.config_class, entry.model_class
     if isinstance(config, str):
         cfg = config_cls.from_name(config, **overrides)
     else:
@@ -99,20 +84,4 @@ def model_config_dict(model) -> dict:
     return asdict(model.config)
 
 
-__all__ = [
-    "CVRNN",
-    "MODEL_TYPES",
-    "CVRNNConfig",
-    "Embedder",
-    "EmbedderConfig",
-    "PerfRNN",
-    "PerfRNNConfig",
-    "PhraseConfig",
-    "PhraseRenderer",
-    "Renderer",
-    "RendererConfig",
-    "Transformer",
-    "TransformerConfig",
-    "build_model",
-    "model_config_dict",
-]
+__all__ = ["build_model", "check_config", "model_config_dict"]

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from espressivo.errors import EspressivoError
+from espressivo.families import FAMILIES, canonical, family
 
 DTYPES = ("float32", "float16", "bfloat16")
 MAX_CONFIG_BYTES = 2**20
@@ -64,13 +65,18 @@ def save_checkpoint(
         seen.add(tensor.data_ptr())
         state[name] = tensor.detach().to("cpu", target if tensor.is_floating_point() else tensor.dtype).contiguous()
     atomic_write_bytes(path / "model.safetensors", save(state))  # a crash never leaves half a file
-    config = {
-        "model_type": model_type,
-        "model": asdict(model.config),
-        "tokenizer": tokenizer.to_dict(),
-        "dtype": dtype,
-        "espressivo_version": __version__,
-    } | (extra or {})
+    entry = family(model_type)
+    config = (
+        {
+            "model_type": entry.name,
+            "model": asdict(model.config),
+            "tokenizer": tokenizer.to_dict(),
+            "dtype": dtype,
+            "espressivo_version": __version__,
+        }
+        | ({"features": list(entry.feature_names)} if entry.feature_names else {})
+        | (extra or {})
+    )
     atomic_write_bytes(path / "config.json", json.dumps(config, indent=2).encode())
     return path
 
@@ -117,6 +123,8 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
     if not isinstance(model_config, dict):
         raise EspressivoError(f"{path}/config.json: 'model' must be a mapping of settings")
     tokenizer = from_dict(config.get("tokenizer"))
+    model_type = canonical(model_type)
+    check_features(path, config, family(model_type))
     model = build_model(model_type, model_config)
     try:
         state = load_file(str(path / "model.safetensors"), device="cpu")
@@ -136,6 +144,23 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
     return Pretrained(model, tokenizer, model_type, path, config)
 
 
+def check_features(path: Path, config: dict, entry) -> None:
+    """Refuse, in one line, a checkpoint trained on score features other than the ones this espressivo computes
+    (a checkpoint without a list predates it: its sizes are checked when its weights are loaded)."""
+    stored = config.get("features")
+    if stored is None or not entry.feature_names:
+        return
+    ours = list(entry.feature_names)
+    if stored != ours:
+        k = next((i for i, (a, b) in enumerate(zip(stored, ours, strict=False)) if a != b), min(len(stored), len(ours)))
+        theirs = stored[k] if k < len(stored) else "nothing"
+        mine = ours[k] if k < len(ours) else "nothing"
+        raise EspressivoError(
+            f"{path}: trained on other score features than this espressivo computes (column {k}: "
+            f"{str(theirs)[:40]!r} there, {mine!r} here); use the espressivo it was trained with"
+        )
+
+
 def default_model_name() -> str:
     """The shipped language model ``espressivo generate`` uses: a card that says ``"default": true``, else the one
     whose card reports the fewest test bits per second of music (comparable across vocabularies, where nats per
@@ -145,7 +170,8 @@ def default_model_name() -> str:
         config = json.loads(
             (Path(str(resources.files("espressivo") / "checkpoints" / name)) / "config.json").read_text()
         )
-        if config.get("model_type") not in ("transformer", "perfrnn"):
+        entry = FAMILIES.get(canonical(config.get("model_type")))
+        if entry is None or entry.kind != "language":
             continue  # renderers are not language models
         evaluation = config.get("evaluation", {})
         if evaluation.get("default"):

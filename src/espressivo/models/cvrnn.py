@@ -22,6 +22,7 @@ Per score note n (score order), with h the state of a 3-layer GRU:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,7 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class CVRNNConfig:
+    PRESETS: ClassVar[dict] = PRESETS
     head_sizes: tuple[int, ...] = tuple(HEADS.values())
     score_categories: tuple[int, ...] = tuple(SCORE_CATEGORIES.values())
     roll_steps_per_beat: int = 16
@@ -74,9 +76,9 @@ class CVRNNConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> CVRNNConfig:
-        if name not in PRESETS:
-            raise EspressivoError(f"unknown cvrnn preset {name!r} (available: {', '.join(PRESETS)})")
-        return replace(cls(**PRESETS[name]), **overrides)
+        if name not in cls.PRESETS:
+            raise EspressivoError(f"unknown cvrnn preset {name!r} (available: {', '.join(cls.PRESETS)})")
+        return replace(cls(**cls.PRESETS[name]), **overrides)
 
     @property
     def roll_frames(self) -> int:

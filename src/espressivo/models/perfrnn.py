@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class PerfRNNConfig:
+    PRESETS: ClassVar[dict] = PRESETS
     vocab_size: int = 416
     embed_dim: int = 256
     hidden: int = 512
@@ -32,9 +34,9 @@ class PerfRNNConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> PerfRNNConfig:
-        if name not in PRESETS:
-            raise EspressivoError(f"unknown perfrnn preset {name!r} (available: {', '.join(PRESETS)})")
-        return replace(cls(**PRESETS[name]), **overrides)
+        if name not in cls.PRESETS:
+            raise EspressivoError(f"unknown perfrnn preset {name!r} (available: {', '.join(cls.PRESETS)})")
+        return replace(cls(**cls.PRESETS[name]), **overrides)
 
 
 class PerfRNN(nn.Module):

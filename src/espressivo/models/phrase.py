@@ -28,7 +28,8 @@ from torch import nn
 
 from espressivo.errors import EspressivoError
 from espressivo.features.phrase import PHRASE_FEATURES
-from espressivo.models.renderer import DEFAULT_SLOTS, SLOT_KINDS, NoteEmbedding, NoteModelConfig
+from espressivo.features.slots import SCORE_FEATURES
+from espressivo.models.notewise import DEFAULT_SLOTS, SLOT_KINDS, NoteEmbedding, NoteModelConfig
 from espressivo.models.transformer import Block, RMSNorm, TransformerConfig, rope_table
 
 PRESETS = {
@@ -47,8 +48,8 @@ class PhraseConfig(NoteModelConfig):
     slot_sizes: tuple[int, ...] = DEFAULT_SLOTS
     slot_kinds: tuple[str, ...] = SLOT_KINDS
     time_step_ms: float = 1.0
-    n_features: int = 12  # the renderer's score features (feature_matrix)
-    n_phrase_features: int = PHRASE_FEATURES  # markings and derived context: the feature set decides, never a guess
+    n_features: int = len(SCORE_FEATURES)  # the renderer's score features (feature_matrix): the feature set decides
+    n_phrase_features: int = len(PHRASE_FEATURES) - len(SCORE_FEATURES)  # markings and derived context
     pedal_samples: int = 4
     d_model: int = 256
     n_head: int = 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class TransformerConfig:
+    PRESETS: ClassVar[dict] = PRESETS
     vocab_size: int = 416
     n_layer: int = 6
     n_head: int = 4
@@ -46,9 +48,9 @@ class TransformerConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> TransformerConfig:
-        if name not in PRESETS:
-            raise EspressivoError(f"unknown transformer preset {name!r} (available: {', '.join(PRESETS)})")
-        return replace(cls(**PRESETS[name]), **overrides)
+        if name not in cls.PRESETS:
+            raise EspressivoError(f"unknown transformer preset {name!r} (available: {', '.join(cls.PRESETS)})")
+        return replace(cls(**cls.PRESETS[name]), **overrides)
 
 
 class RMSNorm(nn.Module):

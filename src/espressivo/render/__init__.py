@@ -1,11 +1,9 @@
 """Score -> performance rendering with a trained renderer of any family, and editable (tempo-mapped) output."""
 
 from espressivo.render.base import Rendering, RenderOptions
-from espressivo.render.render import render_slots, score_inputs
+from espressivo.render.dispatch import render
+from espressivo.render.notewise import render_slots, score_inputs
 from espressivo.render.tempo_map import tempo_mapped_bytes, write_tempo_mapped
-
-# last: importing the submodule espressivo.render.render above binds the package attribute `render` to it
-from espressivo.render.families import render  # isort: skip
 
 __all__ = [
     "RenderOptions",

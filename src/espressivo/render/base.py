@@ -19,6 +19,7 @@ import numpy as np
 from espressivo.core import Performance, Score
 from espressivo.core.score import mean_qpm, written_qpm
 from espressivo.errors import EspressivoError
+from espressivo.generate.draw import MAX_SEED
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
 from espressivo.render.rolls import ROLL_STEP_BEATS
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD
@@ -66,7 +67,7 @@ class Sampling:
     overlap: int = api_only(64)  # notes shared by consecutive segments, cross-faded
 
     def __post_init__(self) -> None:
-        _check(0 <= self.seed <= 2**63 - 1 - 64, f"--seed must lie in 0..{2**63 - 1 - 64}")  # variations count up
+        _check(0 <= self.seed <= MAX_SEED, f"--seed must lie in 0..{MAX_SEED}")
         _check(0 < self.temperature <= 10 and 0 < self.top_p <= 1, "need 0 < temperature <= 10 and 0 < top-p <= 1")
         _check(1 <= self.consensus <= MAX_CONSENSUS, f"--consensus must lie in 1..{MAX_CONSENSUS}")
         _check(0 <= self.threads <= 256, "--threads must lie in 0..256 (0: chosen by the renderer)")

@@ -1,4 +1,4 @@
-"""Rendering, encoding and steering with a trained CVRNN (``model_type: cvrnn``).
+"""Rendering, encoding and steering with a trained CVRNN (family ``cvrnn``).
 
 >>> pretrained = load_pretrained("cvrnn-small")
 >>> perf = render_cvrnn(pretrained, score, RenderOptions.of(seed=3))[0].performance
@@ -8,7 +8,8 @@
 **Generation** walks the score note by note: z_n from the prior p(z | h_{n-1}) (``µ + sigma ε``), the
 performance classes from p(x | z_n, c_n) (temperature and top-p per head, as ``espressivo render``), then the
 state update.  ``shift`` (5 numbers, or one row per note) moves z by ``shift ⊗ sigma`` along the prior — the
-seed's µ ± Δ ⊗ exp(gamma) experiment (sigma = exp(gamma / 2)); ``sample_z=False`` takes z = µ + shift ⊗ sigma exactly.
+CVRNN paper's µ ± Δ ⊗ exp(gamma) experiment (sigma = exp(gamma / 2)); ``sample_z=False`` takes z = µ + shift ⊗ sigma
+exactly.
 
 **Priming** feeds known notes through the inference network q(z | x, h) (z = its mean) before generating:
 the first notes of the same score (the evaluation's protocol), or a reference performance of another score
@@ -81,11 +82,13 @@ def run(
     shift=None,
     sample_z: bool = True,
     zero_z: bool = False,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Walk the notes of ``context`` (1, n, d): the first ``len(prime)`` are encoded (q, z = its mean), the
     rest generated (p; ``zero_z``: z = 0).  Returns ``(classes (variations, n, heads), z (variations, n,
-    z_dim))``."""
+    z_dim))``.  ``threads``: torch threads for the walk (one is fastest for a note at a time)."""
     from espressivo.generate.draw import draw
+    from espressivo.generate.draw import threads as torch_threads
 
     torch = _torch()
     c = model.config
@@ -97,7 +100,7 @@ def run(
     zs = torch.zeros(variations, n, c.z_dim)
     if k:
         classes[:, :k] = torch.from_numpy(np.asarray(prime, dtype=np.int64))
-    with one_thread(), torch.inference_mode():
+    with torch_threads(threads), torch.inference_mode():
         state = model.new_state(variations) if state is None else [h.expand(variations, -1).clone() for h in state]
         for i in range(n):
             ctx = context[:, i].expand(variations, -1)
@@ -142,7 +145,7 @@ def render_cvrnn(
     reference_state=None,
 ) -> list:  # fmt: skip
     """Render ``score`` ``variations`` times (see the module docstring); ``Rendering`` objects as
-    :func:`espressivo.render.render` returns."""
+    :func:`espressivo.render.notewise` returns."""
     from espressivo.features.cvrnn import track_from_score
     from espressivo.render.base import Rendering, finish, with_score_tempo
 
@@ -152,7 +155,7 @@ def render_cvrnn(
     drawn = options.sampling
     classes, _ = run(pretrained.model, context, state=reference_state, variations=variations,
                      temperature=drawn.temperature, top_p=drawn.top_p, seed=drawn.seed, shift=shift,
-                     sample_z=sample_z)  # fmt: skip
+                     sample_z=sample_z, threads=drawn.threads or 1)  # fmt: skip
     results = []
     for rows in classes:
         perf = decode_performance(track, rows, sampled=True)
@@ -223,12 +226,27 @@ def reference_state(pretrained, score: Score, performance: Performance, alignmen
     return state
 
 
-def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndarray:
-    """``--interpretation``: ``"d1,...,dk"`` (constant) or keyframes ``"0:d1,...;0.5:...;1:..."`` at fractions of
-    the score (0 = first note, 1 = last), interpolated linearly -> (notes, z_dim) shifts in prior sigmas."""
+def keyframe_shift(keyframes: dict[float, list[float]], z_dim: int, position: np.ndarray) -> np.ndarray:
+    """The interpretation as keyframes ``{fraction of the score: z shifts}`` (0 = first note, 1 = last; one
+    keyframe: constant), interpolated linearly -> (notes, z_dim) shifts in prior sigmas.  The CLI's
+    ``--interpretation`` and the studio's sliders both steer through this."""
     position = np.asarray(position, dtype=np.float64)
     span = float(position.max() - position.min()) if len(position) else 0.0
     where = (position - position.min()) / span if span > 0 else np.zeros(len(position))
+    keys = np.array(sorted(keyframes), dtype=np.float64)
+    rows = np.array([np.asarray(keyframes[k], dtype=np.float64) for k in sorted(keyframes)]).reshape(len(keys), -1)
+    if not len(keys) or rows.shape[1] != z_dim or not np.isfinite(rows).all() or np.abs(rows).max() > 10:
+        raise EspressivoError(f"the interpretation needs {z_dim} numbers within ±10 (prior sigmas) per keyframe")
+    if not (np.isfinite(keys).all() and keys.min() >= 0 and keys.max() <= 1):
+        raise EspressivoError("interpretation keyframes lie at fractions 0..1 of the score")
+    if len(keys) == 1:
+        return np.tile(rows[0], (len(position), 1))
+    return np.stack([np.interp(where, keys, rows[:, d]) for d in range(z_dim)], 1)
+
+
+def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndarray:
+    """``--interpretation``: ``"d1,...,dk"`` (constant) or keyframes ``"0:d1,...;0.5:...;1:..."`` at fractions of
+    the score (0 = first note, 1 = last), interpolated linearly -> (notes, z_dim) shifts in prior sigmas."""
 
     def numbers(part: str) -> np.ndarray:
         try:
@@ -241,7 +259,7 @@ def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndar
 
     text = text.strip()
     if ":" not in text:
-        return np.tile(numbers(text), (len(position), 1))
+        return keyframe_shift({0.0: numbers(text)}, z_dim, position)
     keys, rows = [], []
     for frame in filter(None, (f.strip() for f in text.split(";"))):
         at, _, values = frame.partition(":")
@@ -255,6 +273,4 @@ def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndar
         rows.append(numbers(values))
     if len(set(keys)) != len(keys):
         raise EspressivoError("--interpretation: two keyframes at the same position")
-    order = np.argsort(keys)
-    keys, rows = np.array(keys)[order], np.array(rows)[order]
-    return np.stack([np.interp(where, keys, rows[:, d]) for d in range(z_dim)], 1)
+    return keyframe_shift(dict(zip(keys, rows, strict=True)), z_dim, position)

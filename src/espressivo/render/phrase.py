@@ -65,7 +65,7 @@ def predict(model, score: Score, qpm: float | None, tokenizer) -> dict[str, np.n
     n = len(notes)
     sf = score_features(score)
     onset_beat = notes["onset_beat"]
-    features = phrase_features(sf, score.marks, onset_beat)
+    features, _ = phrase_features(sf, score.marks, onset_beat)
     q = notes["onset_quarter"]
     onset = score.written_seconds(q, qpm)
     duration = score.written_seconds(q + notes["duration_quarter"], qpm) - onset

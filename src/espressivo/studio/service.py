@@ -1,7 +1,7 @@
 """The studio's work, apart from HTTP: scores opened, takes rendered in a bounded pool, their files and views.
 
 A *score* is an uploaded (or bundled) file read once (repeats unfolded, as ``espressivo render`` plays it).  A
-*take* is one performance of it: a rendering (any shipped renderer, through :func:`espressivo.render.render`
+*take* is one performance of it: a rendering (any shipped renderer, through :func:`espressivo.render.notewise`
 and its option groups), the deadpan, a pianist's performance (bundled and (n)ASAP examples), or a passage of
 another take rendered again (:mod:`espressivo.render.passage`).  Takes run in a pool of ``workers`` threads
 (each rendering on one torch thread, so never more model threads than cores), first come first served, at most
@@ -23,6 +23,7 @@ import numpy as np
 
 from espressivo.core import SUSTAIN, Alignment, Performance, Score
 from espressivo.errors import EspressivoError
+from espressivo.generate.draw import MAX_SEED
 from espressivo.studio.store import Store
 
 SUFFIXES = (".musicxml", ".xml", ".mxl", ".mei", ".krn", ".mid", ".midi")
@@ -289,15 +290,15 @@ class Studio:
         return take
 
     def _pretrained(self, name: str):
+        from espressivo.families import family
         from espressivo.models.checkpoint import load_pretrained, shipped_models
-        from espressivo.render.families import FAMILIES
 
         if name not in shipped_models():
             raise EspressivoError(f"unknown renderer {name!r}")
         with self.lock:
             if name not in self._models:
                 pretrained = load_pretrained(name)
-                if pretrained.model_type not in FAMILIES:
+                if family(pretrained.model_type).kind != "renderer":
                     raise EspressivoError(f"{name} is not a renderer")
                 self._models[name] = pretrained
             return self._models[name]
@@ -307,18 +308,20 @@ class Studio:
         import json
         from importlib import resources
 
+        from espressivo.families import FAMILIES, canonical
         from espressivo.models.checkpoint import shipped_models
-        from espressivo.render.families import DEFAULT_RENDERER, FAMILIES
+        from espressivo.render.dispatch import DEFAULT_RENDERER
 
         out = []
         for name in shipped_models():
             config = json.loads((resources.files("espressivo") / "checkpoints" / name / "config.json").read_text())
-            family = FAMILIES.get(config.get("model_type"))
-            if family is None:
+            family = FAMILIES.get(canonical(config.get("model_type")))
+            if family is None or family.kind != "renderer":
                 continue
             z_dim = int(config.get("model", {}).get("z_dim", 0)) if "shift" in family.steering else 0
-            out.append({"name": name, "family": family.model_type, "default": name == DEFAULT_RENDERER,
-                        "expressiveness": "expressiveness" in family.controls, "z_dim": z_dim})  # fmt: skip
+            out.append({"name": name, "family": family.name, "summary": family.summary,
+                        "default": name == DEFAULT_RENDERER, "z_dim": z_dim,
+                        "expressiveness": "expressiveness" in family.controls})  # fmt: skip
         return sorted(out, key=lambda r: (not r["default"], r["name"]))
 
     def submit(self, score_id: str, request: dict, client: str = "") -> Take:
@@ -352,8 +355,9 @@ class Studio:
         return self._queue(Take(self.store.new_id(), score_id, kind, label, settings, client=client), entry)
 
     def _render_settings(self, request: dict) -> dict:
+        from espressivo.families import family_of
         from espressivo.render import RenderOptions
-        from espressivo.render.families import DEFAULT_RENDERER, check_controls, family_of
+        from espressivo.render.dispatch import DEFAULT_RENDERER, check_controls
 
         model = request.get("model") or DEFAULT_RENDERER
         if not isinstance(model, str):
@@ -361,7 +365,7 @@ class Studio:
         pretrained = self._pretrained(model)
         settings = {
             "model": model,
-            "seed": _int(request.get("seed"), "seed", 0, 2**31 - 1, 0),
+            "seed": _int(request.get("seed"), "seed", 0, MAX_SEED, 0),
             "temperature": _float(request.get("temperature"), "variety", 0.1, 4, 1.0),
             "tempo": _float(request.get("tempo"), "tempo", 10, 400),
             "dynamics_scale": _float(request.get("dynamics_scale"), "dynamics scale", 0, 4, 1.0),
@@ -406,7 +410,7 @@ class Studio:
         fresh = int(base.settings.get("seed", 0)) + 1
         while fresh in tried:
             fresh += 1
-        seed = _int(request.get("seed"), "seed", 0, 2**31 - 1, fresh % 2**31)
+        seed = _int(request.get("seed"), "seed", 0, MAX_SEED, fresh % MAX_SEED)
         settings = {k: v for k, v in base.settings.items() if k not in ("base", "bars")}
         settings |= {"kind": "passage", "seed": seed, "base": base.id, "bars": [first, last]}
         label = f"{base.label} · bars {first}-{last} again (seed {seed})"
@@ -520,11 +524,11 @@ class Studio:
         pretrained = self._pretrained(s["model"])
         shift = None
         if s.get("interpretation"):  # from the first note to the last, linearly (the CLI's keyframes)
-            from espressivo.render.cvrnn import parse_interpretation
+            from espressivo.render.cvrnn import keyframe_shift
 
             ends = s["interpretation"]
-            text = ";".join(f"{at}:{','.join(map(str, ends[k]))}" for at, k in ((0, "start"), (1, "end")))
-            shift = parse_interpretation(text, len(ends["start"]), score.notes["onset_beat"])
+            keyframes = {0.0: ends["start"], 1.0: ends["end"]}
+            shift = keyframe_shift(keyframes, len(ends["start"]), score.notes["onset_beat"])
         state = None
         if s.get("reference"):
             from espressivo.render.cvrnn import reference_state

@@ -36,7 +36,7 @@ import numpy as np
 from espressivo.core import CONTROL_DTYPE, NOTE_DTYPE, PIANO_MAX_PITCH, PIANO_MIN_PITCH, SUSTAIN, Performance
 from espressivo.core.performance import canonical_order, pedal_intervals
 from espressivo.errors import EspressivoError
-from espressivo.tokenizers.base import Tokenizer, Vocabulary, register
+from espressivo.tokenizers.base import TOKENIZERS, Tokenizer, Vocabulary
 
 KEYS = PIANO_MAX_PITCH - PIANO_MIN_PITCH + 1
 SPECIALS = ("PED_ON", "PED_OFF", "TICK", "PAD", "BOS", "EOS", "SUFFIX", "GAP")
@@ -60,7 +60,7 @@ class AriaConfig:
             raise EspressivoError("velocity_bins must lie in 1..127")
 
 
-@register
+@TOKENIZERS.register()
 class AriaTokenizer(Tokenizer):
     name = "aria"
     Config = AriaConfig

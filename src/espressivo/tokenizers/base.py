@@ -26,6 +26,7 @@ import numpy as np
 
 from espressivo.core import Performance
 from espressivo.errors import EspressivoError
+from espressivo.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -139,25 +140,18 @@ class Tokenizer(ABC):
         atomic_write_bytes(path, json.dumps(self.to_dict(), indent=2).encode(), own=own)
 
 
-REGISTRY: dict[str, type[Tokenizer]] = {}
-
-
-def register(cls: type[Tokenizer]) -> type[Tokenizer]:
-    REGISTRY[cls.name] = cls
-    return cls
+TOKENIZERS: Registry[type[Tokenizer]] = Registry("tokenizer")  # a tokenizer class registers with @TOKENIZERS.register()
 
 
 def from_name(name: str, **config) -> Tokenizer:
     """A tokenizer by registry name (``performance-rnn``, ``note``, ...) with config overrides."""
-    if name not in REGISTRY:
-        raise EspressivoError(f"unknown tokenizer {name!r} (available: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name](**config)
+    return TOKENIZERS[name](**config)
 
 
 def from_dict(spec: dict) -> Tokenizer:
     if not isinstance(spec, dict) or "tokenizer" not in spec or not isinstance(spec.get("config", {}), dict):
         raise EspressivoError("not a tokenizer description (needs 'tokenizer' and 'config')")
-    cls = REGISTRY.get(spec["tokenizer"])
+    cls = TOKENIZERS.get(spec["tokenizer"])
     if cls is None:
         raise EspressivoError(f"unknown tokenizer {spec['tokenizer']!r}")
     fields = {f.name for f in dataclasses.fields(cls.Config)}

@@ -36,7 +36,7 @@ import numpy as np
 from espressivo.core import CONTROL_DTYPE, NOTE_DTYPE, SUSTAIN, Performance, Score
 from espressivo.core.performance import canonical_order
 from espressivo.errors import EspressivoError
-from espressivo.tokenizers.base import Tokenizer, Vocabulary, register
+from espressivo.tokenizers.base import TOKENIZERS, Tokenizer, Vocabulary
 
 SPECIALS = ("PAD", "BOS", "EOS", "MASK")
 SLOTS = ("PITCH", "IOI", "VELOCITY", "DURATION")
@@ -60,7 +60,7 @@ class NoteConfig:
             raise EspressivoError("velocity_bins must lie in 1..128, pedal_samples in 0..16, pedal_levels in 2..128")
 
 
-@register
+@TOKENIZERS.register()
 class NoteTokenizer(Tokenizer):
     name = "note"
     Config = NoteConfig

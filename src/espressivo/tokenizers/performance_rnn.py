@@ -35,7 +35,7 @@ import numpy as np
 from espressivo.core import NOTE_DTYPE, Performance
 from espressivo.core.performance import canonical_order
 from espressivo.errors import EspressivoError
-from espressivo.tokenizers.base import Tokenizer, Vocabulary, register
+from espressivo.tokenizers.base import TOKENIZERS, Tokenizer, Vocabulary
 
 SPECIALS = ("PAD", "BOS", "EOS")
 
@@ -71,7 +71,7 @@ def bin_to_velocity(index: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum(low + (size - 1) // 2, 127)
 
 
-@register
+@TOKENIZERS.register()
 class PerformanceRNNTokenizer(Tokenizer):
     name = "performance-rnn"
     Config = PerformanceRNNConfig

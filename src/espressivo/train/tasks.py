@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.errors import EspressivoError
+from espressivo.families import family
+from espressivo.registry import Registry
 
-TASKS = ("lm", "events", "denoise", "render", "cvrnn", "phrase", "contrastive", "classify")
+TASKS: Registry[type] = Registry("task")
 
 
 def spread(items: list, count: int) -> list:
@@ -39,17 +41,22 @@ def spread(items: list, count: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
+def _has(data: str, name: str) -> bool:
+    return bool(data) and (Path(data) / name).is_file()
+
+
 def default_task(model_type: str, data: str, label: str = "") -> str:
-    if model_type in ("cvrnn", "phrase"):
-        return model_type
-    if model_type == "embedder":
-        return "classify" if label else "contrastive"
-    if model_type != "renderer":
-        return "lm" if (Path(data) / "index.json").is_file() else "events"
-    return "render" if (Path(data) / "pairs.json").is_file() else "denoise"
+    """The first of the family's tasks whose data fits (``fits``), else its first."""
+    tasks = family(model_type).tasks
+    return next((t for t in tasks if TASKS[t].fits(data, label)), tasks[0])
 
 
+@TASKS.register("lm")
 class LMTask:
+    @staticmethod
+    def fits(data: str, label: str) -> bool:  # a token corpus from `espressivo data prepare`
+        return _has(data, "index.json")
+
     def __init__(self, c, augmentation, device, rank: int):
         import torch
 
@@ -82,9 +89,14 @@ class LMTask:
             yield batch, int((batch["targets"] != self.pad).sum())
 
 
+@TASKS.register("events")
 class EventLMTask(LMTask):
     """Next-token prediction on windows of ``aria`` events drawn from whole performances (train files of the
     sources in ``data``), validated on fixed plain windows of the (n)ASAP validation files."""
+
+    @staticmethod
+    def fits(data: str, label: str) -> bool:  # MIDI sources, encoded on the fly
+        return True
 
     def __init__(self, c, augmentation, device, rank: int):
         import torch
@@ -107,6 +119,10 @@ class EventLMTask(LMTask):
 class _NoteTask:
     """Shared by the renderer's tasks: stacking window dicts into tensors."""
 
+    @staticmethod
+    def fits(data: str, label: str) -> bool:
+        return True
+
     def _pack(self, windows: list[dict]) -> dict:
         torch = self.torch
         out = {}
@@ -127,6 +143,7 @@ class _NoteTask:
             yield batch, int(batch[self.weight_key].sum())
 
 
+@TASKS.register("denoise")
 class DenoiseTask(_NoteTask):
     """Masked denoising on unaligned performances in the ``note`` representation (Pianist Transformer's
     pretraining): every slot of every note is replaced by MASK with probability ``mask_prob``; the encoder
@@ -163,8 +180,13 @@ class DenoiseTask(_NoteTask):
         return self._pack([self._corrupt(self.sampler.sample(rng), rng) for _ in range(self.c.batch_size)])
 
 
+@TASKS.register("render")
 class RenderTask(_NoteTask):
     """Score -> performance on aligned pairs: the loss counts the expressive slots of matched notes."""
+
+    @staticmethod
+    def fits(data: str, label: str) -> bool:  # aligned pairs from `espressivo data pairs`
+        return _has(data, "pairs.json")
 
     def __init__(self, c, augmentation, device, rank: int):
         import torch
@@ -182,6 +204,7 @@ class RenderTask(_NoteTask):
         return self._pack([self.sampler.sample(rng) for _ in range(self.c.batch_size)])
 
 
+@TASKS.register("cvrnn")
 class CVRNNTask(_NoteTask):
     """The CVRNN on aligned pairs: windows of ``seq_len`` notes; augmentation by transposition
     (``augment_transpose``) and tempo-curve noise (``augment_tempo_noise``)."""
@@ -213,6 +236,7 @@ class CVRNNTask(_NoteTask):
             yield batch, int(batch["keep"].sum())
 
 
+@TASKS.register("phrase")
 class PhraseTask(_NoteTask):
     """The phrase renderer on aligned pairs: windows of ``seq_len`` notes and up to ``max_beats`` beats; the
     loss counts the curves of measured beats and the deviations of matched notes."""
@@ -231,8 +255,12 @@ class PhraseTask(_NoteTask):
 
     def model_settings(self) -> dict:
         from espressivo.features.phrase import PHRASE_FEATURES
+        from espressivo.features.slots import SCORE_FEATURES
 
-        return super().model_settings() | {"n_phrase_features": PHRASE_FEATURES}
+        return super().model_settings() | {
+            "n_features": len(SCORE_FEATURES),
+            "n_phrase_features": len(PHRASE_FEATURES) - len(SCORE_FEATURES),
+        }
 
     weight_key = "keep"
 
@@ -242,6 +270,10 @@ class PhraseTask(_NoteTask):
 
 class _SliceTask:
     """Shared by the embedder's tasks: the tokenizer of the model it starts from, slices packed into rows."""
+
+    @staticmethod
+    def fits(data: str, label: str) -> bool:
+        return True
 
     def __init__(self, c, device):
         import torch
@@ -280,6 +312,7 @@ class _SliceTask:
             yield batch, len(batch["last"])
 
 
+@TASKS.register("contrastive")
 class ContrastiveTask(_SliceTask):
     """SimCLR on performances: the two views of one performance are positives, the rest of the batch
     (``batch_size`` performances of distinct pieces) negatives; train files of the sources in ``data``."""
@@ -305,8 +338,13 @@ class ContrastiveTask(_SliceTask):
         return self._pairs(self.sampler.pairs(rng, self.c.batch_size))
 
 
+@TASKS.register("classify")
 class ClassifyTask(_SliceTask):
     """Fine-tuning with a class head: one slice per labelled train file, classes drawn evenly."""
+
+    @staticmethod
+    def fits(data: str, label: str) -> bool:
+        return bool(label)
 
     def __init__(self, c, augmentation, device, rank: int):
         from espressivo.data.performances import SliceSampler, labelled_items
@@ -344,28 +382,10 @@ class ClassifyTask(_SliceTask):
         return self._labelled("train", rng)
 
 
-EMBEDDER_TASKS = {"contrastive": ContrastiveTask, "classify": ClassifyTask}
-
-
 def make_task(c, augmentation, device, rank: int = 0):
+    """The task that trains ``c.model_type`` (``task: auto``: the family's first task whose data fits)."""
+    entry = family(c.model_type)
     name = c.task if c.task != "auto" else default_task(c.model_type, c.data, c.label)
-    if (name == "cvrnn") != (c.model_type == "cvrnn"):
-        raise EspressivoError("the cvrnn model trains with task cvrnn (aligned pairs), and only it")
-    if (name in EMBEDDER_TASKS) != (c.model_type == "embedder"):
-        raise EspressivoError("the embedder trains with task contrastive or classify, and only it")
-    if name in EMBEDDER_TASKS:
-        return EMBEDDER_TASKS[name](c, augmentation, device, rank)
-    if (name == "phrase") != (c.model_type == "phrase"):
-        raise EspressivoError("the phrase renderer trains with task phrase (aligned pairs), and only it")
-    if name == "cvrnn":
-        return CVRNNTask(c, augmentation, device, rank)
-    if name == "phrase":
-        return PhraseTask(c, augmentation, device, rank)
-    if name in ("lm", "events") and c.model_type == "renderer":
-        raise EspressivoError("the renderer trains with task denoise (a note corpus) or render (pairs)")
-    if name not in ("lm", "events") and c.model_type != "renderer":
-        raise EspressivoError(f"task {name} trains the renderer (model_type: renderer)")
-    if name == "events" and c.model_type != "transformer":
-        raise EspressivoError("task events trains the transformer (model_type: transformer)")
-    tasks = {"lm": LMTask, "events": EventLMTask, "denoise": DenoiseTask, "render": RenderTask}
-    return tasks[name](c, augmentation, device, rank)
+    if name not in entry.tasks:
+        raise EspressivoError(f"a {entry.name} model trains with task {' or '.join(entry.tasks)}, not {name}")
+    return TASKS[name](c, augmentation, device, rank)

@@ -43,7 +43,7 @@ from espressivo.core import Performance, Score
 from espressivo.errors import EspressivoError
 from espressivo.features.score import score_features
 from espressivo.features.slots import (
-    GRACE_FEATURE,
+    SCORE_FEATURES,
     decode_slots,
     dynamics_velocity,
     feature_matrix,
@@ -51,19 +51,12 @@ from espressivo.features.slots import (
     score_slots,
 )
 from espressivo.generate.draw import draw
-from espressivo.render.base import (  # noqa: F401  (re-exported: the note-by-note renderer's public names)
-    MAX_CONSENSUS,
-    Rendering,
-    RenderOptions,
-    finish,
-    mean_qpm,
-    with_score_tempo,
-    written_qpm,
-)
+from espressivo.render.base import Rendering, RenderOptions, finish
 from espressivo.render.dynamics import steady_dynamics
 from espressivo.render.rolls import roll_chords
 from espressivo.render.timing import shape_tempo
 
+GRACE = SCORE_FEATURES.index("is_grace")  # the score feature that flags grace notes
 GUARD_SLACK_MS = 10.0  # IOIs compared as log(ms + this): a zero IOI is far from a beat, not infinitely far
 
 
@@ -89,7 +82,7 @@ def score_inputs(score: Score, tokenizer, qpm: float | None = None) -> ScoreInpu
         onset[order], duration[order], notes["pitch"][order], dynamics_velocity(sf["dynamic"][order]), tokenizer
     )
     src[0, 1] = 0
-    return ScoreInputs(order, src, feature_matrix(sf[order]))
+    return ScoreInputs(order, src, feature_matrix(sf[order])[0])
 
 
 BF16_HEAD_CLASSES = 1024  # heads at least this wide are read in bf16 when sampling on a CPU with native bf16
@@ -175,7 +168,7 @@ def _decode_rows(model, src, feats, keep, performed, committed: int, options: Re
     batch = performed.size(0)
     heads = sampling_heads(model)
     guard = _tempo_guard(model, options.timing.tempo_guard)
-    grace = feats[:, :, GRACE_FEATURE] > 0.5  # left alone by the guard: played before their beat
+    grace = feats[:, :, GRACE] > 0.5  # left alone by the guard: played before their beat
     while committed < length:
         start = max(0, committed - context)
         stop = min(start + window, length)
@@ -336,7 +329,7 @@ def plays_at_given_tempo(pretrained) -> bool:
 def render_notewise(
     pretrained, score: Score, options: RenderOptions, prime: np.ndarray | None = None, variations: int = 1
 ) -> list[Rendering]:
-    """The note-by-note renderer (``model_type: renderer``): slots sampled note by note, then shaped."""
+    """The note-by-note renderer (family ``notewise``): slots sampled note by note, then shaped."""
     tok = pretrained.tokenizer
     inputs = score_inputs(score, tok, options.timing.tempo)
     rendered = sample_slots(pretrained, inputs, options, prime, variations * options.sampling.consensus)
@@ -358,7 +351,7 @@ def performance(slots: np.ndarray, inputs: ScoreInputs, score: Score, options: R
     """The shaping stage.  Rendered slots (renderer order) -> the performance: decoded, re-timed
     (``tempo_drift``), chords spread (``chord_spread``), rolled chords rolled (``roll_step``), loudness steadied
     (``dynamics_drift``), the global controls applied."""
-    grace = inputs.features[:, GRACE_FEATURE] > 0.5
+    grace = inputs.features[:, GRACE] > 0.5
     slots = spread_chords(slots, inputs.src[:, 1], options.shaping.chord_spread, grace)
     perf = decode_slots(slots, inputs.src[:, 1], pretrained.tokenizer)
     notes = perf.notes.copy()

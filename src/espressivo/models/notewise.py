@@ -5,12 +5,12 @@ as slot-local class indices).  Scores and performances share it: a score is its 
 
 * **Note embedding** — one small table per slot (``d_model / slots`` wide, + a MASK row) concatenated with
   the slots' values as numbers (log milliseconds, velocity / 127, ...), mixed by a linear layer: one vector
-  per note, so attention runs over notes, not tokens (the seed's sequence compression).
+  per note, so attention runs over notes, not tokens (Pianist Transformer's sequence compression).
 * **Encoder** — bidirectional transformer over the score notes (+ optional score features such as metre
   and dynamics markings, projected and added).
 * **Decoder** — causal transformer over notes whose input at note *i* is the encoder output at *i* plus the
   embedding of performed note *i - 1*: score and performance correspond 1:1, so no cross-attention is
-  needed.  Fewer decoder than encoder layers (the seed's asymmetric 10-2 design).
+  needed.  Fewer decoder than encoder layers (Pianist Transformer's asymmetric 10-2 design).
 * **Slot heads** — inside a note the slots are predicted in order, each seeing the ones before it
   (``h + sum of earlier slot embeddings``), so IOI, velocity, duration and pedal are sampled jointly.
 
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from espressivo.errors import EspressivoError
+from espressivo.features.slots import SCORE_FEATURES
 from espressivo.models.transformer import Block, RMSNorm, TransformerConfig, rope_table
 
 PRESETS = {
@@ -47,7 +48,7 @@ class NoteModelConfig:
     ``slot_kinds``, ``d_model``, ``n_head``, ``n_kv_head``, ``d_ff``, ``dropout`` and ``PRESETS``)."""
 
     PRESETS: ClassVar[dict] = {}
-    family = "renderer"
+    family = "notewise"
 
     def check_slots(self) -> None:
         object.__setattr__(self, "slot_sizes", tuple(int(s) for s in self.slot_sizes))
@@ -72,11 +73,11 @@ class NoteModelConfig:
 
 
 @dataclass(frozen=True)
-class RendererConfig(NoteModelConfig):
+class NotewiseConfig(NoteModelConfig):
     slot_sizes: tuple[int, ...] = DEFAULT_SLOTS
     slot_kinds: tuple[str, ...] = SLOT_KINDS  # how a slot's class reads as a number (see NoteEmbedding)
     time_step_ms: float = 1.0
-    n_features: int = 12  # score features added to the encoder input (0: none)
+    n_features: int = len(SCORE_FEATURES)  # score features added to the encoder input (0: none)
     d_model: int = 256
     n_head: int = 4
     n_kv_head: int = 2
@@ -100,7 +101,7 @@ class RendererConfig(NoteModelConfig):
 class NoteEmbedding(nn.Module):
     """(B, N, S) slot classes (``size`` = MASK) -> (B, N, d_model)."""
 
-    def __init__(self, c: RendererConfig):
+    def __init__(self, c: NotewiseConfig):
         super().__init__()
         width = c.d_model // len(c.slot_sizes)
         self.tables = nn.ModuleList(nn.Embedding(size + 1, width) for size in c.slot_sizes)
@@ -126,8 +127,8 @@ class NoteEmbedding(nn.Module):
         return self.mix(torch.cat([*parts, values, masked.float()], -1))
 
 
-class Renderer(nn.Module):
-    def __init__(self, config: RendererConfig):
+class NotewiseRenderer(nn.Module):
+    def __init__(self, config: NotewiseConfig):
         super().__init__()
         self.config = c = config
         bc = c.block_config
