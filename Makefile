@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system
 
-.PHONY: setup system demo test bench lint clean
+.PHONY: setup system demo test screenshot bench lint clean
 
 setup: $(STAMP) $(SYSTEM_STAMP)
 
@@ -36,6 +36,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+screenshot: setup  # refresh the README's picture of the studio (the browser test takes it)
+	ESPRESSIVO_SCREENSHOT=$(CURDIR)/docs/figures/studio.png $(BIN)/python -m pytest -q tests/test_studio_browser.py
 
 bench: setup
 	$(BIN)/pip install -q -e ".[dev,bench]"

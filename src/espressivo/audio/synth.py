@@ -19,6 +19,7 @@ import numpy as np
 
 from espressivo.core import Performance
 from espressivo.errors import EspressivoError
+from espressivo.io.files import check_output, make_parent
 from espressivo.io.midi import midi_bytes
 
 SOUNDFONT_CANDIDATES = (
@@ -80,7 +81,6 @@ def synthesize(
     if fold_pedal:
         performance = performance.apply_sustain()
     wav_path = Path(wav_path)
-    from espressivo.io.files import check_output, make_parent
 
     check_output(wav_path)
     make_parent(wav_path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from espressivo.data.pairs import PairWindows, performed_tempo_scale
 from espressivo.errors import EspressivoError
 from espressivo.features.cvrnn import encode_performance, roll_windows, score_track, smoothed_beat_period
 from espressivo.features.expression import onset_groups
@@ -46,7 +47,6 @@ def ou_noise(count: int, sd: float, rng: np.random.Generator, keep: float = TEMP
 
 def piece_arrays(arrays: dict) -> dict:
     """One performance's track, human notes and smoothed beat period (see the module docstring)."""
-    from espressivo.data.pairs import performed_tempo_scale
 
     written, performed = arrays["written"], arrays["performed"]
     matched = arrays["expression"]["matched"]
@@ -66,7 +66,6 @@ def piece_arrays(arrays: dict) -> dict:
 
 class CVRNNPairs:
     def __init__(self, root, split: str, config, notes: int = 120, augmentation: CVRNNAugmentation | None = None):
-        from espressivo.data.pairs import PairWindows
 
         self.c, self.notes, self.augmentation = config, int(notes), augmentation
         windows = PairWindows(root, split, notes=max(self.notes, 1), hop=max(self.notes, 1))

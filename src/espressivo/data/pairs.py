@@ -28,9 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
+from espressivo.core import SUSTAIN
+from espressivo.core.score import MARKS_DTYPE
+from espressivo.data.asap import AsapDataset
 from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
-from espressivo.features.slots import pedal_sample_times
+from espressivo.features import encode_expression, score_features
+from espressivo.features.slots import (
+    dynamics_velocity,
+    feature_matrix,
+    pedal_sample_times,
+    performed_slots,
+    score_slots,
+    training_order,
+)
+from espressivo.io import read_alignment, read_midi, read_score
 from espressivo.io.files import atomic_write_bytes
 
 MIN_PITCH_AGREEMENT = 0.95
@@ -43,7 +55,6 @@ WRITTEN_DTYPE = np.dtype([("onset_sec", "f8"), ("duration_sec", "f8")])
 
 def performed_notes(score, performance, alignment, expression) -> np.ndarray:
     """Per score note, what was played (see the module docstring); vectorised."""
-    from espressivo.core import SUSTAIN
 
     s_idx, p_idx = alignment.indices(score, performance)
     sn, pn = score.notes, performance.notes
@@ -75,14 +86,11 @@ def written_notes(score) -> np.ndarray:
 
 def marks_of(score) -> np.ndarray:
     """The score's markings per note; an empty array where it has none (a MIDI score)."""
-    from espressivo.core.score import MARKS_DTYPE
 
     return score.marks if score.marks is not None else np.zeros(0, MARKS_DTYPE)
 
 
 def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
-    from espressivo.features import encode_expression, score_features
-    from espressivo.io import read_alignment, read_midi, read_score
 
     items, out, min_matched = job
     results, score, features = [], None, None
@@ -136,8 +144,6 @@ def build_pairs(
     min_matched: int = 64,
 ) -> dict:
     from tqdm import tqdm
-
-    from espressivo.data.asap import AsapDataset
 
     out = Path(out)
     try:
@@ -259,7 +265,6 @@ class RenderPairs:
     """
 
     def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None, score_tempo="written"):
-        from espressivo.features.slots import dynamics_velocity, feature_matrix, training_order
 
         if score_tempo not in ("written", "performed"):
             raise EspressivoError("score_tempo must be written or performed")
@@ -296,7 +301,6 @@ class RenderPairs:
         self.weights = sizes / sizes.sum()
 
     def _window(self, piece: dict, start: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
-        from espressivo.features.slots import performed_slots, score_slots
 
         n, length = len(piece["pitch"]), self.notes
         first = max(start - 1, 0)  # one note before: the window's first IOI is measured from it

@@ -20,8 +20,11 @@ import numpy as np
 
 from espressivo.core import PIANO_MAX_PITCH, PIANO_MIN_PITCH, Performance
 from espressivo.data.augment import Augmentation
+from espressivo.data.prepare import Source, list_sources
 from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
+from espressivo.io.midi import read_midi
+from espressivo.io.safety import read_bytes
 
 # Style period of each (n)ASAP composer.  Rachmaninoff and Scriabin (whose (n)ASAP works date from 1892-1917)
 # count as Romantic by style; Debussy, Ravel and Prokofiev as 20th century.
@@ -63,7 +66,6 @@ class Item:
 
 
 def _read(source) -> tuple[object, np.ndarray | str]:
-    from espressivo.io.midi import read_midi
 
     try:
         return source, read_midi(source.path).notes
@@ -76,7 +78,6 @@ def load_items(
 ) -> tuple[list[Item], list[tuple[str, str]]]:
     """Read every file of the sources (``asap``, ``supra``, folders; see ``list_sources``) in ``splits``;
     returns the items and ``(file, reason)`` for each file that could not be read or has no notes."""
-    from espressivo.data.prepare import list_sources
 
     return read_sources([s for s in list_sources(spec, root) if splits is None or s.split in splits], workers)
 
@@ -126,8 +127,6 @@ def read_label_table(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     files relative to the CSV's folder.  Returns ``(path, label, split)`` rows (split ``train`` if absent)."""
     import csv
 
-    from espressivo.io.safety import read_bytes
-
     path = Path(path)
     try:
         text = read_bytes(path, 16 * 2**20).decode("utf-8-sig")
@@ -157,7 +156,6 @@ def labelled_items(
     else:
         if not Path(label).is_file():
             raise EspressivoError(f"--label must be composer, period or a labels CSV file, got {label!r}")
-        from espressivo.data.prepare import Source
 
         table = read_label_table(label)
         items, failed = read_sources([Source("labels", p, Path(p).name, split) for p, _, split in table])

@@ -23,9 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from espressivo.data.asap import AsapDataset
+from espressivo.data.folder import MidiFolder, supra
 from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
 from espressivo.io.files import atomic_write_bytes
+from espressivo.io.midi import read_midi
+from espressivo.tokenizers import from_dict
 
 FILES_PER_SHARD = 64
 
@@ -45,8 +49,6 @@ class Source:
 
 def list_sources(spec: str, root: str | os.PathLike | None = None) -> list[Source]:
     """``asap``, ``supra``, a folder of MIDI files, or several joined by commas."""
-    from espressivo.data.asap import AsapDataset
-    from espressivo.data.folder import MidiFolder, supra
 
     sources: list[Source] = []
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
@@ -79,8 +81,6 @@ def _token_dtype(vocab_size: int) -> np.dtype:
 
 def _build_shard(job: tuple[int, list[Source], dict, str, str]) -> tuple[int, int, int]:
     """Tokenise one shard's files; returns (shard, files, tokens)."""
-    from espressivo.io.midi import read_midi
-    from espressivo.tokenizers import from_dict
 
     number, sources, tokenizer_spec, out, key = job
     tokenizer = from_dict(tokenizer_spec)

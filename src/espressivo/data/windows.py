@@ -21,8 +21,10 @@ import numpy as np
 
 from espressivo.core import CONTROL_DTYPE, SUSTAIN, Performance
 from espressivo.data.augment import Augmentation
+from espressivo.data.prepare import list_sources
 from espressivo.data.workers import pool as worker_pool
 from espressivo.errors import EspressivoError
+from espressivo.io.midi import read_midi
 
 FILL_MIN_SEC, FILL_MAX_SEC = 0.5, 12.0  # gap lengths trained
 SUFFIX_SHARE = 0.25  # of the window at most for what follows the gap
@@ -39,7 +41,6 @@ class Track:
 
 
 def _read(source) -> tuple[object, Performance | str]:
-    from espressivo.io.midi import read_midi
 
     try:
         return source, read_midi(source.path)
@@ -54,7 +55,6 @@ def load_tracks(
     workers: int = 2,
 ) -> tuple[list[Track], list[tuple[str, str]]]:
     """Every readable file of the sources (``asap``, ``supra``, folders) in ``splits``, and the failures."""
-    from espressivo.data.prepare import list_sources
 
     sources = [s for s in list_sources(spec, root) if s.split in splits]
     tracks, failed = [], []
@@ -187,4 +187,3 @@ def is_tail(tok, ids: np.ndarray) -> np.ndarray:
     """Which ids continue an event (its ONSET or DUR), rather than start one."""
     v = tok.vocab
     return ((ids >= v["ONSET"].start) & (ids < v["ONSET"].stop)) | ((ids >= v["DUR"].start) & (ids < v["DUR"].stop))
-

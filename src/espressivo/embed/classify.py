@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
+from espressivo.io.safety import read_bytes
 
 PROBE_KIND = "linear-probe"
 
@@ -78,8 +80,6 @@ class LinearProbe:
     def save(self, folder: str | os.PathLike, **meta) -> Path:
         from safetensors.numpy import save
 
-        from espressivo.io.files import atomic_write_bytes
-
         folder = Path(folder)
         arrays = {"mean": self.mean, "std": self.std, "weight": self.weight, "bias": self.bias}
         weights = save({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()})
@@ -92,8 +92,6 @@ class LinearProbe:
     def load(cls, folder: str | os.PathLike) -> LinearProbe:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
-
-        from espressivo.io.safety import read_bytes
 
         folder = Path(folder)
         try:

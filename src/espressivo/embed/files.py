@@ -22,7 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from espressivo.core import Performance
+from espressivo.data.performances import chunk_spans, note_slice, pack
 from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
+from espressivo.io.midi import read_midi
+from espressivo.io.safety import read_bytes, read_zip_member
+from espressivo.models.checkpoint import load_pretrained
 
 MIDI_SUFFIXES = (".mid", ".midi")
 ROWS_PER_BATCH = 32
@@ -47,7 +52,6 @@ class FileEmbedder:
 
     @classmethod
     def load(cls, name_or_path: str, **settings) -> FileEmbedder:
-        from espressivo.models.checkpoint import load_pretrained
 
         pretrained = load_pretrained(name_or_path)
         if not hasattr(pretrained.model, "pool"):  # pooled hidden states: an embedder, or a transformer's
@@ -62,7 +66,6 @@ class FileEmbedder:
         return c.embed_dim if self.kind == "projection" else c.d_model
 
     def chunks(self, performance: Performance) -> list[Performance]:
-        from espressivo.data.performances import chunk_spans, note_slice
 
         spans = chunk_spans(len(performance), self.chunk_notes, self.max_chunks)
         return [note_slice(performance.notes, start, count) for start, count in spans]
@@ -72,8 +75,6 @@ class FileEmbedder:
         (``classes``, an embedder fine-tuned with a class head)."""
         import torch
         import torch.nn.functional as F
-
-        from espressivo.data.performances import pack
 
         if output == "classes" and getattr(self.model, "classifier", None) is None:
             raise EspressivoError(f"{self.name}: this model has no class head (train one with `classify train`)")
@@ -157,8 +158,6 @@ class EmbeddingIndex:
     def save(self, path: str | os.PathLike) -> None:
         import io
 
-        from espressivo.io.files import atomic_write_bytes
-
         buffer = io.BytesIO()
         np.savez(
             buffer,
@@ -173,8 +172,6 @@ class EmbeddingIndex:
     def load(cls, path: str | os.PathLike) -> EmbeddingIndex:
         import io
         import zipfile
-
-        from espressivo.io.safety import read_bytes, read_zip_member
 
         raw = read_bytes(path, MAX_INDEX_BYTES)
         arrays = {}
@@ -208,8 +205,6 @@ def embed_paths(
     """Embed every MIDI file of ``inputs``; a file that cannot be read is skipped and reported as
     ``(file, reason)``; none readable is an error."""
     from tqdm import tqdm
-
-    from espressivo.io.midi import read_midi
 
     files = collect_midi(inputs)
     names, vectors, skipped = [], [], []

@@ -22,14 +22,14 @@ from dataclasses import replace
 
 import numpy as np
 
+from espressivo.data.cvrnn import CVRNNPairs, piece_arrays
 from espressivo.evaluate.primed import PAPER_CVRNN_10, pooled_pearson, segment_features
-from espressivo.features.cvrnn import decode_performance, encode_performance, written_bpm
+from espressivo.features.cvrnn import decode_performance, encode_performance, track_from_score, written_bpm
+from espressivo.render.cvrnn import run, score_context
 
 
 def _piece_context(model, arrays: dict):
     """The track of a piece at a human's mean tempo and the score context of all its notes."""
-    from espressivo.data.cvrnn import piece_arrays
-    from espressivo.render.cvrnn import score_context
 
     info = piece_arrays(arrays)
     return info, score_context(model, info["track"])
@@ -37,7 +37,6 @@ def _piece_context(model, arrays: dict):
 
 def primed_cvrnn(pretrained, pieces: list[dict], *, prime: int = 20, horizons=(10, 40), stride: int = 400,
                  seed: int = 0, temperature: float = 1.0, top_p: float = 0.95) -> dict:  # fmt: skip
-    from espressivo.render.cvrnn import run
 
     model = pretrained.model
     horizon = max(horizons)
@@ -117,7 +116,6 @@ MEASURES = ("velocity", "tempo_percent", "articulation_log2")
 
 def _segment_renderer(model, context, track, segment: int, temperature: float, top_p: float):
     """``rendered(start, shift, seed)`` -> the measures of one segment rendered with z = mu + shift * sigma."""
-    from espressivo.render.cvrnn import run
 
     def rendered(start: int, shift: np.ndarray, noise_seed: int) -> np.ndarray:
         seg = slice(start, start + segment)
@@ -130,8 +128,6 @@ def _segment_renderer(model, context, track, segment: int, temperature: float, t
 
 def latent_consistency(pretrained, pieces: list[dict], *, segment: int = 64, trials: int = 4, seed: int = 0,
                        temperature: float = 1.0, top_p: float = 0.95) -> dict:  # fmt: skip
-    from espressivo.features.cvrnn import track_from_score
-    from espressivo.render.cvrnn import score_context
 
     model = pretrained.model
     z_dim = model.config.z_dim
@@ -201,8 +197,6 @@ def cvrnn_protocols(pretrained, pieces: list[dict], settings: dict) -> dict:
         out["primed_cvrnn"] = primed_cvrnn(pretrained, pieces, stride=settings["stride"], **sampling)
         out["latent_consistency"] = latent_consistency(pretrained, pieces, **sampling)
     if settings.get("pairs"):
-        from espressivo.data.cvrnn import CVRNNPairs
-
         windows = list(CVRNNPairs(settings["pairs"], settings["split"], pretrained.model.config, notes=120).windows())
         out["kl_per_dimension"] = kl_per_dimension(pretrained, windows[:: max(1, len(windows) // 200)])
     return out

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from espressivo.data.performances import LABEL_TASKS, composer_classes, labels_for
+from espressivo.core import Performance
+from espressivo.data.performances import LABEL_TASKS, chunk_spans, composer_classes, labels_for, note_slice
 from espressivo.embed.classify import LinearProbe, accuracy, macro_f1
+from espressivo.embed.files import FileEmbedder
+from espressivo.embed.stats import performance_statistics
 from espressivo.errors import EspressivoError
 from espressivo.families import family
+from espressivo.io.files import atomic_write_bytes
+from espressivo.models.checkpoint import load_pretrained
 
 FEW_LABELS = (10, 25, 50, 100)
 DRAWS = 5
@@ -161,9 +166,6 @@ def evaluate_embedders(items, names: list[str], max_chunks: int, cache: Path | N
     """The report of ``espressivo evaluate embed``: each embedder in ``names`` (vectors cached in ``cache`` by
     weights, chunking and files) beside hand-made statistics, and the ``finetuned`` classifiers
     (:func:`load_finetuned`) on the test files of their task."""
-    from espressivo.embed.files import FileEmbedder
-    from espressivo.embed.stats import performance_statistics
-    from espressivo.io.files import atomic_write_bytes
 
     test_items = [item for item in items if item.split == "test"]
     representations, snippets, timing = {}, {}, {}
@@ -200,8 +202,6 @@ def embed_items(embedder, items, progress: bool = True):
     import numpy as np
     from tqdm import tqdm
 
-    from espressivo.core import Performance
-
     out = []
     import sys
 
@@ -215,7 +215,6 @@ def embed_items(embedder, items, progress: bool = True):
 
 def snippet(item, chunk_notes: int):
     """The chunk in the middle of a performance: a short excerpt to query with."""
-    from espressivo.data.performances import chunk_spans, note_slice
 
     spans = chunk_spans(len(item), chunk_notes)
     return note_slice(item.notes, *spans[len(spans) // 2])
@@ -223,8 +222,6 @@ def snippet(item, chunk_notes: int):
 
 def load_finetuned(path: str, max_chunks: int):
     """A classifier fine-tuned on (n)ASAP composer or period, ready to embed with, and its task."""
-    from espressivo.embed.files import FileEmbedder
-    from espressivo.models.checkpoint import load_pretrained
 
     pretrained = load_pretrained(path)
     task = pretrained.training_config.get("label", "")
@@ -238,7 +235,6 @@ def load_finetuned(path: str, max_chunks: int):
 
 def score_finetuned(embedder, task: str, steps, items) -> dict:
     """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
-    from espressivo.core import Performance
     from espressivo.data.performances import composer_classes, labels_for
     from espressivo.embed.classify import accuracy, macro_f1
 

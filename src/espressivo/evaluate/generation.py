@@ -21,6 +21,9 @@ import numpy as np
 
 from espressivo.core import Performance
 from espressivo.evaluate import music
+from espressivo.generate import generate_performances
+from espressivo.generate.infill import infill
+from espressivo.tokenizers.aria import AriaTokenizer
 
 SEAM_SEC = 2.0
 POSITION_BINS = (0, 64, 128, 256, 512, 768, 1024, 2048, 4096)
@@ -43,8 +46,6 @@ def _tiles(tok, perf: Performance, context: int) -> tuple[list[np.ndarray], floa
 def likelihood(pretrained, performances: list[Performance], context: int, batch: int = 8) -> dict:
     """Nats per id, bits per second of music and NLL by position, in windows of ``context`` ids."""
     import torch
-
-    from espressivo.tokenizers.aria import AriaTokenizer
 
     model, tok = pretrained.model, pretrained.tokenizer
     pad = tok.vocab["PAD"].start
@@ -121,9 +122,6 @@ def protocol(pretrained, items, performances: list[Performance], config, *, samp
     """Improvisation, continuation and (event models) infill against the real music (see the module docstring)."""
     from dataclasses import replace
 
-    from espressivo.generate import generate_performances
-    from espressivo.tokenizers.aria import AriaTokenizer
-
     report: dict = {}
     if samples:
         generated = generate_performances(pretrained, config, seconds=seconds, variations=samples,
@@ -169,8 +167,6 @@ def protocol(pretrained, items, performances: list[Performance], config, *, samp
 
 def _infill(pretrained, items, performances, chosen, config, seeds, start, gap, num_threads) -> dict:
     from dataclasses import replace
-
-    from espressivo.generate.infill import infill
 
     end = start + gap
     gen_rows, real_rows, gen_seams, real_seams = [], [], [], []

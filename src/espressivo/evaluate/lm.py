@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from espressivo.core import Performance
+from espressivo.viz.plot import _pyplot, _save
 
 MELODY_GROUP_SEC = 0.03
 C4 = 60
@@ -137,7 +138,6 @@ def feature_report(real: list[Performance], generated: list[Performance]) -> dic
 
 
 def plot_report(report: dict, real: list[Performance], generated: list[Performance], path) -> None:
-    from espressivo.viz.plot import _pyplot, _save
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), layout="constrained")

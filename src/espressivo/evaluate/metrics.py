@@ -16,6 +16,9 @@ import numpy as np
 
 from espressivo.core import Alignment, Performance, Score, TimeMap
 from espressivo.evaluate.lm import js_distance
+from espressivo.features import encode_expression
+from espressivo.features.expression import onset_groups
+from espressivo.features.slots import render_tokenizer
 
 HIST_SPECS = {
     "velocity": (0, 128, 128),
@@ -30,7 +33,6 @@ MICRO_FWHM_BEATS = 2.0  # CVRNN's tempo curve: Gaussian regression of the time m
 # ---------------------------------------------------------------------------- (a) distributions
 def note_statistics(perf: Performance) -> dict[str, np.ndarray]:
     """Velocity, duration (ms), IOI (ms) and the 4-sample binary pedal pattern of every note."""
-    from espressivo.features.slots import render_tokenizer
 
     tok = render_tokenizer()
     if len(perf) == 0:
@@ -105,7 +107,6 @@ def time_map_of(onset_beat: np.ndarray, beat_period: np.ndarray):
     """The performance's time map from the codec's beat periods: ``(order, group, beats, seconds)`` — notes
     sorted by score onset, each sorted note's onset group, and each group's score beat and time (from 0).  The
     per-group beat periods integrate to the codec's ``eq_onsets`` (monotone)."""
-    from espressivo.features.expression import onset_groups
 
     order = np.argsort(onset_beat, kind="stable")
     beats, period = onset_beat[order], beat_period[order]
@@ -162,7 +163,6 @@ def beat_tempo_curve(onset_beat: np.ndarray, beat_period: np.ndarray) -> np.ndar
 
 def rendered_view(score: Score, perf: Performance) -> NoteView:
     """A rendering (notes' ``id`` = score rows) seen through the expression codec."""
-    from espressivo.features import encode_expression
 
     alignment = Alignment.from_pairs(score.notes["id"][perf.notes["id"]], perf.notes["id"])
     return note_view(score, encode_expression(score, perf, alignment).features)

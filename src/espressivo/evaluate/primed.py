@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from espressivo.evaluate.metrics import pearson
+from espressivo.render.base import RenderOptions
+from espressivo.render.notewise import plays_at_given_tempo, render_slots
 from espressivo.render.timing import DEFAULT_TEMPO_GUARD
 
 PAPER_CVRNN_10 = {"velocity": 0.72, "onset_deviation": 0.07, "duration": 0.77, "tempo": 0.21}
@@ -64,8 +66,6 @@ def primed_protocol(
     tempo_guard: float = DEFAULT_TEMPO_GUARD,
 ) -> dict:
     """Pooled Pearson r over starting points; also the same protocol with another human as the prediction."""
-    from espressivo.render.base import RenderOptions
-    from espressivo.render.notewise import plays_at_given_tempo, render_slots
 
     tok = pretrained.tokenizer
     at_performed_tempo = plays_at_given_tempo(pretrained)

@@ -17,7 +17,15 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from espressivo.data.asap import AsapDataset
+from espressivo.embed.files import FileEmbedder
+from espressivo.evaluate.generation import likelihood
+from espressivo.evaluate.metrics import compare, note_view, rendered_view
 from espressivo.families import family_of
+from espressivo.features import encode_expression
+from espressivo.io import read_midi
+from espressivo.io.aligned import read_aligned
+from espressivo.render import RenderOptions, render
 
 VALIDATION = (
     ("Bach/Prelude/bwv_857", "Bult-ItoS02M"),
@@ -33,8 +41,6 @@ def regression_pieces(asap_root: Path | None) -> dict[str, tuple[Path, Path, Pat
     pieces = {"etude": (examples / "etude.musicxml", examples / "etude_performance.mid",
                         examples / "etude_alignment.tsv.gz")}  # fmt: skip
     if asap_root is not None and (Path(asap_root) / "metadata.csv").is_file():
-        from espressivo.data.asap import AsapDataset
-
         wanted = {(folder, performer) for folder, performer in VALIDATION}
         for item in AsapDataset(Path(asap_root), quiet=True).performances("validation"):
             if (item.folder, item.performance_path.stem) in wanted:
@@ -50,16 +56,12 @@ def regression_figures(pretrained, asap_root: Path | None = None, pieces: dict |
     kind = family_of(pretrained).kind
     if kind == "renderer":
         return {name: _renderer(pretrained, *files) for name, files in pieces.items()}
-    from espressivo.io import read_midi
 
     performances = {name: read_midi(files[1]) for name, files in pieces.items()}
     if kind == "language":
-        from espressivo.evaluate.generation import likelihood
-
         context = pretrained.context or 1024
         return {name: {"nll": round(float(likelihood(pretrained, [perf], context)["nll_nats_per_token"]), 4)}
                 for name, perf in performances.items()}  # fmt: skip
-    from espressivo.embed.files import FileEmbedder
 
     embedder = FileEmbedder(pretrained.model, pretrained.tokenizer, str(pretrained.path), precision="float32")
     names = list(performances)
@@ -68,10 +70,6 @@ def regression_figures(pretrained, asap_root: Path | None = None, pieces: dict |
 
 
 def _renderer(pretrained, score_path: Path, performance_path: Path, alignment_path: Path) -> dict:
-    from espressivo.evaluate.metrics import compare, note_view, rendered_view
-    from espressivo.features import encode_expression
-    from espressivo.io.aligned import read_aligned
-    from espressivo.render import RenderOptions, render
 
     score, performance, alignment = read_aligned(score_path, performance_path, alignment_path)
     human = note_view(score, encode_expression(score, performance, alignment).features)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from espressivo.data.asap import AsapDataset
+from espressivo.data.pairs import PairWindows
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.metrics import (
     compare,
@@ -45,16 +47,15 @@ from espressivo.evaluate.metrics import (
 from espressivo.evaluate.primed import PAPER_CVRNN_10
 from espressivo.evaluate.shape import shape_of, summarise, with_pedal_ratio
 from espressivo.families import family_of, resolve
+from espressivo.features.slots import performed_slots, render_tokenizer
+from espressivo.io import read_midi, read_score
+from espressivo.render import RenderOptions, render
+from espressivo.render.notewise import score_inputs
 
 
 # ---------------------------------------------------------------------------- the whole evaluation
 def load_pieces(pairs_root: Path, split: str, root=None, max_pieces: int = 0) -> list[dict]:
     """The split's pieces: score, human performances (MIDI), expression features and slots per pair."""
-    from espressivo.data.asap import AsapDataset
-    from espressivo.data.pairs import PairWindows
-    from espressivo.features.slots import performed_slots, render_tokenizer
-    from espressivo.io import read_midi, read_score
-    from espressivo.render.notewise import score_inputs
 
     tok = render_tokenizer()
     windows = PairWindows(pairs_root, split)
@@ -115,8 +116,6 @@ def evaluate_renderers(
     defaults).  ``score_source="midi"``: renderers and deadpan read each piece's ``midi_score.mid`` instead
     (no markings); their notes are not the aligned ones, so only distributions and shape are measured.
     ``pairs``, ``split``: where the pieces' pairs were read (a family's protocols may read its own windows)."""
-    from espressivo.io import read_score
-    from espressivo.render import RenderOptions, render
 
     if score_source not in ("musicxml", "midi"):
         raise EspressivoError("score_source must be musicxml or midi")

@@ -10,6 +10,8 @@ import numpy as np
 from espressivo.errors import EspressivoError
 from espressivo.evaluate.metrics import HIST_SPECS, NOTE_FEATURES, histogram
 from espressivo.evaluate.primed import PAPER_CVRNN_10
+from espressivo.io.files import atomic_write_bytes
+from espressivo.viz.plot import _pyplot, _save
 
 RENDER_SETTINGS = ("seed", "temperature", "top_p", "tempo_drift", "dynamics_drift", "chord_spread",
                    "consensus", "tempo_guard", "roll_step", "estimate_tempo", "expressiveness")  # fmt: skip
@@ -114,7 +116,6 @@ def markdown_table(report: dict) -> str:
 
 
 def plot_report(report: dict, path) -> Path:
-    from espressivo.viz.plot import _pyplot, _save
 
     plt = _pyplot()
     names = [n for n in report["systems"] if report["systems"][n]["per_note"]]
@@ -140,7 +141,6 @@ def plot_report(report: dict, path) -> Path:
 
 def plot_tempo_curves(report: dict, path, piece: str | None = None) -> Path:
     """The beat tempo curves of one piece: each renderer, deadpan and every pianist (thin grey)."""
-    from espressivo.viz.plot import _pyplot, _save
 
     curves = report.get("tempo_curves", {})
     if not curves:
@@ -172,7 +172,6 @@ def plot_tempo_curves(report: dict, path, piece: str | None = None) -> Path:
 
 
 def plot_histograms(stats: dict[str, list[dict]], path) -> Path:
-    from espressivo.viz.plot import _pyplot, _save
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
@@ -190,8 +189,6 @@ def plot_histograms(stats: dict[str, list[dict]], path) -> Path:
 
 def write_report(report: dict, json_path=None) -> None:
     if json_path:
-        from espressivo.io.files import atomic_write_bytes
-
         atomic_write_bytes(json_path, json.dumps(report, indent=1, default=float).encode())
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from espressivo.core import SUSTAIN, Performance, Score
+from espressivo.core.timemap import onset_keys
 
 
 def melody_lead(score: Score, velocity: np.ndarray, played: np.ndarray) -> float:
     """Mean (top note - mean of the others) velocity over the score onsets with at least two played notes;
     ``velocity`` per score note (score rows), ``played`` which of them were played."""
-    from espressivo.core.timemap import onset_keys
 
     rows = np.flatnonzero(played & ~score.notes["is_grace"])
     if len(rows) < 2:

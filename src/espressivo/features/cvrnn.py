@@ -37,8 +37,11 @@ import numpy as np
 
 from espressivo.core import NOTE_DTYPE, SUSTAIN, Performance
 from espressivo.core.performance import canonical_order, make_controls
+from espressivo.core.score import written_qpm
 from espressivo.errors import EspressivoError
 from espressivo.features.expression import onset_groups
+from espressivo.features.score import score_features
+from espressivo.features.slots import dynamics_velocity, pedal_sample_times
 
 HEADS = {"velocity": 128, "duration": 800, "onset": 100, "tempo": 100, "pedal": 16}
 SCORE_CATEGORIES = {"key": 15, "ts_beats": 12, "ts_beat_type": 12, "pitch": 128, "ioi_96th": 512,
@@ -91,7 +94,6 @@ def score_track(
 ) -> ScoreTrack:
     """Build the track from score order arrays: onset beats, ``SCORE_FEATURE_DTYPE`` rows and the written
     onsets in seconds; ``tempo_factor`` scales the written tempo to the reference (> 1 = faster)."""
-    from espressivo.features.slots import dynamics_velocity
 
     n = len(onset_beat)
     if n == 0:
@@ -124,8 +126,6 @@ def score_track(
 
 def track_from_score(score, qpm: float | None = None) -> ScoreTrack:
     """The track of a :class:`Score` (its rows are already in score order); ``qpm`` sets the mean tempo."""
-    from espressivo.core.score import written_qpm
-    from espressivo.features.score import score_features
 
     if len(score) == 0:
         raise EspressivoError("the score has no notes to render")
@@ -286,7 +286,6 @@ def decode_performance(
 
 
 def _pedal_controls(notes: np.ndarray, patterns: np.ndarray) -> np.ndarray:
-    from espressivo.features.slots import pedal_sample_times
 
     times = pedal_sample_times(notes["onset_sec"], notes["duration_sec"]).reshape(-1)
     values = (((patterns[:, None] >> np.array([3, 2, 1, 0])[None, :]) & 1) * 127).reshape(-1)

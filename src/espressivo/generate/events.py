@@ -22,6 +22,7 @@ from espressivo.core import Performance
 from espressivo.core.performance import canonical_order, sort_controls
 from espressivo.data.windows import is_tail, suffix_ids
 from espressivo.errors import EspressivoError
+from espressivo.generate.draw import draw
 
 HEAD, ONSET_NOTE, ONSET_PEDAL, DURATION = 0, 1, 2, 3
 MAX_IDS_PER_SECOND = 400  # a cap on ids per second of music asked for (real music: 20-60)
@@ -169,7 +170,6 @@ class EventGenerator:
     # ------------------------------------------------------------------ sampling
     def run(self, rows: list[Row], max_ids: int | None = None) -> list[Performance]:
         """The events generated for each row (absolute times), without the row's music before."""
-        from espressivo.generate.draw import draw
 
         torch, c = self.torch, self.config
         rows = list(rows)

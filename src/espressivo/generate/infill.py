@@ -19,6 +19,7 @@ from espressivo.data.windows import FILL_MAX_SEC
 from espressivo.errors import EspressivoError
 from espressivo.generate.draw import SamplingConfig, threads
 from espressivo.generate.events import Row, join, sample
+from espressivo.tokenizers.aria import AriaTokenizer
 
 MIN_GAP_SEC = 0.1
 
@@ -47,7 +48,6 @@ def infill(
     *, variations: int = 1, num_threads: int = 1,
 ) -> list[Performance]:  # fmt: skip
     """``variations`` performances whose seconds ``start_sec``..``end_sec`` are the model's."""
-    from espressivo.tokenizers.aria import AriaTokenizer
 
     if not isinstance(pretrained.tokenizer, AriaTokenizer):
         raise EspressivoError(f"{pretrained.path.name}: filling a gap needs an event model (aria tokens)")

@@ -19,8 +19,11 @@ from __future__ import annotations
 import numpy as np
 
 from espressivo.core import Performance
+from espressivo.core.performance import PEDAL_CONTROLLERS, canonical_order, make_controls
 from espressivo.errors import EspressivoError
 from espressivo.generate.draw import BEAM_STEPS, BRANCHES, SamplingConfig, draw, filter_logits, threads
+from espressivo.generate.events import Row, sample, sampling_model
+from espressivo.tokenizers.aria import AriaTokenizer
 
 __all__ = ["SamplingConfig", "generate_ids", "generate_performances"]
 
@@ -148,7 +151,6 @@ def generate_performances(
     on ``num_threads`` torch threads (one: fastest for one token at a time, and on a busy machine; 0: torch's
     setting).
     """
-    from espressivo.tokenizers.aria import AriaTokenizer
 
     tokenizer = pretrained.tokenizer
     has_prompt = prompt_performance is not None and len(prompt_performance) > 0
@@ -157,8 +159,6 @@ def generate_performances(
         last_onset = float(prompt_performance.notes["onset_sec"].max())
         cut = float(prompt_cut_sec) if prompt_cut_sec is not None else last_onset
     if isinstance(tokenizer, AriaTokenizer):
-        from espressivo.generate.events import Row, sample
-
         if max_tokens and not seconds:
             seconds = max_tokens / 30.0  # about 30 ids a second of music
         rows = [
@@ -173,7 +173,6 @@ def generate_performances(
             return generated
         return [_after_prompt(prompt_performance, p, cut) for p in generated]
     prompt = tokenizer.encode(prompt_performance) if has_prompt else None
-    from espressivo.generate.events import sampling_model
 
     with threads(num_threads):
         outputs = generate_ids(
@@ -207,7 +206,6 @@ def _after_prompt(
     """``prompt`` as given, followed by the notes and pedal ``decoded`` from ``prompt_end`` on (``cut``, where the
     prompt was cut, defaults to ``prompt_end``).  Every pedal (sustain, soft, sostenuto) down at the cut goes up
     there unless the continuation moves it (a tokenizer without pedal events never does)."""
-    from espressivo.core.performance import PEDAL_CONTROLLERS, canonical_order, make_controls
 
     cut = prompt_end if cut is None else cut
     later = decoded.notes[decoded.notes["onset_sec"] >= prompt_end - 1e-9]
@@ -227,5 +225,3 @@ def _cap_durations(performance: Performance, max_sec: float) -> tuple[Performanc
     count = int(np.count_nonzero(notes["duration_sec"] > max_sec))
     notes["duration_sec"] = np.minimum(notes["duration_sec"], max_sec)
     return Performance(notes, performance.controls), count
-
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from espressivo.core.alignment import align
 from espressivo.errors import EspressivoError
 from espressivo.io.alignment import read_alignment
 from espressivo.io.midi import read_midi
@@ -15,7 +16,6 @@ MIN_ALIGNED_SHARE = 0.5  # of the performance's notes, or of the score's, that m
 
 def read_aligned(score_path: Path, perf_path: Path, alignment: Path | None):
     """Score, performance and their alignment (parangonar's when no file is given)."""
-    from espressivo.core.alignment import align
 
     for path in (score_path, perf_path, alignment):
         if path is not None and not path.is_file():

@@ -17,6 +17,7 @@ import numpy as np
 
 from espressivo.core.performance import CONTROL_DTYPE, NOTE_DTYPE, PEDAL_CONTROLLERS, Performance
 from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
 from espressivo.io.safety import MAX_MIDI_BYTES, read_bytes
 
 Pairing = Literal["fifo", "partitura"]
@@ -302,6 +303,5 @@ def midi_bytes(performance: Performance) -> bytes:
 
 def write_midi(performance: Performance, path: str | os.PathLike) -> None:
     """Write ``performance`` as a MIDI file, atomically (temporary file, then rename)."""
-    from espressivo.io.files import atomic_write_bytes
 
     atomic_write_bytes(path, midi_bytes(performance))

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 from espressivo.errors import EspressivoError
+from espressivo.io.files import note_input
 
 MAX_MIDI_BYTES = 64 * 2**20
 MAX_SCORE_BYTES = 64 * 2**20  # uncompressed MusicXML / MEI / kern
@@ -33,7 +34,6 @@ def check_file(path: str | os.PathLike, max_bytes: int) -> Path:
         )
     if not os.access(path, os.R_OK):
         raise EspressivoError(f"{path}: permission denied")
-    from espressivo.io.files import note_input
 
     note_input(path)
     return path

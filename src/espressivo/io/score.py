@@ -29,6 +29,8 @@ from espressivo.core.score import (
     score_note_dtype,
 )
 from espressivo.errors import EspressivoError
+from espressivo.io.midi import parse_midi
+from espressivo.io.partitura_linear import install
 from espressivo.io.safety import (
     MAX_MIDI_BYTES,
     MAX_SCORE_BYTES,
@@ -64,7 +66,6 @@ def import_partitura():
     finally:
         if blocked and sys.modules.get("fluidsynth", 0) is None:
             del sys.modules["fluidsynth"]
-    from espressivo.io.partitura_linear import install
 
     install(partitura)  # its two quadratic steps, in linear time
     return partitura
@@ -105,7 +106,6 @@ def read_score(path: str | os.PathLike, *, unfold: bool = False) -> Score:
                 data = read_bytes(path, MAX_MIDI_BYTES)
                 if data[:4] != b"MThd":
                     raise EspressivoError(f"{path}: not a MIDI file (no MThd header)")
-                from espressivo.io.midi import parse_midi
 
                 _check_note_count(len(parse_midi(data, name=str(path), allow_empty=True)))
                 document = pt.load_score_midi(str(path), quiet=True)

@@ -14,8 +14,13 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from espressivo import __version__
 from espressivo.errors import EspressivoError
 from espressivo.families import FAMILIES, canonical, family
+from espressivo.io.files import atomic_write_bytes
+from espressivo.io.safety import read_bytes
+from espressivo.models import build_model
+from espressivo.tokenizers import from_dict
 
 DTYPES = ("float32", "float16", "bfloat16")
 MAX_CONFIG_BYTES = 2**20
@@ -48,9 +53,6 @@ def save_checkpoint(
 ) -> Path:
     import torch
     from safetensors.torch import save
-
-    from espressivo import __version__
-    from espressivo.io.files import atomic_write_bytes
 
     if dtype not in DTYPES:
         raise EspressivoError(f"dtype must be one of {', '.join(DTYPES)}")
@@ -105,13 +107,9 @@ def load_pretrained(name_or_path: str | os.PathLike = "default", device: str = "
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from espressivo.models import build_model
-    from espressivo.tokenizers import from_dict
-
     if str(name_or_path) == "default":
         name_or_path = default_model_name()
     path = resolve(name_or_path)
-    from espressivo.io.safety import read_bytes
 
     try:
         config = json.loads(read_bytes(path / "config.json", MAX_CONFIG_BYTES))

@@ -22,6 +22,7 @@ from espressivo.errors import EspressivoError
 from espressivo.generate.draw import MAX_SEED
 from espressivo.render.dynamics import DEFAULT_DYNAMICS_DRIFT
 from espressivo.render.rolls import ROLL_STEP_BEATS
+from espressivo.render.score_tempo import chosen_qpm
 from espressivo.render.timing import DEFAULT_TEMPO_DRIFT, DEFAULT_TEMPO_GUARD
 
 MAX_CONSENSUS = 32
@@ -213,7 +214,6 @@ def with_score_tempo(score: Score, options: RenderOptions) -> RenderOptions:
     """``options`` with the tempo to render ``score`` at: ``--tempo`` if given, else for a score without a
     metronome mark the tempo estimated from its notes and tempo word (:mod:`espressivo.render.score_tempo`;
     unless ``estimate_tempo`` is off), else unchanged (the score's own tempo)."""
-    from espressivo.render.score_tempo import chosen_qpm
 
     if options.timing.tempo is not None or not options.timing.estimate_tempo:
         return options

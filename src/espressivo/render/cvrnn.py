@@ -26,8 +26,15 @@ from contextlib import contextmanager
 import numpy as np
 
 from espressivo.core import Alignment, Performance, Score
+from espressivo.core.alignment import align
+from espressivo.data.cvrnn import piece_arrays
+from espressivo.data.pairs import performed_notes, written_notes
 from espressivo.errors import EspressivoError
-from espressivo.features.cvrnn import ScoreTrack, decode_performance, encode_performance, roll_windows
+from espressivo.features import encode_expression, score_features
+from espressivo.features.cvrnn import ScoreTrack, decode_performance, encode_performance, roll_windows, track_from_score
+from espressivo.generate.draw import draw
+from espressivo.generate.draw import threads as torch_threads
+from espressivo.render.base import Rendering, finish, with_score_tempo
 
 
 def _torch():
@@ -87,8 +94,6 @@ def run(
     """Walk the notes of ``context`` (1, n, d): the first ``len(prime)`` are encoded (q, z = its mean), the
     rest generated (p; ``zero_z``: z = 0).  Returns ``(classes (variations, n, heads), z (variations, n,
     z_dim))``.  ``threads``: torch threads for the walk (one is fastest for a note at a time)."""
-    from espressivo.generate.draw import draw
-    from espressivo.generate.draw import threads as torch_threads
 
     torch = _torch()
     c = model.config
@@ -146,8 +151,6 @@ def render_cvrnn(
 ) -> list:  # fmt: skip
     """Render ``score`` ``variations`` times (see the module docstring); ``Rendering`` objects as
     :func:`espressivo.render.notewise` returns."""
-    from espressivo.features.cvrnn import track_from_score
-    from espressivo.render.base import Rendering, finish, with_score_tempo
 
     options = with_score_tempo(score, options)
     track = track_from_score(score, options.timing.tempo)
@@ -168,9 +171,6 @@ def render_cvrnn(
 def performed_track(score: Score, performance: Performance, alignment: Alignment):
     """The score's track at the performer's mean tempo and the performance's classes (score order);
     unplayed notes get interpolated values (as the training pairs)."""
-    from espressivo.data.cvrnn import piece_arrays
-    from espressivo.data.pairs import performed_notes, written_notes
-    from espressivo.features import encode_expression, score_features
 
     expression = encode_expression(score, performance, alignment)
     info = piece_arrays({
@@ -188,7 +188,6 @@ def performed_track(score: Score, performance: Performance, alignment: Alignment
 def interpret(pretrained, score: Score, performance: Performance, alignment: Alignment | None = None):
     """The interpretation sequence of a performance: the inference network's mean z of every score note,
     (notes, z_dim), in score order; also returns the final state (to continue another score from it)."""
-    from espressivo.core.alignment import align
 
     torch = _torch()
     alignment = align(score, performance) if alignment is None else alignment
@@ -213,7 +212,6 @@ def reference_state(pretrained, score: Score, performance: Performance, alignmen
         raise EspressivoError("--reference-notes must be >= 1")
     keep = np.argsort(score.notes["onset_beat"], kind="stable")[: min(notes, len(score))]
     first = score.notes["id"][keep]
-    from espressivo.core.alignment import align
 
     alignment = align(score, performance) if alignment is None else alignment
     ok = np.isin(alignment.matches["score_id"], first)

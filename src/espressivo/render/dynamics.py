@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from espressivo.core import Performance, Score
+from espressivo.features.score import score_features
+from espressivo.features.slots import dynamics_velocity
 from espressivo.render.timing import gaussian_smooth
 
 DEFAULT_DYNAMICS_DRIFT = 4.0  # beats (0: the rendering's own loudness level kept); tuned on validation
@@ -29,8 +31,6 @@ GRID = 4  # samples per beat
 
 def marked_level(score: Score) -> np.ndarray:
     """The velocity pianists play at each score note's dynamics marking, on average (score rows)."""
-    from espressivo.features.score import score_features
-    from espressivo.features.slots import dynamics_velocity
 
     return LEVEL_INTERCEPT + LEVEL_SLOPE * dynamics_velocity(score_features(score)["dynamic"])
 

@@ -33,6 +33,8 @@ from espressivo.features.phrase import (
 from espressivo.features.score import score_features
 from espressivo.features.slots import dynamics_velocity, score_slots
 from espressivo.models.phrase import CURVES, DEVIATIONS
+from espressivo.render.base import Rendering, finish
+from espressivo.render.rolls import roll_chords
 
 WINDOW = 512
 CURVE_NOISE_BEATS = 3.0  # Gaussian sigma of the beat curves' noise, in beats
@@ -205,8 +207,6 @@ def checked_calibration(calibration, path) -> dict:
 
 def render_phrase(pretrained, score: Score, options, variations: int = 1) -> list:
     """``variations`` renderings of ``score`` (seeds ``options.sampling.seed``, +1, ...)."""
-    from espressivo.render.base import Rendering, finish
-    from espressivo.render.rolls import roll_chords
 
     if len(score) == 0:
         raise EspressivoError("the score has no notes to render")

@@ -21,6 +21,8 @@ import numpy as np
 
 from espressivo.core import Performance, Score, TimeMap
 from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
+from espressivo.io.midi import _symusic
 
 TPQ = 480
 
@@ -73,7 +75,6 @@ def time_signatures(score: Score) -> list[tuple[float, int, int]]:
 
 
 def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) -> bytes:
-    from espressivo.io.midi import _symusic
 
     symusic = _symusic()
     quarters, seconds = anchors(score, perf, max_qpm=max_qpm)
@@ -118,6 +119,5 @@ def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) 
 
 
 def write_tempo_mapped(score: Score, perf: Performance, path: str | os.PathLike, max_qpm: float = 300.0) -> None:
-    from espressivo.io.files import atomic_write_bytes
 
     atomic_write_bytes(path, tempo_mapped_bytes(score, perf, max_qpm))

@@ -26,6 +26,8 @@ import numpy as np
 
 from espressivo.core import Performance
 from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
+from espressivo.io.safety import read_bytes
 from espressivo.registry import Registry
 
 
@@ -135,7 +137,6 @@ class Tokenizer(ABC):
         return {"tokenizer": self.name, "config": dataclasses.asdict(self.config), "vocab_size": len(self.vocab)}
 
     def save(self, path: str | os.PathLike, own: bool = False) -> None:
-        from espressivo.io.files import atomic_write_bytes
 
         atomic_write_bytes(path, json.dumps(self.to_dict(), indent=2).encode(), own=own)
 
@@ -167,7 +168,6 @@ def from_dict(spec: dict) -> Tokenizer:
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    from espressivo.io.safety import read_bytes
 
     try:
         spec = json.loads(read_bytes(path, 2**20))

@@ -28,8 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from espressivo.data.augment import Augmentation
 from espressivo.errors import EspressivoError
-from espressivo.train.tasks import TASKS
+from espressivo.models import build_model
+from espressivo.models.checkpoint import resolve, save_checkpoint
+from espressivo.train.tasks import TASKS, make_task
 
 
 @dataclass
@@ -186,10 +189,6 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         import torch
 
-        from espressivo.data.augment import Augmentation
-        from espressivo.models import build_model
-        from espressivo.train.tasks import make_task
-
         self.c = c = config
         self.torch = torch
         self.rank, self.world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -207,8 +206,6 @@ class Trainer:
         self.rng = np.random.default_rng([c.seed, self.rank])
         self.model = build_model(c.model_type, c.model, **self.task.model_settings(), **c.model_overrides)
         if c.init_from:
-            from espressivo.models.checkpoint import resolve
-
             self._load_weights(resolve(c.init_from))
         self.model.to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
@@ -255,7 +252,6 @@ class Trainer:
     def save(self, kind: str = "last") -> None:
         if self.rank != 0:
             return
-        from espressivo.models.checkpoint import save_checkpoint
 
         tmp = self.out / f".{kind}.tmp"
         if tmp.exists():

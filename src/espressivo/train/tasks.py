@@ -27,9 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
+from espressivo.data.cvrnn import CVRNNAugmentation, CVRNNPairs
+from espressivo.data.pairs import RenderPairs
+from espressivo.data.performances import SliceSampler, labelled_items, load_items, pack
+from espressivo.data.phrase import PhrasePairs
+from espressivo.data.tokens import RandomWindows, TokenCorpus
+from espressivo.data.windows import EventWindows, load_tracks
 from espressivo.errors import EspressivoError
 from espressivo.families import family
+from espressivo.features.phrase import PHRASE_FEATURES
+from espressivo.features.slots import SCORE_FEATURES, render_tokenizer, slot_sizes
+from espressivo.models.checkpoint import resolve
+from espressivo.models.cvrnn import CVRNNConfig
 from espressivo.registry import Registry
+from espressivo.tokenizers import from_dict, from_name
+from espressivo.tokenizers.note import NoteTokenizer
 
 TASKS: Registry[type] = Registry("task")
 
@@ -59,8 +71,6 @@ class LMTask:
 
     def __init__(self, c, augmentation, device, rank: int):
         import torch
-
-        from espressivo.data.tokens import RandomWindows, TokenCorpus
 
         self.torch, self.c, self.device = torch, c, device
         self.corpus = TokenCorpus(c.data)
@@ -101,9 +111,6 @@ class EventLMTask(LMTask):
     def __init__(self, c, augmentation, device, rank: int):
         import torch
 
-        from espressivo.data.windows import EventWindows, load_tracks
-        from espressivo.tokenizers import from_name
-
         self.torch, self.c, self.device = torch, c, device
         self.tokenizer = from_name("aria")
         self.pad = self.tokenizer.pad_id
@@ -131,7 +138,6 @@ class _NoteTask:
         return out
 
     def model_settings(self) -> dict:
-        from espressivo.features.slots import slot_sizes
 
         return {"slot_sizes": slot_sizes(self.tokenizer), "time_step_ms": self.tokenizer.config.time_step_ms}
 
@@ -151,9 +157,6 @@ class DenoiseTask(_NoteTask):
 
     def __init__(self, c, augmentation, device, rank: int):
         import torch
-
-        from espressivo.data.tokens import RandomWindows, TokenCorpus
-        from espressivo.tokenizers.note import NoteTokenizer
 
         self.torch, self.c, self.device = torch, c, device
         self.corpus = TokenCorpus(c.data)
@@ -191,9 +194,6 @@ class RenderTask(_NoteTask):
     def __init__(self, c, augmentation, device, rank: int):
         import torch
 
-        from espressivo.data.pairs import RenderPairs
-        from espressivo.features.slots import render_tokenizer
-
         self.torch, self.c, self.device = torch, c, device
         self.tokenizer = render_tokenizer()
         self.sampler = RenderPairs(c.data, "train", self.tokenizer, c.seq_len, augmentation, c.score_tempo)
@@ -211,10 +211,6 @@ class CVRNNTask(_NoteTask):
 
     def __init__(self, c, augmentation, device, rank: int):
         import torch
-
-        from espressivo.data.cvrnn import CVRNNAugmentation, CVRNNPairs
-        from espressivo.features.slots import render_tokenizer
-        from espressivo.models.cvrnn import CVRNNConfig
 
         self.torch, self.c, self.device = torch, c, device
         self.tokenizer = render_tokenizer()  # not used by the model; keeps checkpoints self-describing
@@ -244,9 +240,6 @@ class PhraseTask(_NoteTask):
     def __init__(self, c, augmentation, device, rank: int):
         import torch
 
-        from espressivo.data.phrase import PhrasePairs
-        from espressivo.features.slots import render_tokenizer
-
         self.torch, self.c, self.device = torch, c, device
         self.tokenizer = render_tokenizer()
         self.sampler = PhrasePairs(c.data, "train", self.tokenizer, c.seq_len, c.max_beats, augmentation, c.drop_marks)
@@ -254,8 +247,6 @@ class PhraseTask(_NoteTask):
         self.val_windows = spread(list(validation.windows()), c.eval_windows)
 
     def model_settings(self) -> dict:
-        from espressivo.features.phrase import PHRASE_FEATURES
-        from espressivo.features.slots import SCORE_FEATURES
 
         return super().model_settings() | {
             "n_features": len(SCORE_FEATURES),
@@ -285,9 +276,6 @@ class _SliceTask:
     def _start_tokenizer(init_from: str):
         import json
 
-        from espressivo.models.checkpoint import resolve
-        from espressivo.tokenizers import from_dict, from_name
-
         if not init_from:
             return from_name("performance-rnn")
         try:
@@ -301,7 +289,6 @@ class _SliceTask:
         return {"vocab_size": len(self.tokenizer.vocab), "pad_id": self.tokenizer.pad_id}
 
     def _rows(self, views, **extra) -> dict:
-        from espressivo.data.performances import pack
 
         idx, last = pack(self.tokenizer, views, self.c.seq_len)
         arrays = {"idx": idx, "last": last} | extra
@@ -318,7 +305,6 @@ class ContrastiveTask(_SliceTask):
     (``batch_size`` performances of distinct pieces) negatives; train files of the sources in ``data``."""
 
     def __init__(self, c, augmentation, device, rank: int):
-        from espressivo.data.performances import SliceSampler, load_items
 
         super().__init__(c, device)
         items, _ = load_items(c.data, splits=("train", "validation"))
@@ -347,7 +333,6 @@ class ClassifyTask(_SliceTask):
         return bool(label)
 
     def __init__(self, c, augmentation, device, rank: int):
-        from espressivo.data.performances import SliceSampler, labelled_items
 
         super().__init__(c, device)
         if not c.label:

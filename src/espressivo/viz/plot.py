@@ -9,6 +9,7 @@ import numpy as np
 
 from espressivo.core import SOFT, SOSTENUTO, SUSTAIN, Alignment, Performance, Score
 from espressivo.errors import EspressivoError
+from espressivo.io.files import atomic_write_bytes
 from espressivo.viz.curves import expression_curves
 
 PEDAL_STYLE = {SUSTAIN: ("sustain", "tab:blue"), SOSTENUTO: ("sostenuto", "tab:green"), SOFT: ("soft", "tab:orange")}
@@ -64,8 +65,6 @@ def _save(fig, path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise EspressivoError(f"{path}: is a directory")
     import io
-
-    from espressivo.io.files import atomic_write_bytes
 
     buffer = io.BytesIO()
     try:
