@@ -519,8 +519,9 @@ class Studio:
             perf = score.to_performance(s.get("tempo"), velocity=64)
             return perf, None
         from espressivo.render import RenderOptions, render
+        from espressivo.render.base import GROUP_OF
 
-        options = {k: s[k] for k in ("seed", "temperature", "tempo", "dynamics_scale", "expressiveness") if k in s}
+        options = {k: v for k, v in s.items() if k in GROUP_OF}  # every rendering setting the take holds
         pretrained = self._pretrained(s["model"])
         shift = None
         if s.get("interpretation"):  # from the first note to the last, linearly (the CLI's keyframes)
