@@ -235,9 +235,6 @@ def load_finetuned(path: str, max_chunks: int):
 
 def score_finetuned(embedder, task: str, steps, items) -> dict:
     """Test accuracy and macro-F1 of a fine-tuned classifier on the task it was trained for."""
-    from espressivo.data.performances import composer_classes, labels_for
-    from espressivo.embed.classify import accuracy, macro_f1
-
     labels = labels_for(items, task, composer_classes(items))
     rows = [i for i, item in enumerate(items) if item.split == "test" and labels[i] is not None]
     probabilities = embedder.class_probabilities([Performance(items[i].notes) for i in rows])
