@@ -40,7 +40,7 @@ def test_early_note_and_unplayed_note():
 
 
 def test_agrees_with_partitura_and_round_trips_on_real_pairs(asap):
-    """12 real (n)ASAP pairs drawn at random (seed 11): partitura's encode_tempo on the same matched notes gives the same
+    """12 real (n)ASAP pairs (drawn with seed 11): partitura's encode_tempo on the same matched notes gives the same
     beat periods, timings and articulations; decoding reproduces every matched note."""
     from espressivo.io.score import import_partitura
 

@@ -526,3 +526,24 @@ def test_what_reading_a_score_says_reaches_the_page(client, monkeypatch):
     assert opened.status_code == 201
     said = opened.json()["warnings"]
     assert len(said) == 1 and "repeats not expanded" in said[0] and "my piece.musicxml" in said[0]
+
+
+def test_a_pianist_or_deadpan_asked_for_again_is_the_take_already_there(client, etude):
+    """The same notes again are the same take (the page selects it): no duplicates in the list."""
+    first = client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "human", "index": 0}).json()
+    again = client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "human", "index": 0}).json()
+    assert again["id"] == first["id"]
+    slow = client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "deadpan", "tempo": 61}).json()
+    faster = client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "deadpan", "tempo": 62}).json()
+    assert slow["id"] != faster["id"]
+    same = client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "deadpan", "tempo": 61}).json()
+    assert same["id"] == slow["id"]
+
+
+def test_the_page_says_where_the_asap_examples_come_from(tmp_path, monkeypatch):
+    studio = Studio(tmp_path / "store", workers=1)
+    monkeypatch.setattr(studio, "asap_examples", lambda: [])  # started away from the data
+    with TestClient(create_app(studio), **CLIENT) as c:
+        listed = c.get("/api/renderers").json()
+    studio.close()
+    assert [e["id"] for e in listed["examples"]] == ["etude"] and "ESPRESSIVO_DATA" in listed["examples_note"]

@@ -95,6 +95,27 @@ def test_studio_in_a_browser(server, tmp_path):
         assert (
             0 <= duration - take.view["duration"] < 3.0
         )  # the performance, and FluidSynth letting its last notes ring
+        # the deadpan once, however often asked for
+        page.click("#deadpan")
+        page.wait_for_timeout(300)
+        assert page.evaluate("[...document.querySelectorAll('#takes li')].filter((li) => "
+                             "li.textContent.includes('deadpan')).length") == 1  # fmt: skip
+        # Play plays: the deadpan starts and its button offers to pause it
+        deadpan_id = page.evaluate("[...document.querySelectorAll('#takes li')].find((li) => "
+                                   "li.textContent.includes('deadpan')).dataset.id")  # fmt: skip
+        page.click(f"#takes li[data-id='{deadpan_id}'] button.play")
+        page.wait_for_function("!document.getElementById('audio').paused", timeout=15_000)
+        assert page.inner_text(f"#takes li[data-id='{deadpan_id}'] button.play") == "Pause"
+        page.click(f"#takes li[data-id='{deadpan_id}'] button.play")
+        page.wait_for_function("document.getElementById('audio').paused")
+        # A/B: at beat 8 of the deadpan, the rendered take takes over at its own beat 8 (not at the same second)
+        page.evaluate("document.getElementById('audio').currentTime = secAt(selectedTake(), 8)")
+        page.wait_for_timeout(200)
+        page.click(f"#takes li[data-id='{take_id}'] button.play")
+        page.wait_for_function(f"state.selected === '{take_id}' && !document.getElementById('audio').paused && "
+                               "Math.abs(beatAt(selectedTake(), document.getElementById('audio').currentTime) - 8)"
+                               " < 0.5", timeout=15_000)  # fmt: skip
+        page.evaluate("document.getElementById('audio').pause()")
         # render bars 2-3 again: the passage's take is selected; every note outside the bars is unchanged
         page.fill("#first-bar", "2")
         page.fill("#last-bar", "3")

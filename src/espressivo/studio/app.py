@@ -96,8 +96,12 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
 
     async def renderers(request: Request) -> Response:
         examples = [{"id": "etude", "label": "Etude (bundled, with a pianist)"}]
-        examples += [{"id": f"asap:{i.folder}", "label": f"{i.folder} ((n)ASAP test)"} for i in studio.asap_examples()]
-        return JSONResponse({"renderers": studio.renderers(), "examples": examples, "max_upload": max_upload})
+        asap = studio.asap_examples()
+        examples += [{"id": f"asap:{i.folder}", "label": f"{i.folder} ((n)ASAP test)"} for i in asap]
+        note = "" if asap else ("(n)ASAP pieces appear here when the studio finds the data: start it from the project "
+                                "folder (beside ../shared/data) or set ESPRESSIVO_DATA")  # fmt: skip
+        return JSONResponse({"renderers": studio.renderers(), "examples": examples, "examples_note": note,
+                             "max_upload": max_upload})  # fmt: skip
 
     def _score_json(entry) -> dict:
         return {"id": entry.id, "name": entry.name, "info": entry.summary, "humans": [h[0] for h in entry.humans],

@@ -345,6 +345,12 @@ class Studio:
         elif kind == "deadpan":
             settings["tempo"] = _float(request.get("tempo"), "tempo", 10, 400)
             label = "deadpan" + (f", {settings['tempo']:g} qpm" if settings["tempo"] else "")
+        if kind in ("deadpan", "human"):  # the same notes again: the take that has them (no duplicates)
+            with self.lock:
+                for t in self.takes.values():
+                    same = t.score_id == score_id and t.kind == kind and t.settings == settings
+                    if same and t.status in ("queued", "running", "done"):
+                        return t
         else:
             settings |= self._render_settings(request)
             if settings.get("reference") and entry.reference is None:

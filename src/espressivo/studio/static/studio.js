@@ -43,6 +43,7 @@ async function init() {
   state.maxUpload = data.max_upload;
   $("model").innerHTML = data.renderers.map((r) => `<option value="${r.name}">${r.name}${r.default ? " (default)" : ""}</option>`).join("");
   $("examples").innerHTML = data.examples.map((e) => `<option value="${e.id}">${e.label}</option>`).join("");
+  $("examples-note").textContent = data.examples_note || "";
   modelChanged();
 }
 
@@ -61,7 +62,8 @@ function showScore(score) {
   for (const warning of score.warnings || []) rows.push(["Note", warning]);  // what reading the score had to say
   $("info").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(String(v))}</dd>`).join("");
   $("controls").hidden = false;
-  $("human").hidden = !score.humans.length;
+  $("human").hidden = $("pianist").hidden = !score.humans.length;
+  $("pianist").innerHTML = score.humans.map((name, k) => `<option value="${k}">${escapeHtml(name)}</option>`).join("");
   $("last-bar").max = $("first-bar").max = info.measures;
   renderTakes();
   $("look").hidden = true;
@@ -135,6 +137,10 @@ async function submit(request, show = true) {
 // a take the user asked for is shown when it is ready; the deadpan and the pianist listed on opening are shown
 // only while nothing else is
 function addTake(take, show = true) {
+  if (state.takes.some((t) => t.id === take.id)) {  // the studio answered with a take already listed
+    if (show && take.status === "done") select(take.id);
+    return;
+  }
   state.takes.push(take);
   renderTakes();
   poll(take.id, show);
@@ -164,7 +170,7 @@ function renderTakes() {
   $("takes").innerHTML = state.takes.map((t) => {
     const busy = t.status === "queued" || t.status === "running";
     return `<li data-id="${t.id}" class="${t.id === state.selected ? "selected" : ""}">
-      <button class="play" ${t.status === "done" ? "" : "disabled"}>${t.id === state.selected ? "▶ playing" : "Play"}</button>
+      <button class="play" ${t.status === "done" ? "" : "disabled"}>${t.id === state.selected && !$("audio").paused ? "Pause" : "Play"}</button>
       <span>${escapeHtml(t.label)}</span>
       ${busy ? `<progress max="1" value="${t.progress}"></progress><span class="state">${t.stage}</span><button class="cancel">Cancel</button>` : ""}
       ${t.status === "failed" ? `<span class="state">failed: ${escapeHtml(t.error)}</span>` : ""}
@@ -174,20 +180,30 @@ function renderTakes() {
 }
 
 // ------------------------------------------------------------------ listen and look
-function select(id) {
+// where a take is in the music: the score beat at a time of its audio, and back (its curves' time map)
+function beatAt(take, sec) { const c = take && take.view && take.view.curves; return c && c.beat.length > 1 ? interp(c.onset_sec, c.beat, sec) : null; }
+function secAt(take, beat) { const c = take && take.view && take.view.curves; return c && c.beat.length > 1 ? interp(c.beat, c.onset_sec, beat) : null; }
+
+// select a take; ``play``: start it (the Play button), else keep playing if the last one was (A/B switching)
+function select(id, play = false) {
   const take = state.takes.find((t) => t.id === id);
   if (!take || take.status !== "done") return;
   const audio = $("audio");
-  const position = audio.currentTime || 0;
+  if (id === state.selected && audio.src) {  // the selected take's button: play or pause it
+    if (play) { if (audio.paused) audio.play(); else audio.pause(); }
+    return;
+  }
+  const beat = beatAt(selectedTake(), audio.currentTime || 0);  // A/B: the other take at the same bar and beat
   const playing = !audio.paused;
   state.selected = id;
   $("look").hidden = false;
   $("now-playing").textContent = take.label;
   if (take.files.includes("audio.wav")) {
     audio.src = `/api/takes/${id}/audio.wav`;
-    audio.addEventListener("loadedmetadata", () => {  // A/B: the other take at the same place
-      audio.currentTime = Math.min(position, audio.duration || position);
-      if (playing) audio.play();
+    audio.addEventListener("loadedmetadata", () => {
+      const at = beat === null ? audio.currentTime : secAt(take, beat);
+      audio.currentTime = Math.max(0, Math.min(at || 0, audio.duration || 0));
+      if (playing || play) audio.play();
     }, { once: true });
   }
   $("downloads").innerHTML = take.files.map((f) => `<a class="download" href="/api/takes/${id}/${f}" download>${f}</a>`).join(" · ");
@@ -300,7 +316,7 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   $("render").addEventListener("click", guarded(() => submit(renderRequest())));
   $("another").addEventListener("click", guarded(() => { $("seed").value = Number($("seed").value || 0) + 1; return submit(renderRequest()); }));
   $("deadpan").addEventListener("click", guarded(() => submit({ kind: "deadpan", tempo: $("tempo").value ? Number($("tempo").value) : null })));
-  $("human").addEventListener("click", guarded(() => submit({ kind: "human", index: 0 })));
+  $("human").addEventListener("click", guarded(() => submit({ kind: "human", index: Number($("pianist").value || 0) })));
   $("again").addEventListener("click", guarded(async () => {
     const take = await api("POST", `/api/takes/${state.selected}/passage`, { first: Number($("first-bar").value), last: Number($("last-bar").value) });
     addTake(take);
@@ -309,9 +325,10 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
     const item = event.target.closest("li");
     if (!item) return;
     if (event.target.classList.contains("cancel")) await api("DELETE", `/api/takes/${item.dataset.id}`);
-    else if (event.target.classList.contains("play")) select(item.dataset.id);
+    else if (event.target.classList.contains("play")) select(item.dataset.id, true);
   }));
   $("audio").addEventListener("seeked", draw);
+  ["play", "pause"].forEach((name) => $("audio").addEventListener(name, renderTakes));  // the buttons say which
   await init();
   requestAnimationFrame(tick);
 }));
