@@ -5,6 +5,7 @@ its audio, and sending bad uploads.  Prints JSON: time to first audio (p50 / p95
 status, takes lost, the server's peak RSS.
 
     python benchmarks/studio.py --clients 20
+    python benchmarks/studio.py --takes 120      # memory over a long session
 """
 
 from __future__ import annotations
@@ -99,6 +100,32 @@ def run(base: str, score: bytes, clients: int, max_seconds: float) -> dict:
     }
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return round(int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024, 1)
+
+
+def long_session(base: str, pid: int, takes: int) -> dict:
+    """One musician for ``takes`` takes: a new score (336 to 2,016 notes) every third take, each take heard; the
+    server's resident memory every 10 takes."""
+    series = {"0": rss_mb(pid)}
+    started = time.time()
+    with httpx.Client(base_url=base, headers=PAGE_HEADERS, timeout=300) as client:
+        score_id = None
+        for k in range(takes):
+            if k % 3 == 0:
+                score = tiled(4 + 4 * ((k // 3) % 6)).encode()
+                score_id = client.post(f"/api/scores?name=s{k}.musicxml", content=score).json()["id"]
+            take = client.post(f"/api/scores/{score_id}/takes", json={"seed": k}).json()
+            while client.get(f"/api/takes/{take['id']}").json()["status"] in ("queued", "running"):
+                time.sleep(0.05)
+            client.get(f"/api/takes/{take['id']}/audio.wav")
+            if (k + 1) % 10 == 0:
+                series[str(k + 1)] = rss_mb(pid)
+                print(json.dumps({"takes": k + 1, "rss_mb": series[str(k + 1)]}), flush=True)
+    return {"takes": takes, "rss_mb_after_takes": series, "wall_s": round(time.time() - started, 1)}
+
+
 def idle_connections(base: str, count: int, wait: float) -> dict:
     """``count`` connections that send half a request and stop, held open: GET latency beside them, then how many
     the studio has closed after ``wait`` seconds (its header deadline)."""
@@ -138,6 +165,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=12, help="copies of the etude's 84 notes (12: 1,008 notes)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="a take not heard by then is lost")
     parser.add_argument("--idle", type=int, default=1100, help="half-sent connections held open (0: none)")
+    parser.add_argument("--takes", type=int, default=0, help="instead: one long session of this many takes, and "
+                        "the server's memory along it")  # fmt: skip
     args = parser.parse_args()
     score = tiled(args.copies).encode()
     port = 18000 + int(time.time()) % 1000
@@ -153,6 +182,9 @@ def main() -> None:
                 time.sleep(0.1)
         if not 1 <= args.clients <= 200:
             raise SystemExit("--clients must lie in 1..200")
+        if args.takes:
+            print(json.dumps({"long_session": long_session(base, server.pid, args.takes)}, indent=1))
+            return
         report = {"score_notes": 84 * args.copies}
         if args.idle:
             report["idle"] = idle_connections(base, args.idle, 11.0)

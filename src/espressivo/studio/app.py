@@ -133,10 +133,10 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
 
     async def take(request: Request) -> Response:
         t = studio.take(request.path_params["id"])
-        body = t.public()
-        if request.query_params.get("view") and t.status == "done":
-            body["view"] = t.view
-        return JSONResponse(body)
+        body = JSONResponse(t.public()).body
+        if request.query_params.get("view") and t.status == "done" and t.view_json:  # spliced in, not re-encoded
+            body = body[:-1] + b',"view":' + t.view_json + b"}"
+        return Response(body, media_type="application/json")
 
     async def cancel(request: Request) -> Response:
         return JSONResponse(studio.cancel(request.path_params["id"]).public())

@@ -10,6 +10,7 @@ another take rendered again (:mod:`espressivo.render.passage`).  Takes run in a 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -61,10 +62,14 @@ class Take:
     error: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
     performance: Performance | None = None
-    view: dict | None = None
+    view_json: bytes = b""  # what the page draws (performance_view), kept as compact JSON: a tenth of the memory
     files: tuple[str, ...] = ()
     client: str = ""  # who asked (the page's per-tab id; else the score): the queue takes turns between clients
     started: float = 0.0  # time.monotonic() when a worker took it up
+
+    @property
+    def view(self) -> dict | None:
+        return json.loads(self.view_json) if self.view_json else None
 
     def public(self) -> dict:
         return {"id": self.id, "score": self.score_id, "kind": self.kind, "label": self.label,
@@ -121,6 +126,27 @@ def _known(request: dict, keys) -> None:
     unknown = sorted(str(k)[:40] for k in request if k not in keys)
     if unknown:
         raise EspressivoError(f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(keys)})")
+
+
+def return_freed_memory() -> None:
+    """Hand memory freed by a take back to the system.  glibc keeps freed heap in each worker thread's arena, and
+    a render frees large blocks (a score's tensors, partitura's parse): without this the server's resident memory
+    grew by about 2 MB a take (benchmarks/studio.py --takes; docs/benchmarks.md).  A no-op off glibc."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
 
 
 def score_view(score: Score) -> dict:
@@ -481,7 +507,7 @@ class Studio:
                 self.store.write(take.id, "tempo-mapped.mid", tempo_mapped_bytes(entry.score, perf))
                 files.append("tempo-mapped.mid")
             take.performance = perf
-            take.view = performance_view(entry.score, perf, alignment)
+            take.view_json = json.dumps(performance_view(entry.score, perf, alignment), separators=(",", ":")).encode()
             if self.synthesize_audio:
                 self._stage(take, "synthesizing audio", 0.6)
                 from espressivo.audio import synthesize
@@ -506,6 +532,7 @@ class Studio:
             take.status, take.stage, take.error = "failed", "failed", f"internal error: {type(err).__name__}: {err}"
         finally:
             self._prune()
+            return_freed_memory()
 
     def _prune(self) -> None:
         """Bound the store; a take whose files were dropped says so (its downloads answer 404)."""
@@ -515,6 +542,7 @@ class Studio:
             take = self.takes.get(dropped)
             if take is not None:
                 take.status, take.stage, take.files, take.performance = "expired", "expired", (), None
+                take.view_json = b""
 
     def _perform(self, take: Take, entry: ScoreEntry) -> tuple[Performance, Alignment | None]:
         score, s = entry.score, take.settings
