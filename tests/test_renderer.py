@@ -12,6 +12,7 @@ import torch
 
 from espressivo.cli import main
 from espressivo.core import Score
+from espressivo.errors import EspressivoError
 from espressivo.features.slots import (
     decode_slots,
     performed_slots,
@@ -654,3 +655,22 @@ def test_a_pickup_bar_keeps_the_bar_lines_where_the_score_prints_them(asap_root,
     on_downbeat = perf.notes["id"][score.notes["onset_quarter"][perf.notes["id"]] == first_downbeat]
     ticks = {n.time for n in midi.tracks[0].notes}
     assert 240 in ticks and len(on_downbeat) > 0 and min(ticks) == 0
+
+
+def test_a_pickup_is_bar_zero_so_bars_are_numbered_as_printed(asap_root):
+    """Chopin op. 10/3 numbers its pickup 0: "bars 21 to 24" are the printed bars 21-24 (the 22nd to 25th
+    measures as played), not 20-23; a score without a pickup starts at bar 1."""
+    from espressivo.render.passage import bar_span
+
+    score = read_score(asap_root / "Chopin" / "Etudes_op_10" / "3" / "xml_score.mxl")
+    starts = np.sort(score.measures["onset_quarter"])
+    assert score.pickup_quarters == 0.5 and score.first_bar == 0
+    begin, end = bar_span(score, 21, 24)
+    assert begin == score.beat_from_quarter(starts[21]) and end == score.beat_from_quarter(starts[25])
+    assert bar_span(score, 0, 0)[0] == score.beat_from_quarter(starts[0])  # the pickup itself
+    with pytest.raises(EspressivoError, match=r"bars must lie in 0\.\.77"):
+        bar_span(score, 0, 78)
+    plain = read_score(EXAMPLES / "etude.musicxml")
+    assert plain.pickup_quarters == 0.0 and plain.first_bar == 1
+    with pytest.raises(EspressivoError, match=r"bars must lie in 1\.\.8"):
+        bar_span(plain, 0, 1)

@@ -170,6 +170,25 @@ class Score:
         notes["id"] = np.arange(len(n))  # index into Score.notes, not re-sorted
         return Performance(notes)
 
+    @property
+    def pickup_quarters(self) -> float:
+        """The length of a pickup (a first bar shorter than its time signature), in quarters; 0.0 without one.
+        A score with a pickup numbers it bar 0 (:attr:`first_bar`), as it is printed."""
+        starts = np.sort(self.measures["onset_quarter"]) if len(self.measures) else np.zeros(0)
+        if len(starts) < 2 or not len(self.time_signatures):
+            return 0.0
+        ts = self.time_signatures
+        in_force = ts[ts["onset_quarter"] <= starts[0] + 1e-9]
+        row = in_force[-1] if len(in_force) else ts[0]
+        length = float(starts[1] - starts[0])
+        return length if 0 < length < row["beats"] * 4.0 / row["beat_type"] - 1e-6 else 0.0
+
+    @property
+    def first_bar(self) -> int:
+        """The number of the first bar as played: 0 for a pickup, else 1 (bars count on as played, repeats
+        unfolded)."""
+        return 0 if self.pickup_quarters else 1
+
     def index_of(self, ids: np.ndarray | list[str]) -> np.ndarray:
         """Row index in ``notes`` of each id; -1 where an id is not in the score."""
         ids = np.asarray(ids, dtype=str)

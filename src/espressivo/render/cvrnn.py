@@ -272,3 +272,27 @@ def parse_interpretation(text: str, z_dim: int, position: np.ndarray) -> np.ndar
     if len(set(keys)) != len(keys):
         raise EspressivoError("--interpretation: two keyframes at the same position")
     return keyframe_shift(dict(zip(keys, rows, strict=True)), z_dim, position)
+
+
+EFFECTS = (  # what a +2 against a -2 sigma shift of one dimension did, measured per model (evaluate render)
+    ("tempo_percent", 5.0, "faster", "slower"),
+    ("velocity", 2.0, "louder", "softer"),
+    ("articulation_log2", 0.15, "longer notes", "shorter notes"),
+)
+
+
+def dimension_names(evaluation: dict, z_dim: int) -> list[str]:
+    """A name for each latent dimension from what moving it did in the model's test evaluation (its card's
+    ``latent_dimensions``): the changes that went the same way in at least three quarters of the segments and
+    were large enough to hear, e.g. ``"slower, longer notes"``; ``"z3"`` where nothing was clear."""
+    measured = (evaluation or {}).get("latent_dimensions") or {}
+    names = []
+    for k in range(z_dim):
+        row, words = measured.get(f"z{k + 1}") or {}, []
+        for key, threshold, up, down in EFFECTS:
+            effect = row.get(key) or {}
+            change, share = effect.get("mean_change_plus2_vs_minus2", 0.0), effect.get("same_sign_share", 0.0)
+            if share >= 0.75 and abs(change) >= threshold:
+                words.append(up if change > 0 else down)
+        names.append(", ".join(words) or f"z{k + 1}")
+    return names

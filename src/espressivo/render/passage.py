@@ -1,7 +1,8 @@
 """Re-rendering a passage: bars m..n of a rendering replaced by another rendering's, the rest kept note for note.
 
 :func:`splice_passage` takes two renderings of one score (``notes["id"]`` = score rows) and the bars to replace
-(counted as played: the k-th measure of the unfolded score is bar k).  Inside the passage the new rendering's
+(counted as played from the first bar's printed number, 0 for a pickup, else 1: repeats unfolded, the bars go on
+counting).  Inside the passage the new rendering's
 notes are laid between the times the old one reached the passage's first and last beat (a linear warp of the
 new timing: its rubato and articulation kept, the seams meeting the old timing exactly); velocities glide from
 the old to the new level over the passage's first and last beat; the sustain pedal inside is the new one's,
@@ -23,14 +24,17 @@ EDGE_BEATS = 1.0  # velocities cross-fade over this much at each seam
 
 
 def bar_span(score: Score, first_bar: int, last_bar: int) -> tuple[float, float]:
-    """Score beats ``[start, end)`` of bars ``first_bar..last_bar`` (1-based, as played)."""
+    """Score beats ``[start, end)`` of bars ``first_bar..last_bar``, counted as played from ``score.first_bar``
+    (1, or 0 for a pickup, as printed)."""
     starts = np.sort(score.measures["onset_quarter"]) if len(score.measures) else np.zeros(0)
-    if not (1 <= first_bar <= last_bar <= len(starts)):
-        raise EspressivoError(f"bars must lie in 1..{len(starts)} with first <= last, got {first_bar}..{last_bar}")
-    end_q = starts[last_bar] if last_bar < len(starts) else float(
+    low, high = score.first_bar, score.first_bar + len(starts) - 1
+    if not (low <= first_bar <= last_bar <= high):
+        raise EspressivoError(f"bars must lie in {low}..{high} with first <= last, got {first_bar}..{last_bar}")
+    a, b = first_bar - low, last_bar - low  # measure indices
+    end_q = starts[b + 1] if b + 1 < len(starts) else float(
         (score.notes["onset_quarter"] + score.notes["duration_quarter"]).max()
     )  # fmt: skip
-    return float(score.beat_from_quarter(starts[first_bar - 1])), float(score.beat_from_quarter(end_q))
+    return float(score.beat_from_quarter(starts[a])), float(score.beat_from_quarter(end_q))
 
 
 def _pedal_at(perf: Performance, t: float) -> int:

@@ -61,8 +61,8 @@ def time_signatures(score: Score) -> list[tuple[float, int, int]]:
         return rows
     first = [r for r in rows if r[0] <= starts[0] + 1e-9]
     _, beats, beat_type = first[-1] if first else rows[0]
-    pickup = float(starts[1] - starts[0])
-    if not 0 < pickup < beats * 4.0 / beat_type - 1e-6:
+    pickup = score.pickup_quarters
+    if not pickup:
         return rows
     for unit in (beat_type, 8, 16, 32, 64):  # the pickup in whole units of a power-of-two note value
         count = pickup * unit / 4.0

@@ -153,6 +153,7 @@ def score_view(score: Score) -> dict:
     """What the page draws under every take: the bars (as played) and the dynamics markings."""
     starts = np.sort(score.measures["onset_quarter"]) if len(score.measures) else np.zeros(0)
     return {"bars": np.round(score.beat_from_quarter(starts), 4).tolist() if len(starts) else [],
+            "first_bar": score.first_bar,
             "dynamics_at": [[round(float(score.beat_from_quarter(d["onset_quarter"])), 3), str(d["text"])]
                             for d in score.dynamics]}  # fmt: skip
 
@@ -331,11 +332,11 @@ class Studio:
 
     def renderers(self) -> list[dict]:
         """The shipped renderers and their controls (for the page)."""
-        import json
         from importlib import resources
 
         from espressivo.families import FAMILIES, canonical
         from espressivo.models.checkpoint import shipped_models
+        from espressivo.render.cvrnn import dimension_names
         from espressivo.render.dispatch import DEFAULT_RENDERER
 
         out = []
@@ -345,8 +346,9 @@ class Studio:
             if family is None or family.kind != "renderer":
                 continue
             z_dim = int(config.get("model", {}).get("z_dim", 0)) if "shift" in family.steering else 0
+            z_names = dimension_names(config.get("evaluation", {}), z_dim) if z_dim else []
             out.append({"name": name, "family": family.name, "summary": family.summary,
-                        "default": name == DEFAULT_RENDERER, "z_dim": z_dim,
+                        "default": name == DEFAULT_RENDERER, "z_dim": z_dim, "z_names": z_names,
                         "expressiveness": "expressiveness" in family.controls})  # fmt: skip
         return sorted(out, key=lambda r: (not r["default"], r["name"]))
 
@@ -433,9 +435,10 @@ class Studio:
         if base.status != "done" or base.kind not in ("render", "passage"):
             raise EspressivoError("only a finished rendering can have a passage rendered again")
         entry = self.score(base.score_id)
-        bars = len(entry.score.measures)
-        first = _int(request.get("first"), "first bar", 1, max(bars, 1), 1)
-        last = _int(request.get("last"), "last bar", 1, max(bars, 1), first)
+        low = entry.score.first_bar  # 0 for a pickup, as printed
+        high = max(low + len(entry.score.measures) - 1, low)
+        first = _int(request.get("first"), "first bar", low, high, max(low, 1))
+        last = _int(request.get("last"), "last bar", low, high, first)
         bar_span(entry.score, first, last)  # refuses first > last
         with self.lock:  # a seed no passage of this take has had yet, unless one is asked for: "again" is another take
             tried = {t.settings.get("seed") for t in self.takes.values() if t.settings.get("base") == base.id}

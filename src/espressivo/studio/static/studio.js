@@ -41,7 +41,7 @@ async function init() {
   const data = await api("GET", "/api/renderers");
   state.renderers = data.renderers;
   state.maxUpload = data.max_upload;
-  $("model").innerHTML = data.renderers.map((r) => `<option value="${r.name}">${r.name}${r.default ? " (default)" : ""}</option>`).join("");
+  $("model").innerHTML = data.renderers.map((r) => `<option value="${r.name}">${escapeHtml(r.summary || r.name)} (${r.name})</option>`).join("");
   $("examples").innerHTML = data.examples.map((e) => `<option value="${e.id}">${e.label}</option>`).join("");
   $("examples-note").textContent = data.examples_note || "";
   modelChanged();
@@ -64,7 +64,9 @@ function showScore(score) {
   $("controls").hidden = false;
   $("human").hidden = $("pianist").hidden = !score.humans.length;
   $("pianist").innerHTML = score.humans.map((name, k) => `<option value="${k}">${escapeHtml(name)}</option>`).join("");
-  $("last-bar").max = $("first-bar").max = info.measures;
+  const firstBar = info.first_bar ?? 1;  // 0 for a pickup, as printed
+  $("last-bar").min = $("first-bar").min = firstBar;
+  $("last-bar").max = $("first-bar").max = info.measures - 1 + firstBar;
   renderTakes();
   $("look").hidden = true;
   $("use-reference").checked = false;
@@ -112,7 +114,8 @@ function modelChanged() {
   $("steer").hidden = !r.z_dim;
   for (const [id, at] of [["sliders", ""], ["sliders-end", " at the end"]]) {
     $(id).innerHTML = Array.from({ length: r.z_dim }, (_, k) =>
-      `<label>z${k + 1}${at} <input type="range" class="z" min="-3" max="3" step="0.25" value="0"><output>0</output></label>`).join("");
+      `<label title="latent dimension z${k + 1}: + moves towards what it says, - away (measured on the test split)">${escapeHtml((r.z_names || [])[k] || `z${k + 1}`)}${at}
+        <input type="range" class="z" min="-3" max="3" step="0.25" value="0" aria-label="z${k + 1}${at}"><output>0</output></label>`).join("");
   }
   document.querySelectorAll("#steer .z").forEach((input) => input.addEventListener("input", () => { input.nextElementSibling.value = input.value; }));
 }
@@ -276,7 +279,7 @@ function drawCurves(view) {
   bars.forEach((bar, k) => {
     if (bar > b1 + 1e-6) return;
     g.beginPath(); g.moveTo(x(bar), 0); g.lineTo(x(bar), H); g.stroke();
-    g.fillText(String(k + 1), x(bar) + 2, 10);
+    g.fillText(String(k + (state.score.info.first_bar ?? 1)), x(bar) + 2, 10);
   });
   const colour = (name, fallback) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
   const line = (xs, ys, stroke, lo, hi) => {
