@@ -116,6 +116,29 @@ def test_studio_in_a_browser(server, tmp_path):
                                "Math.abs(beatAt(selectedTake(), document.getElementById('audio').currentTime) - 8)"
                                " < 0.5", timeout=15_000)  # fmt: skip
         page.evaluate("document.getElementById('audio').pause()")
+        # the transport: Space plays and pauses; a click on the roll goes to that time; play from a bar; loop bars
+        page.click("h1")  # focus away from the buttons
+        page.keyboard.press("Space")
+        page.wait_for_function("!document.getElementById('audio').paused")
+        page.keyboard.press("Space")
+        page.wait_for_function("document.getElementById('audio').paused")
+        box = page.locator("#roll").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        half = page.evaluate("document.getElementById('audio').currentTime / selectedTake().view.duration")
+        assert abs(half - 0.5) < 0.02, half
+        page.fill("#start-bar", "5")
+        page.click("#from-bar")
+        page.wait_for_function("!document.getElementById('audio').paused")
+        assert "bar 5" in page.inner_text("#position")
+        page.fill("#first-bar", "2")
+        page.fill("#last-bar", "3")
+        page.check("#loop")
+        page.evaluate("document.getElementById('audio').currentTime = secAt(selectedTake(), barBeat(4)) - 0.3")
+        page.wait_for_timeout(1200)  # past the end of bar 3: back to bar 2
+        beat = page.evaluate("beatAt(selectedTake(), document.getElementById('audio').currentTime)")
+        assert page.evaluate("barBeat(2)") - 0.01 <= beat < page.evaluate("barBeat(4)"), beat
+        page.uncheck("#loop")
+        page.evaluate("document.getElementById('audio').pause()")
         # render bars 2-3 again: the passage's take is selected; every note outside the bars is unchanged
         page.fill("#first-bar", "2")
         page.fill("#last-bar", "3")

@@ -19,7 +19,7 @@ def resolve(ref: str):
 class Family:
     name: str  # the model_type its checkpoints carry
     kind: str  # renderer | language | embedder
-    summary: str  # what it does, in words a user knows (the studio and `--help` show it)
+    summary: str  # "short name: what it does", in words a user knows (the studio shows both)
     config: str  # "module:Class": its config dataclass, with presets (`from_name`)
     model: str  # "module:Class": its nn.Module; forward(**batch) -> (output, loss)
     tasks: tuple[str, ...]  # the training tasks that make it; `task: auto` takes the first whose data fits

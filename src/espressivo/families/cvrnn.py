@@ -6,7 +6,7 @@ from espressivo.families.base import Family
 FAMILY = Family(
     name="cvrnn",
     kind="renderer",
-    summary="CVRNN — with interpretation sliders and style from a reference",
+    summary="CVRNN — with interpretation sliders: steer its reading, or play in a reference's style",
     config="espressivo.models.cvrnn:CVRNNConfig",
     model="espressivo.models.cvrnn:CVRNN",
     tasks=("cvrnn",),

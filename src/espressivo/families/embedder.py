@@ -5,7 +5,7 @@ from espressivo.families.base import Family
 FAMILY = Family(
     name="embedder",
     kind="embedder",
-    summary="embedder — one vector per performance, for search and classification",
+    summary="embedder: one vector per performance, for search and classification",
     config="espressivo.models.embedder:EmbedderConfig",
     model="espressivo.models.embedder:Embedder",
     tasks=("classify", "contrastive"),

@@ -6,7 +6,7 @@ from espressivo.families.base import Family
 FAMILY = Family(
     name="notewise",
     kind="renderer",
-    summary="note by note — samples every note's timing, loudness and pedal in turn",
+    summary="note by note: samples every note's timing, loudness and pedal in turn",
     config="espressivo.models.notewise:NotewiseConfig",
     model="espressivo.models.notewise:NotewiseRenderer",
     tasks=("render", "denoise"),

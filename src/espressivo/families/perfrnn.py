@@ -5,7 +5,7 @@ from espressivo.families.base import Family
 FAMILY = Family(
     name="perfrnn",
     kind="language",
-    summary="Performance RNN — an LSTM that improvises note events",
+    summary="Performance RNN: an LSTM that improvises note events",
     config="espressivo.models.perfrnn:PerfRNNConfig",
     model="espressivo.models.perfrnn:PerfRNN",
     tasks=("lm",),

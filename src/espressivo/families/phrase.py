@@ -6,7 +6,7 @@ from espressivo.families.base import Family
 FAMILY = Family(
     name="phrase",
     kind="renderer",
-    summary="phrase — the default: shapes tempo and loudness by the phrase, reads the markings",
+    summary="phrase — the default: shapes tempo and loudness by the phrase and reads the markings",
     config="espressivo.models.phrase:PhraseConfig",
     model="espressivo.models.phrase:PhraseRenderer",
     tasks=("phrase",),

@@ -6,7 +6,7 @@ from espressivo.families.base import Family
 FAMILY = Family(
     name="transformer",
     kind="language",
-    summary="transformer language model — improvises, continues and fills gaps",
+    summary="transformer language model: improvises, continues and fills gaps",
     config="espressivo.models.transformer:TransformerConfig",
     model="espressivo.models.transformer:Transformer",
     tasks=("lm", "events"),

@@ -41,7 +41,7 @@ async function init() {
   const data = await api("GET", "/api/renderers");
   state.renderers = data.renderers;
   state.maxUpload = data.max_upload;
-  $("model").innerHTML = data.renderers.map((r) => `<option value="${r.name}">${escapeHtml(r.summary || r.name)} (${r.name})</option>`).join("");
+  $("model").innerHTML = data.renderers.map((r) => `<option value="${r.name}" title="${escapeHtml(r.summary || "")}">${escapeHtml((r.summary || r.name).split(": ")[0])} (${r.name})</option>`).join("");
   $("examples").innerHTML = data.examples.map((e) => `<option value="${e.id}">${e.label}</option>`).join("");
   $("examples-note").textContent = data.examples_note || "";
   modelChanged();
@@ -65,8 +65,9 @@ function showScore(score) {
   $("human").hidden = $("pianist").hidden = !score.humans.length;
   $("pianist").innerHTML = score.humans.map((name, k) => `<option value="${k}">${escapeHtml(name)}</option>`).join("");
   const firstBar = info.first_bar ?? 1;  // 0 for a pickup, as printed
-  $("last-bar").min = $("first-bar").min = firstBar;
-  $("last-bar").max = $("first-bar").max = info.measures - 1 + firstBar;
+  $("last-bar").min = $("first-bar").min = $("start-bar").min = firstBar;
+  $("start-bar").value = firstBar;
+  $("last-bar").max = $("first-bar").max = $("start-bar").max = info.measures - 1 + firstBar;
   renderTakes();
   $("look").hidden = true;
   $("use-reference").checked = false;
@@ -193,7 +194,7 @@ function select(id, play = false) {
   if (!take || take.status !== "done") return;
   const audio = $("audio");
   if (id === state.selected && audio.src) {  // the selected take's button: play or pause it
-    if (play) { if (audio.paused) audio.play(); else audio.pause(); }
+    if (play) { if (audio.paused) playAudio(); else audio.pause(); }
     return;
   }
   const beat = beatAt(selectedTake(), audio.currentTime || 0);  // A/B: the other take at the same bar and beat
@@ -206,7 +207,7 @@ function select(id, play = false) {
     audio.addEventListener("loadedmetadata", () => {
       const at = beat === null ? audio.currentTime : secAt(take, beat);
       audio.currentTime = Math.max(0, Math.min(at || 0, audio.duration || 0));
-      if (playing || play) audio.play();
+      if (playing || play) playAudio();
     }, { once: true });
   }
   $("downloads").innerHTML = take.files.map((f) => `<a class="download" href="/api/takes/${id}/${f}" download>${f}</a>`).join(" · ");
@@ -274,6 +275,7 @@ function drawCurves(view) {
   const bars = state.score.info.bars || [];
   const b0 = Math.min(c.beat[0], bars.length ? bars[0] : c.beat[0]), b1 = c.beat[c.beat.length - 1];
   const x = (b) => left + (b - b0) / Math.max(b1 - b0, 1e-3) * (W - left - 6);
+  state.curvesX = { beatAtPixel: (px) => b0 + (px - left) / (W - left - 6) * Math.max(b1 - b0, 1e-3) };
   g.strokeStyle = "#eee";
   g.fillStyle = "#999";
   bars.forEach((bar, k) => {
@@ -289,8 +291,8 @@ function drawCurves(view) {
     g.stroke(); g.lineWidth = 1;
   };
   if (c.tempo_beat.length > 1) {
-    const sorted = [...c.tempo_bpm].sort((a, b) => a - b);
-    const lo = Math.floor(sorted[Math.floor(sorted.length * 0.02)] * 0.9), hi = Math.ceil(sorted[Math.floor(sorted.length * 0.98)] * 1.1);
+    // the whole range, not percentiles: a final ritardando must look like one
+    const lo = Math.floor(Math.min(...c.tempo_bpm) * 0.95), hi = Math.ceil(Math.max(...c.tempo_bpm) * 1.05);
     line(c.tempo_beat, c.tempo_bpm, colour("--tempo", "#1f5fa8"), lo, hi);
     g.fillStyle = colour("--tempo", "#1f5fa8");
     g.fillText(`${hi} bpm`, 2, top + 4); g.fillText(`${lo} bpm`, 2, H - bottom);
@@ -303,8 +305,50 @@ function drawCurves(view) {
   g.beginPath(); g.moveTo(x(beat), 0); g.lineTo(x(beat), H); g.stroke();
 }
 
+// ------------------------------------------------------------------ transport
+function barBeat(bar) {  // the score beat where a bar (as printed: 0 for a pickup) starts; its end for bar + 1
+  const bars = state.score.info.bars || [], k = bar - (state.score.info.first_bar ?? 1);
+  if (k < 0) return bars.length ? bars[0] : 0;
+  if (k < bars.length) return bars[k];
+  const c = selectedTake() && selectedTake().view && selectedTake().view.curves;
+  return c && c.beat.length ? c.beat[c.beat.length - 1] + 1 : Infinity;
+}
+
+function seekToBeat(beat) {
+  const at = secAt(selectedTake(), beat);
+  if (at !== null) $("audio").currentTime = Math.max(0, at);
+}
+
+function playAudio() {  // a play interrupted by a pause (Space twice) is no error
+  $("audio").play().catch((err) => { if (err.name !== "AbortError") showError(`cannot play: ${err.message}`); });
+}
+
+function togglePlay() {
+  const audio = $("audio");
+  if (!selectedTake() || !audio.src) return;
+  if (audio.paused) playAudio(); else audio.pause();
+}
+
+function position() {  // "bar 12, beat 2" under the playhead
+  const beat = beatAt(selectedTake(), $("audio").currentTime || 0);
+  const bars = state.score && state.score.info.bars || [];
+  if (beat === null || !bars.length) return "";
+  let k = 0;
+  while (k + 1 < bars.length && bars[k + 1] <= beat + 1e-6) k++;
+  return `bar ${k + (state.score.info.first_bar ?? 1)}, beat ${Math.floor(beat - bars[k] + 1e-6) + 1}`;
+}
+
+function loopCheck() {  // looping bars m-n: past the end of bar n, back to the start of bar m
+  if (!$("loop").checked || !selectedTake()) return;
+  const first = Number($("first-bar").value), last = Number($("last-bar").value);
+  const beat = beatAt(selectedTake(), $("audio").currentTime || 0);
+  if (beat !== null && (beat >= barBeat(last + 1) - 1e-3 || beat < barBeat(first) - 0.5)) seekToBeat(barBeat(first));
+}
+
 function tick() {
-  if (!$("audio").paused) draw();
+  if (!$("audio").paused) { loopCheck(); draw(); }
+  $("position").textContent = position();
+  $("loop-bars").textContent = `${$("first-bar").value}-${$("last-bar").value}`;
   requestAnimationFrame(tick);
 }
 
@@ -331,6 +375,23 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
     else if (event.target.classList.contains("play")) select(item.dataset.id, true);
   }));
   $("audio").addEventListener("seeked", draw);
+  document.addEventListener("keydown", (event) => {  // Space: play / pause, unless typing or on a control
+    if (event.code !== "Space" || event.target.closest("input, select, textarea, button, audio")) return;
+    event.preventDefault();
+    togglePlay();
+  });
+  $("roll").addEventListener("click", (event) => {  // the roll's x is time
+    const take = selectedTake(), canvas = $("roll"), box = canvas.getBoundingClientRect();
+    if (!take || !take.view) return;
+    const fraction = (event.clientX - box.left) / box.width;
+    $("audio").currentTime = Math.max(0, fraction * (canvas.width - 2) / canvas.width * take.view.duration);
+  });
+  $("curves").addEventListener("click", (event) => {  // the curves' x is score beats
+    const canvas = $("curves"), box = canvas.getBoundingClientRect();
+    const beat = state.curvesX && state.curvesX.beatAtPixel((event.clientX - box.left) * canvas.width / box.width);
+    if (beat !== null && beat !== undefined) seekToBeat(beat);
+  });
+  $("from-bar").addEventListener("click", () => { seekToBeat(barBeat(Number($("start-bar").value))); playAudio(); });
   ["play", "pause"].forEach((name) => $("audio").addEventListener(name, renderTakes));  // the buttons say which
   await init();
   requestAnimationFrame(tick);
