@@ -165,6 +165,14 @@ def test_studio_in_a_browser(server, tmp_path):
         figure = Path(os.environ.get("ESPRESSIVO_SCREENSHOT") or tmp_path / "studio.png")
         page.screenshot(path=str(figure), full_page=True)
         assert figure.stat().st_size > 20_000
+        # every control has a name a screen reader says, and a phone screen scrolls only down
+        tree = page.locator("main").aria_snapshot()
+        for name in ("Render", "Play deadpan", "piano roll of the take", "first bar", "example scores", "Seed"):
+            assert name in tree, name
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.wait_for_timeout(200)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.set_viewport_size({"width": 1240, "height": 1300})
         # a bad upload shows its one-line reason
         bad = tmp_path / "broken.musicxml"
         bad.write_text("<score-partwise><part")

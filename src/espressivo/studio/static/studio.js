@@ -174,9 +174,10 @@ function renderTakes() {
   $("takes").innerHTML = state.takes.map((t) => {
     const busy = t.status === "queued" || t.status === "running";
     return `<li data-id="${t.id}" class="${t.id === state.selected ? "selected" : ""}">
-      <button class="play" ${t.status === "done" ? "" : "disabled"}>${t.id === state.selected && !$("audio").paused ? "Pause" : "Play"}</button>
+      ${(() => { const verb = t.id === state.selected && !$("audio").paused ? "Pause" : "Play";
+        return `<button class="play" aria-label="${verb} ${escapeHtml(t.label)}" ${t.status === "done" ? "" : "disabled"}>${verb}</button>`; })()}
       <span>${escapeHtml(t.label)}</span>
-      ${busy ? `<progress max="1" value="${t.progress}"></progress><span class="state">${t.stage}</span><button class="cancel">Cancel</button>` : ""}
+      ${busy ? `<progress max="1" value="${t.progress}"></progress><span class="state">${t.stage}</span><button class="cancel" aria-label="Cancel ${escapeHtml(t.label)}">Cancel</button>` : ""}
       ${t.status === "failed" ? `<span class="state">failed: ${escapeHtml(t.error)}</span>` : ""}
       ${t.status === "cancelled" ? `<span class="state">cancelled</span>` : ""}
     </li>`;
