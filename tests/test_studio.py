@@ -73,6 +73,8 @@ def test_open_render_listen_and_take_home(client, etude):
     assert len(view["notes"]) == 84 and view["curves"]["tempo_bpm"] and len(view["curves"]["beat"]) > 10
     midi = client.get(f"/api/takes/{done['id']}/performance.mid")
     assert midi.status_code == 200 and "attachment" in midi.headers["content-disposition"]
+    name = midi.headers["content-disposition"].split("filename=")[1].strip('"')  # the title, what the take is
+    assert name.startswith("Espressivo_Etude_No_1-phrase-small_seed_3") and name.endswith("-performance.mid"), name
     perf = read_midi(_saved(midi.content))
     assert len(perf) == 84 and abs(perf.end_sec - view["duration"]) < 0.01
     wav = client.get(f"/api/takes/{done['id']}/audio.wav")

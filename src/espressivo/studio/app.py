@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +40,19 @@ MAX_UPLOAD = 10 * 2**20
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
 DOWNLOADS = {"performance.mid": "audio/midi", "tempo-mapped.mid": "audio/midi", "audio.wav": "audio/wav"}
 MAX_JSON = 64 * 1024
+
+
+def _slug(text: str, limit: int) -> str:
+    """ASCII letters, digits, ``-`` and ``_`` (accents folded): it goes into a header and a file system."""
+    folded = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9-]+", "_", folded).strip("_")[:limit].strip("_")
+
+
+def download_name(entry, take, name: str) -> str:
+    """``Title-what_the_take_is-file``: the score's title (else its file name), the take's label (renderer, seed,
+    passage...), then the kind of file, e.g. ``Espressivo_Etude_No_1-phrase-small_seed_3-performance.mid``."""
+    title = _slug((entry.summary or {}).get("title") or Path(entry.name).stem.split(" ")[0], 60) or "score"
+    return f"{title}-{_slug(take.label, 60) or take.id[:6]}-{name}"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -152,8 +166,7 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
             return _error(404, "no such file")
         t = studio.take(request.path_params["id"])
         path = await _in_thread(studio.file, t.id, name)  # audio cleared for room is made again: off the loop
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(studio.score(t.score_id).name).stem.split(" ")[0])[:60].strip("_")
-        filename = f"{stem or 'take'}-{t.id[:6]}-{name}"  # ASCII only: it goes into a header
+        filename = download_name(studio.score(t.score_id), t, name)
         return FileResponse(path, media_type=DOWNLOADS[name],
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
 
