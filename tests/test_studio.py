@@ -549,3 +549,20 @@ def test_the_page_says_where_the_asap_examples_come_from(tmp_path, monkeypatch):
         listed = c.get("/api/renderers").json()
     studio.close()
     assert [e["id"] for e in listed["examples"]] == ["etude"] and "ESPRESSIVO_DATA" in listed["examples_note"]
+
+
+def test_the_score_is_shown_as_notation_whose_notes_are_the_takes(client, etude):
+    """Verovio's pages keep the score file's note ids, and a take's view names each note's: the page lights the
+    notes a take plays on the notation.  A MIDI score has none (one line)."""
+    info = client.get(f"/api/scores/{etude['id']}/notation").json()
+    assert info == {"pages": 1, "total": 1}
+    page = client.get(f"/api/scores/{etude['id']}/notation/1")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("image/svg+xml")
+    take = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json={"kind": "deadpan"}).json()["id"])
+    ids = set(take["view"]["ids"])
+    assert len(ids) == 84 and all(f'<g id="{i}" class="note"' in page.text for i in ids)
+    assert client.get(f"/api/scores/{etude['id']}/notation/2").status_code == 404
+    assert client.get(f"/api/scores/{etude['id']}/notation/..%2F..%2Fx").status_code == 404
+    midi = client.post("/api/scores?name=perf.mid", content=(EXAMPLES / "etude_performance.mid").read_bytes()).json()
+    refused = client.get(f"/api/scores/{midi['id']}/notation")
+    assert refused.status_code == 400 and "piano roll" in refused.json()["error"]

@@ -123,7 +123,7 @@ def test_studio_in_a_browser(server, tmp_path):
         page.keyboard.press("Space")
         page.wait_for_function("document.getElementById('audio').paused")
         box = page.locator("#roll").bounding_box()
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.locator("#roll").click(position={"x": box["width"] / 2, "y": box["height"] / 2})  # scrolled into view
         half = page.evaluate("document.getElementById('audio').currentTime / selectedTake().view.duration")
         assert abs(half - 0.5) < 0.02, half
         page.fill("#start-bar", "5")
@@ -165,6 +165,14 @@ def test_studio_in_a_browser(server, tmp_path):
         figure = Path(os.environ.get("ESPRESSIVO_SCREENSHOT") or tmp_path / "studio.png")
         page.screenshot(path=str(figure), full_page=True)
         assert figure.stat().st_size > 20_000
+        # the score as notation: the notes sounding light up; a click on a note goes to where the take plays it
+        page.wait_for_selector("#notation:not([hidden]) g.note", timeout=30_000)
+        page.evaluate("document.getElementById('audio').currentTime = 3")
+        page.wait_for_function("document.querySelectorAll('#notation g.note.sounding').length > 0")
+        page.locator("#notation g#n40 g.notehead").dispatch_event("click")  # a notehead: a few pixels of glyph
+        at = page.evaluate("document.getElementById('audio').currentTime")
+        onset = page.evaluate("selectedTake().view.notes[selectedTake().view.ids.indexOf('n40')][0]")
+        assert abs(at - onset) < 0.01, (at, onset)
         # every control has a name a screen reader says, and a phone screen scrolls only down
         tree = page.locator("main").aria_snapshot()
         for name in ("Render", "Play deadpan", "piano roll of the take", "first bar", "example scores", "Seed"):

@@ -12,6 +12,7 @@ Routes (all answers JSON unless a file; an error is ``{"error": "one line"}`` wi
 ``GET  /api/scores/{id}``              what ``espressivo info`` says, bars and dynamics
 ``POST /api/scores/{id}/takes``        queue a take: ``{"kind": "render", "model", "seed", "tempo", ...}``
 ``POST /api/scores/{id}/reference``    a performance MIDI of the score's opening, for CVRNN takes "like this"
+``GET  /api/scores/{id}/notation``  the score engraved (Verovio): how many SVG pages; ``/notation/K`` page K
 ``GET  /api/takes/{id}``               its state; ``?view=1`` adds notes, pedal and curves when done
 ``DELETE /api/takes/{id}``             cancel it
 ``POST /api/takes/{id}/passage``       render bars ``{"first", "last"}`` again, the rest kept
@@ -140,6 +141,16 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
     async def score(request: Request) -> Response:
         return JSONResponse(_score_json(studio.score(request.path_params["id"])))
 
+    async def notation(request: Request) -> Response:
+        return JSONResponse(await _in_thread(studio.notation, request.path_params["id"]))
+
+    async def notation_page(request: Request) -> Response:
+        page = request.path_params["page"]
+        if not (page.isascii() and page.isdigit() and len(page) <= 3):
+            return _error(404, "no such page")
+        path = studio.notation_page(request.path_params["id"], int(page))
+        return FileResponse(path, media_type="image/svg+xml")
+
     async def new_take(request: Request) -> Response:
         client = request.headers.get("x-espressivo-client", "")[:64]
         take = await _in_thread(studio.submit, request.path_params["id"], await _json(request), client)  # may load
@@ -178,6 +189,8 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         Route("/api/examples/{which:path}", example, methods=["POST"]),
         Route("/api/scores/{id}", score),
         Route("/api/scores/{id}/takes", new_take, methods=["POST"]),
+        Route("/api/scores/{id}/notation", notation),
+        Route("/api/scores/{id}/notation/{page}", notation_page),
         Route("/api/scores/{id}/reference", reference, methods=["POST"]),
         Route("/api/takes/{id}", take, methods=["GET"]),
         Route("/api/takes/{id}", cancel, methods=["DELETE"]),

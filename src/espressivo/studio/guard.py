@@ -24,8 +24,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SAFE_METHODS = {"GET", "HEAD"}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-     b"style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-     b"form-action 'none'"),
+     b"style-src 'self' 'unsafe-inline'; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+     b"base-uri 'none'; form-action 'none'"),  # font-src data: Verovio's notation embeds its music font
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),

@@ -47,6 +47,8 @@ class ScoreEntry:
     humans: list = field(default_factory=list)  # (label, Performance, Alignment)
     reference: Performance | None = None  # a performance of the score's opening, to play "like this" (CVRNN)
     warnings: tuple[str, ...] = ()  # what reading it had to say (repeats not expanded, markings not read, ...)
+    source: Path | None = None  # the file it was read from (the store's copy of an upload, or the example's)
+    notation_pages: int = 0  # pages engraved into the store (notation-K.svg), 0 before the first request
 
 
 @dataclass
@@ -173,6 +175,10 @@ def performance_view(score: Score, perf: Performance, alignment: Alignment | Non
     }
     if alignment is None:  # a rendering: notes["id"] is the score row
         alignment = Alignment.from_pairs(score.notes["id"][notes["id"]], notes["id"])
+    # each note's id in the score file (repeats unfolded carry "-K"): the notation lights these
+    written = dict(zip(alignment.matches["performance_id"].astype(str).tolist(),
+                       alignment.matches["score_id"].astype(str).tolist(), strict=True))  # fmt: skip
+    view["ids"] = [re.sub(r"-\d+$", "", written.get(str(i), "")) for i in notes["id"].tolist()]
     try:
         curves = expression_curves(score, perf, alignment)
     except EspressivoError:
@@ -194,6 +200,7 @@ class Studio:
         self.max_pending = max_pending
         self.synthesize_audio = synthesize_audio
         self.audio_lock = threading.Lock()
+        self.notation_lock = threading.Lock()  # one engraving at a time
         self.waiting: dict[str, deque] = {}  # per client, its takes in order
         self.turns: deque = deque()  # clients with waiting takes, in the order they get their next turn
         self.lock = threading.Lock()
@@ -230,6 +237,7 @@ class Studio:
             raise EspressivoError("the score has no notes")
         said = tuple(dict.fromkeys(str(w.message).replace(path.name, shown).splitlines()[0][:300] for w in caught))
         entry = self._add_score(entry_id, Path(str(name)).name[:120], score)
+        entry.source = path
         entry.warnings = said[:10]
         return entry
 
@@ -244,6 +252,7 @@ class Studio:
                 ids = np.char.add(alignment.matches["score_id"].astype(str), "-1")  # written: unfolded ids carry -1
                 alignment = Alignment.from_pairs(ids, alignment.matches["performance_id"])
             entry = self._add_score(self.store.new_id(), "etude.musicxml (bundled example)", score)
+            entry.source = EXAMPLES / "etude.musicxml"
             entry.humans.append(("pianist", read_midi(EXAMPLES / "etude_performance.mid"), alignment))
             return entry
         items = {f"asap:{i.folder}": i for i in self.asap_examples()}
@@ -251,6 +260,7 @@ class Studio:
             raise EspressivoError(f"unknown example {which!r}")
         first = items[which]
         entry = self._add_score(self.store.new_id(), f"{first.folder} ((n)ASAP test)", first.load_score())
+        entry.source = first.score_path
         for item in self.asap_performances(first.folder)[:3]:
             entry.humans.append((item.name, item.load_performance(), item.load_alignment()))
         return entry
@@ -289,6 +299,31 @@ class Studio:
                 for take_id in [t.id for t in self.takes.values() if t.score_id == old]:
                     del self.takes[take_id]
         return entry
+
+    def notation(self, entry_id: str) -> dict:
+        """The score engraved as SVG pages (Verovio), once per score, kept in the store: ``{"pages": shown,
+        "total": in the score}``; a MIDI score has none (one line)."""
+        from espressivo.studio.notation import engrave
+
+        entry = self.score(entry_id)
+        with self.notation_lock:
+            if not entry.notation_pages:
+                if entry.source is None or not entry.source.is_file():
+                    raise EspressivoError("this score's file was cleared from the studio's store: open it again")
+                pages, total = engrave(entry.source)
+                for k, svg in enumerate(pages, start=1):
+                    self.store.write(entry.id, f"notation-{k}.svg", svg.encode())
+                entry.notation_pages, entry.summary["notation_total_pages"] = len(pages), total
+        return {"pages": entry.notation_pages, "total": entry.summary.get("notation_total_pages", 0)}
+
+    def notation_page(self, entry_id: str, page: int) -> Path:
+        entry = self.score(entry_id)
+        if not isinstance(page, int) or not 1 <= page <= entry.notation_pages:
+            raise KeyError("no such page")
+        path = self.store.path(entry.id, f"notation-{page}.svg")
+        if not path.is_file():
+            raise KeyError("the page was cleared from the store: reload the score")
+        return path
 
     def set_reference(self, entry_id: str, name: str, data: bytes) -> dict:
         """A performance MIDI of the score's opening whose style CVRNN takes continue (aligned when used)."""

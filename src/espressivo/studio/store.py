@@ -20,6 +20,7 @@ from espressivo.io.files import atomic_write_bytes
 
 ID = re.compile(r"^[0-9a-f]{16}$")
 NAMES = frozenset({"score", "performance.mid", "tempo-mapped.mid", "audio.wav"})
+PAGE = re.compile(r"^notation-[1-9][0-9]{0,2}\.svg$")  # a score's engraved pages (studio/notation.py)
 
 
 class Store:
@@ -40,7 +41,7 @@ class Store:
 
     def path(self, entry: str, name: str) -> Path:
         """The file ``name`` of entry ``entry``; anything but a store id and a known name is refused."""
-        if not isinstance(entry, str) or not ID.match(entry) or name not in NAMES:
+        if not isinstance(entry, str) or not ID.match(entry) or not (name in NAMES or PAGE.match(str(name))):
             raise EspressivoError("no such file in the studio")
         return self.root / entry / name
 

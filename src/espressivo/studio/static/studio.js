@@ -75,12 +75,52 @@ function showScore(score) {
   $("reference-info").textContent = "";
 }
 
+// ------------------------------------------------------------------ the score as notation (Verovio's SVG pages)
+async function showNotation(score) {
+  const box = $("notation"), note = $("notation-note");
+  box.innerHTML = ""; box.hidden = true; note.hidden = true; state.sounding = new Set();
+  let info;
+  try { info = await api("GET", `/api/scores/${score.id}/notation`); } catch (err) {
+    note.textContent = `No notation: ${err.message}`; note.hidden = false; return;
+  }
+  for (let k = 1; k <= info.pages; k++) {
+    if (state.score !== score) return;  // another score was opened meanwhile
+    const response = await fetch(`/api/scores/${score.id}/notation/${k}`, { headers: { "X-Espressivo-Studio": "1", "X-Espressivo-Client": CLIENT } });
+    if (!response.ok) break;
+    const page = document.createElement("div");
+    page.className = "page";
+    page.innerHTML = await response.text();  // Verovio's SVG (no scripts; the CSP runs none)
+    box.appendChild(page);
+    box.hidden = false;
+  }
+  if (info.total > info.pages) { note.textContent = `the first ${info.pages} of ${info.total} pages`; note.hidden = false; }
+}
+
+function lightNotes() {  // the notes sounding at the playhead, lit on the notation
+  const take = selectedTake(), box = $("notation");
+  if (box.hidden || !take || !take.view || !take.view.ids) return;
+  const t = $("audio").currentTime || 0, now = new Set();
+  take.view.notes.forEach(([onset, duration], k) => { if (onset <= t && t < onset + Math.max(duration, 0.08)) now.add(take.view.ids[k]); });
+  for (const id of state.sounding || []) if (!now.has(id)) { const e = document.getElementById(id); if (e) e.classList.remove("sounding"); }
+  let first = null;
+  for (const id of now) {
+    const e = id && document.getElementById(id);
+    if (e && box.contains(e)) { e.classList.add("sounding"); first = first || e; }
+  }
+  state.sounding = now;
+  if (first && !$("audio").paused) {  // keep the music in view
+    const a = first.getBoundingClientRect(), b = box.getBoundingClientRect();
+    if (a.top < b.top || a.bottom > b.bottom) box.scrollTop += a.top - b.top - b.height / 3;
+  }
+}
+
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
 async function opened(score) {  // the score's facts, and beside the takes to come: its deadpan and its pianist
   showScore(score);
+  showNotation(score);  // in the background: the takes need not wait for the engraving
   await submit({ kind: "deadpan" }, false);
   if (score.humans.length) await submit({ kind: "human", index: 0 }, false);
 }
@@ -348,6 +388,7 @@ function loopCheck() {  // looping bars m-n: past the end of bar n, back to the 
 
 function tick() {
   if (!$("audio").paused) { loopCheck(); draw(); }
+  lightNotes();
   $("position").textContent = position();
   $("loop-bars").textContent = `${$("first-bar").value}-${$("last-bar").value}`;
   requestAnimationFrame(tick);
@@ -386,6 +427,15 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
     if (!take || !take.view) return;
     const fraction = (event.clientX - box.left) / box.width;
     $("audio").currentTime = Math.max(0, fraction * (canvas.width - 2) / canvas.width * take.view.duration);
+  });
+  $("notation").addEventListener("click", (event) => {  // a note: go to where the take plays it
+    const g = event.target.closest("g.note"), take = selectedTake();
+    if (!g || !take || !take.view || !take.view.ids) return;
+    const t = $("audio").currentTime || 0;
+    const onsets = take.view.notes.map((n) => n[0]).filter((_, k) => take.view.ids[k] === g.id);
+    if (!onsets.length) return;
+    const next = onsets.find((o) => o > t + 0.05);  // a repeated passage: its next playing, else the first
+    $("audio").currentTime = next === undefined ? onsets[0] : next;
   });
   $("curves").addEventListener("click", (event) => {  // the curves' x is score beats
     const canvas = $("curves"), box = canvas.getBoundingClientRect();
