@@ -159,6 +159,10 @@ def test_studio_in_a_browser(server, tmp_path):
         saved = tmp_path / "take.mid"
         info.value.save_as(saved)
         assert len(read_midi(saved)) == 84
+        # compare: the deadpan's curves dashed beside the take's, on the same axes
+        page.select_option("#compare", deadpan_id)
+        dashed = page.evaluate("comparedTake() && comparedTake().id")
+        assert dashed == deadpan_id
         page.evaluate("document.getElementById('audio').currentTime = 6")
         page.wait_for_timeout(300)
         page.evaluate("draw()")

@@ -211,6 +211,7 @@ async function poll(id, show) {
 }
 
 function renderTakes() {
+  listCompare();
   $("takes").innerHTML = state.takes.map((t) => {
     const busy = t.status === "queued" || t.status === "running";
     return `<li data-id="${t.id}" class="${t.id === state.selected ? "selected" : ""}">
@@ -258,6 +259,24 @@ function select(id, play = false) {
 }
 
 function selectedTake() { return state.takes.find((t) => t.id === state.selected); }
+
+// compare: another take's curves, dashed, on the same axes (the pianist's by default, when the score has one)
+function comparedTake() {
+  const id = $("compare").value;
+  return id && id !== state.selected ? state.takes.find((t) => t.id === id && t.view) : null;
+}
+
+function listCompare() {
+  const chosen = $("compare").value;
+  const done = state.takes.filter((t) => t.status === "done");
+  const key = done.map((t) => t.id).join(",");
+  if (key === state.compareKey) return;  // rebuilt only when the finished takes change (an open list stays open)
+  state.compareKey = key;
+  const pianist = done.find((t) => t.kind === "human");
+  $("compare").innerHTML = `<option value="">nothing</option>` + done.map((t) =>
+    `<option value="${t.id}">${escapeHtml(t.label)}</option>`).join("");
+  $("compare").value = done.some((t) => t.id === chosen) ? chosen : (pianist ? pianist.id : "");
+}
 
 function velocityColour(v) {
   const t = Math.max(0, Math.min(1, (v - 20) / 100));
@@ -325,19 +344,23 @@ function drawCurves(view) {
     g.fillText(String(k + (state.score.info.first_bar ?? 1)), x(bar) + 2, 10);
   });
   const colour = (name, fallback) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-  const line = (xs, ys, stroke, lo, hi) => {
+  const line = (xs, ys, stroke, lo, hi, dashed = false) => {
     const y = (v) => Math.max(top, Math.min(H - bottom, H - bottom - (v - lo) / Math.max(hi - lo, 1e-6) * (H - top - bottom)));
-    g.strokeStyle = stroke; g.lineWidth = 1.6; g.beginPath();
+    g.strokeStyle = stroke; g.lineWidth = dashed ? 1.2 : 1.6; g.setLineDash(dashed ? [5, 4] : []); g.beginPath();
     xs.forEach((b, i) => (i ? g.lineTo(x(b), y(ys[i])) : g.moveTo(x(b), y(ys[i]))));
-    g.stroke(); g.lineWidth = 1;
+    g.stroke(); g.lineWidth = 1; g.setLineDash([]);
   };
+  const other = comparedTake(), o = other && other.view && other.view.curves;  // dashed, on the same axes
+  const tempi = [c.tempo_bpm, o && o.tempo_beat.length > 1 ? o.tempo_bpm : []].flat();
   if (c.tempo_beat.length > 1) {
     // the whole range, not percentiles: a final ritardando must look like one
-    const lo = Math.floor(Math.min(...c.tempo_bpm) * 0.95), hi = Math.ceil(Math.max(...c.tempo_bpm) * 1.05);
+    const lo = Math.floor(Math.min(...tempi) * 0.95), hi = Math.ceil(Math.max(...tempi) * 1.05);
+    if (o && o.tempo_beat.length > 1) line(o.tempo_beat, o.tempo_bpm, colour("--tempo", "#1f5fa8"), lo, hi, true);
     line(c.tempo_beat, c.tempo_bpm, colour("--tempo", "#1f5fa8"), lo, hi);
     g.fillStyle = colour("--tempo", "#1f5fa8");
     g.fillText(`${hi} bpm`, 2, top + 4); g.fillText(`${lo} bpm`, 2, H - bottom);
   }
+  if (o && o.beat.length > 1) line(o.beat, o.velocity, colour("--loud", "#b8452b"), 20, 120, true);
   line(c.beat, c.velocity, colour("--loud", "#b8452b"), 20, 120);
   g.fillStyle = colour("--loud", "#b8452b");
   g.fillText("vel 120", 2, top + 16); g.fillText("vel 20", 2, H - bottom - 12);
@@ -417,6 +440,7 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
     else if (event.target.classList.contains("play")) select(item.dataset.id, true);
   }));
   $("audio").addEventListener("seeked", draw);
+  $("compare").addEventListener("change", draw);
   document.addEventListener("keydown", (event) => {  // Space: play / pause, unless typing or on a control
     if (event.code !== "Space" || event.target.closest("input, select, textarea, button, audio")) return;
     event.preventDefault();
