@@ -153,6 +153,15 @@ def test_studio_in_a_browser(server, tmp_path):
         outside_old = np.sort(old.notes[(beat[old.notes["id"]] < 4) | (beat[old.notes["id"]] >= 12)], order="id")
         outside_new = np.sort(new.notes[(beat[new.notes["id"]] < 4) | (beat[new.notes["id"]] >= 12)], order="id")
         assert len(outside_old) == 61 and np.array_equal(outside_old, outside_new)
+        # on the notation, the passage's re-rendered bars (2-3) are marked; a click on bar 5's empty space chooses it
+        page.wait_for_function("document.querySelectorAll('#notation g.note.changed').length > 0")
+        marked = page.evaluate("[...document.querySelectorAll('#notation g.note.changed')].map((e) => e.id)")
+        ids = set(studio.score(take.score_id).score.notes["id"][(beat >= 4) & (beat < 12)])
+        assert {f"{m}-1" for m in marked} <= ids or set(marked) <= {i.split("-")[0] for i in ids}, marked
+        page.locator("#notation g.measure").nth(4).dispatch_event("click")
+        assert page.input_value("#first-bar") == "5"
+        page.fill("#first-bar", "2")
+        page.fill("#last-bar", "3")
         # take it home: the MIDI download reads back with every note
         with page.expect_download() as info:
             page.click("#downloads a[href$='performance.mid']")

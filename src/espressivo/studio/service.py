@@ -179,6 +179,9 @@ def performance_view(score: Score, perf: Performance, alignment: Alignment | Non
     written = dict(zip(alignment.matches["performance_id"].astype(str).tolist(),
                        alignment.matches["score_id"].astype(str).tolist(), strict=True))  # fmt: skip
     view["ids"] = [re.sub(r"-\d+$", "", written.get(str(i), "")) for i in notes["id"].tolist()]
+    row = {str(k): r for r, k in enumerate(score.notes["id"].tolist())}  # and its score beat, as played
+    view["beats"] = [round(float(score.notes["onset_beat"][row[written[str(i)]]]), 4) if str(i) in written else None
+                     for i in notes["id"].tolist()]  # fmt: skip
     try:
         curves = expression_curves(score, perf, alignment)
     except EspressivoError:

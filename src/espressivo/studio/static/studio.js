@@ -93,6 +93,7 @@ async function showNotation(score) {
     box.appendChild(page);
     box.hidden = false;
   }
+  markBars();
   if (info.total > info.pages) { note.textContent = `the first ${info.pages} of ${info.total} pages`; note.hidden = false; }
 }
 
@@ -112,6 +113,28 @@ function lightNotes() {  // the notes sounding at the playhead, lit on the notat
     const a = first.getBoundingClientRect(), b = box.getBoundingClientRect();
     if (a.top < b.top || a.bottom > b.bottom) box.scrollTop += a.top - b.top - b.height / 3;
   }
+}
+
+function barOfBeat(beat) {  // the bar (as printed: 0 for a pickup) a score beat falls in
+  const bars = state.score.info.bars || [];
+  let k = 0;
+  while (k + 1 < bars.length && bars[k + 1] <= beat + 1e-6) k++;
+  return k + (state.score.info.first_bar ?? 1);
+}
+
+function markBars() {  // on the notation: the bars chosen to render again, and a passage take's re-rendered bars
+  const take = selectedTake(), box = $("notation");
+  box.querySelectorAll("g.note.chosen, g.note.changed").forEach((e) => e.classList.remove("chosen", "changed"));
+  if (box.hidden || !take || !take.view || !take.view.beats) return;
+  const first = Number($("first-bar").value), last = Number($("last-bar").value);
+  const passage = take.kind === "passage" ? take.settings.bars : null;
+  take.view.ids.forEach((id, k) => {
+    const e = id && take.view.beats[k] !== null && document.getElementById(id);
+    if (!e || !box.contains(e)) return;
+    const bar = barOfBeat(take.view.beats[k]);
+    if (passage && bar >= passage[0] && bar <= passage[1]) e.classList.add("changed");
+    else if (bar >= first && bar <= last && (take.kind === "render" || take.kind === "passage")) e.classList.add("chosen");
+  });
 }
 
 function escapeHtml(text) {
@@ -256,6 +279,7 @@ function select(id, play = false) {
   $("passage").hidden = !(take.kind === "render" || take.kind === "passage");
   renderTakes();
   draw();
+  markBars();
 }
 
 function selectedTake() { return state.takes.find((t) => t.id === state.selected); }
@@ -412,6 +436,8 @@ function loopCheck() {  // looping bars m-n: past the end of bar n, back to the 
 function tick() {
   if (!$("audio").paused) { loopCheck(); draw(); }
   lightNotes();
+  const marks = [state.selected, $("first-bar").value, $("last-bar").value, $("notation").childElementCount].join();
+  if (marks !== state.marks) { state.marks = marks; markBars(); }  // whatever changed them, and whenever
   $("position").textContent = position();
   $("loop-bars").textContent = `${$("first-bar").value}-${$("last-bar").value}`;
   requestAnimationFrame(tick);
@@ -441,6 +467,7 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   }));
   $("audio").addEventListener("seeked", draw);
   $("compare").addEventListener("change", draw);
+  ["first-bar", "last-bar"].forEach((id) => $(id).addEventListener("input", markBars));
   document.addEventListener("keydown", (event) => {  // Space: play / pause, unless typing or on a control
     if (event.code !== "Space" || event.target.closest("input, select, textarea, button, audio")) return;
     event.preventDefault();
@@ -452,9 +479,20 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
     const fraction = (event.clientX - box.left) / box.width;
     $("audio").currentTime = Math.max(0, fraction * (canvas.width - 2) / canvas.width * take.view.duration);
   });
-  $("notation").addEventListener("click", (event) => {  // a note: go to where the take plays it
-    const g = event.target.closest("g.note"), take = selectedTake();
-    if (!g || !take || !take.view || !take.view.ids) return;
+  $("notation").addEventListener("click", (event) => {  // a note: go to where the take plays it; a bar: choose it
+    const take = selectedTake();
+    if (!take || !take.view || !take.view.ids) return;
+    const g = event.target.closest("g.note");
+    if (!g) {  // a bar's empty space: it becomes the first bar to render again (with Shift: the last)
+      const note = event.target.closest("g.measure") && event.target.closest("g.measure").querySelector("g.note");
+      const k = note ? take.view.ids.indexOf(note.id) : -1;
+      if (k < 0 || take.view.beats[k] === null) return;
+      const bar = barOfBeat(take.view.beats[k]);
+      if (event.shiftKey) $("last-bar").value = Math.max(bar, Number($("first-bar").value));
+      else { $("first-bar").value = bar; $("last-bar").value = Math.max(bar, Number($("last-bar").value)); }
+      markBars();
+      return;
+    }
     const t = $("audio").currentTime || 0;
     const onsets = take.view.notes.map((n) => n[0]).filter((_, k) => take.view.ids[k] === g.id);
     if (!onsets.length) return;
