@@ -65,7 +65,7 @@ def test_open_render_listen_and_take_home(client, etude):
     assert info["notes"] == 84 and info["measures"] == 8 and etude["humans"] == ["pianist"]
     assert len(info["bars"]) == 8 and info["dynamics"] == ["p @q0", "mf @q16"] and len(info["dynamics_at"]) == 2
     take = client.post(f"/api/scores/{etude['id']}/takes", json={"seed": 3, "tempo": 90, "expressiveness": 1.2})
-    assert take.status_code == 202 and take.json()["label"] == "phrase-small, seed 3"
+    assert take.status_code == 202 and take.json()["label"] == "phrase-small, seed 3, tempo 90, expressiveness 1.2"
     done = wait(client, take.json()["id"])
     assert done["status"] == "done", done["error"]
     assert set(done["files"]) == {"performance.mid", "tempo-mapped.mid", "audio.wav"}
@@ -142,6 +142,8 @@ def test_cvrnn_takes_can_be_steered(client, etude):
         client, client.post(f"/api/scores/{etude['id']}/takes", json=plain | {"interpretation": swell}).json()["id"]
     )
     assert changing["status"] == "done" and changing["settings"]["interpretation"] == swell
+    assert up["label"] == "cvrnn-small, seed 1, interpretation +2 z1"  # what differs, said
+    assert changing["label"] == "cvrnn-small, seed 1, interpretation 0 → +2 z1"
     assert changing["view"]["notes"] != flat["view"]["notes"]
 
 

@@ -130,6 +130,29 @@ def _known(request: dict, keys) -> None:
         raise EspressivoError(f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(keys)})")
 
 
+def take_label(settings: dict) -> str:
+    """What a rendered take is, by what differs from the renderer's defaults: ``phrase-small, seed 3, tempo 90,
+    dynamics x1.2, expressiveness 1.5, variety 2, interpretation +2 z1 -1 z4 (changing), like the reference``."""
+    words = [settings["model"], f"seed {settings['seed']}"]
+    if settings.get("tempo"):
+        words.append(f"tempo {settings['tempo']:g}")
+    for key, name in (("dynamics_scale", "dynamics x"), ("expressiveness", "expressiveness "),
+                      ("temperature", "variety ")):  # fmt: skip
+        if settings.get(key, 1.0) not in (None, 1.0):
+            words.append(f"{name}{settings[key]:g}")
+    shift = settings.get("interpretation")
+    if shift:
+        ends = [shift["start"], shift["end"]] if isinstance(shift, dict) else [shift, shift]
+        moved = " ".join(f"{v:+g} z{k + 1}" for k, v in enumerate(ends[0]) if v)
+        if ends[0] != ends[1]:
+            moved = (moved or "0") + " → " + (" ".join(f"{v:+g} z{k + 1}" for k, v in enumerate(ends[1]) if v) or "0")
+        if moved:
+            words.append(f"interpretation {moved}")
+    if settings.get("reference"):
+        words.append("like the reference")
+    return ", ".join(words)
+
+
 def return_freed_memory() -> None:
     """Hand memory freed by a take back to the system.  glibc keeps freed heap in each worker thread's arena, and
     a render frees large blocks (a score's tensors, partitura's parse): without this the server's resident memory
@@ -421,9 +444,7 @@ class Studio:
             settings |= self._render_settings(request)
             if settings.get("reference") and entry.reference is None:
                 raise EspressivoError("upload a reference performance first")
-            label = f"{settings['model']}, seed {settings['seed']}"
-            label += f", variety {settings['temperature']:g}" if settings["temperature"] != 1 else ""
-            label += ", like the reference" if settings.get("reference") else ""
+            label = take_label(settings)
         return self._queue(Take(self.store.new_id(), score_id, kind, label, settings, client=client), entry)
 
     def _render_settings(self, request: dict) -> dict:
