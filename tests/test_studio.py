@@ -568,3 +568,32 @@ def test_the_score_is_shown_as_notation_whose_notes_are_the_takes(client, etude)
     midi = client.post("/api/scores?name=perf.mid", content=(EXAMPLES / "etude_performance.mid").read_bytes()).json()
     refused = client.get(f"/api/scores/{midi['id']}/notation")
     assert refused.status_code == 400 and "piano roll" in refused.json()["error"]
+
+
+def test_takes_can_be_named_starred_deleted_and_listed_again(client, etude):
+    take = wait(client, client.post(f"/api/scores/{etude['id']}/takes", json={"seed": 11}).json()["id"])
+    named = client.patch(f"/api/takes/{take['id']}", json={"name": "the slow one", "star": True})
+    assert named.status_code == 200 and named.json()["name"] == "the slow one" and named.json()["star"] is True
+    listed = client.get(f"/api/scores/{etude['id']}/takes").json()["takes"]
+    assert any(t["id"] == take["id"] and t["star"] for t in listed)  # what a reloaded page shows again
+    for body, message in (({"name": "x" * 81}, "at most 80"), ({"name": "a\nb"}, "one line"),
+                          ({"star": "yes"}, "true or false"), ({"colour": "red"}, "unknown setting")):  # fmt: skip
+        bad = client.patch(f"/api/takes/{take['id']}", json=body)
+        assert bad.status_code == 400 and message in bad.json()["error"], bad.json()
+    assert client.delete(f"/api/takes/{take['id']}?remove=1").status_code == 200
+    assert client.get(f"/api/takes/{take['id']}").status_code == 404
+    assert client.get(f"/api/takes/{take['id']}/performance.mid").status_code == 404
+    assert take["id"] not in {t["id"] for t in client.get(f"/api/scores/{etude['id']}/takes").json()["takes"]}
+    assert client.get("/api/scores/0123456789abcdef/takes").status_code == 404
+
+
+def test_notation_is_engraved_apart_so_a_bad_file_costs_one_line(tmp_path):
+    """Verovio runs in a process of its own: a file it cannot engrave (or that crashes it) is one line."""
+    from espressivo.errors import EspressivoError
+    from espressivo.studio.notation import engrave
+
+    bad = tmp_path / "bad.mei"
+    bad.write_bytes(b"<mei><music><body><mdiv><score><section><measure n='1'><staff><layer><note pname='q'")
+    with pytest.raises(EspressivoError, match="could not be engraved"):
+        engrave(bad, tmp_path)
+    assert engrave(EXAMPLES / "etude.musicxml", tmp_path) == (1, 1) and (tmp_path / "notation-1.svg").is_file()

@@ -186,9 +186,29 @@ def test_studio_in_a_browser(server, tmp_path):
         at = page.evaluate("document.getElementById('audio').currentTime")
         onset = page.evaluate("selectedTake().view.notes[selectedTake().view.ids.indexOf('n40')][0]")
         assert abs(at - onset) < 0.01, (at, onset)
+        # takes that last: star one, name it, reload the page: the score and its takes are there again; delete one
+        page.click(f"#takes li[data-id='{take_id}'] button.star")
+        page.once("dialog", lambda dialog: dialog.accept("first reading"))
+        page.click(f"#takes li[data-id='{take_id}'] button.rename")
+        page.wait_for_function(f"document.querySelector(\"#takes li[data-id='{take_id}']\").textContent"
+                               ".includes('first reading')")  # fmt: skip
+        count = page.evaluate("document.querySelectorAll('#takes li').length")
+        page.reload()
+        page.wait_for_function(f"document.querySelectorAll('#takes li').length === {count}", timeout=30_000)
+        restored = page.inner_text(f"#takes li[data-id='{take_id}']")
+        assert "first reading" in restored and "★" in restored
+        page.wait_for_selector("#notation:not([hidden]) g.note", timeout=30_000)
+        page.wait_for_function("state.selected !== null")
+        page.click(f"#takes li[data-id='{deadpan_id}'] button.remove")
+        page.wait_for_function(f"!document.querySelector(\"#takes li[data-id='{deadpan_id}']\")")
+        assert studio.takes.get(deadpan_id) is None
+        page.click(f"#takes li[data-id='{take_id}'] button.play")  # listen on
+        page.wait_for_function("!document.getElementById('audio').paused")
+        page.evaluate("document.getElementById('audio').pause()")
         # every control has a name a screen reader says, and a phone screen scrolls only down
         tree = page.locator("main").aria_snapshot()
-        for name in ("Render", "Play deadpan", "piano roll of the take", "first bar", "example scores", "Seed"):
+        for name in ("Render", "Play phrase-small", "Star phrase-small", "piano roll of the take", "first bar",
+                     "example scores", "Seed", "the score: the notes sound"):
             assert name in tree, name
         page.set_viewport_size({"width": 375, "height": 800})
         page.wait_for_timeout(200)

@@ -68,6 +68,10 @@ def import_partitura():
             del sys.modules["fluidsynth"]
 
     install(partitura)  # its two quadratic steps, in linear time
+    import partitura.io.importmei as importmei
+
+    importmei.VEROVIO_AVAILABLE = False  # partitura's own MEI reader, installed verovio or not: verovio (the
+    # studio's notation) would round-trip every MEI through C++ that a hostile file can crash
     return partitura
 
 

@@ -14,7 +14,9 @@ Routes (all answers JSON unless a file; an error is ``{"error": "one line"}`` wi
 ``POST /api/scores/{id}/reference``    a performance MIDI of the score's opening, for CVRNN takes "like this"
 ``GET  /api/scores/{id}/notation``  the score engraved (Verovio): how many SVG pages; ``/notation/K`` page K
 ``GET  /api/takes/{id}``               its state; ``?view=1`` adds notes, pedal and curves when done
-``DELETE /api/takes/{id}``             cancel it
+``DELETE /api/takes/{id}``             cancel it; ``?remove=1``: delete a finished take and its files
+``PATCH /api/takes/{id}``              ``{"name": "...", "star": true}``
+``GET  /api/scores/{id}/takes``        the score's takes (a reloaded page lists them again)
 ``POST /api/takes/{id}/passage``       render bars ``{"first", "last"}`` again, the rest kept
 ``GET  /api/takes/{id}/{file}``        ``performance.mid``, ``tempo-mapped.mid``, ``audio.wav``
 =====================================  ==========================================================
@@ -164,7 +166,16 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         return Response(body, media_type="application/json")
 
     async def cancel(request: Request) -> Response:
+        if request.query_params.get("remove"):  # a finished take: gone, with its files
+            await _in_thread(studio.remove, request.path_params["id"])
+            return JSONResponse({"removed": request.path_params["id"]})
         return JSONResponse(studio.cancel(request.path_params["id"]).public())
+
+    async def edit(request: Request) -> Response:
+        return JSONResponse(studio.edit(request.path_params["id"], await _json(request)).public())
+
+    async def takes_of(request: Request) -> Response:
+        return JSONResponse({"takes": [t.public() for t in studio.takes_of(request.path_params["id"])]})
 
     async def passage(request: Request) -> Response:
         client = request.headers.get("x-espressivo-client", "")[:64]
@@ -194,6 +205,8 @@ def create_app(studio: Studio, max_upload: int = MAX_UPLOAD, host: str = "127.0.
         Route("/api/scores/{id}/reference", reference, methods=["POST"]),
         Route("/api/takes/{id}", take, methods=["GET"]),
         Route("/api/takes/{id}", cancel, methods=["DELETE"]),
+        Route("/api/takes/{id}", edit, methods=["PATCH"]),
+        Route("/api/scores/{id}/takes", takes_of, methods=["GET"]),
         Route("/api/takes/{id}/passage", passage, methods=["POST"]),
         Route("/api/takes/{id}/{file}", download),
     ]

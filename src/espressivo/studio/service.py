@@ -67,6 +67,8 @@ class Take:
     view_json: bytes = b""  # what the page draws (performance_view), kept as compact JSON: a tenth of the memory
     files: tuple[str, ...] = ()
     client: str = ""  # who asked (the page's per-tab id; else the score): the queue takes turns between clients
+    name: str = ""  # what the musician called it
+    star: bool = False
     started: float = 0.0  # time.monotonic() when a worker took it up
 
     @property
@@ -74,7 +76,8 @@ class Take:
         return json.loads(self.view_json) if self.view_json else None
 
     def public(self) -> dict:
-        return {"id": self.id, "score": self.score_id, "kind": self.kind, "label": self.label,
+        return {"id": self.id, "score": self.score_id, "kind": self.kind, "label": self.label, "name": self.name,
+                "star": self.star,
                 "settings": self.settings, "status": self.status, "stage": self.stage,
                 "progress": round(self.progress, 2), "error": self.error, "files": list(self.files)}  # fmt: skip
 
@@ -336,10 +339,9 @@ class Studio:
             if not entry.notation_pages:
                 if entry.source is None or not entry.source.is_file():
                     raise EspressivoError("this score's file was cleared from the studio's store: open it again")
-                pages, total = engrave(entry.source)
-                for k, svg in enumerate(pages, start=1):
-                    self.store.write(entry.id, f"notation-{k}.svg", svg.encode())
-                entry.notation_pages, entry.summary["notation_total_pages"] = len(pages), total
+                folder = self.store.path(entry.id, "notation-1.svg").parent
+                folder.mkdir(parents=True, exist_ok=True)
+                entry.notation_pages, entry.summary["notation_total_pages"] = engrave(entry.source, folder)
         return {"pages": entry.notation_pages, "total": entry.summary.get("notation_total_pages", 0)}
 
     def notation_page(self, entry_id: str, page: int) -> Path:
@@ -371,6 +373,40 @@ class Studio:
         return entry
 
     # ------------------------------------------------------------------ takes
+    def takes_of(self, entry_id: str) -> list[Take]:
+        """A score's takes in the order they were asked for (a reloaded page lists them again)."""
+        self.score(entry_id)
+        with self.lock:
+            return [t for t in self.takes.values() if t.score_id == entry_id]
+
+    def edit(self, take_id: str, request: dict) -> Take:
+        """Name a take (``name``, at most 80 characters; "" clears it) or star it (``star``: true/false)."""
+        take = self.take(take_id)
+        if not isinstance(request, dict):
+            raise EspressivoError("the request must be a JSON object")
+        _known(request, ("name", "star"))
+        if "name" in request:
+            name = request["name"]
+            if not isinstance(name, str) or len(name) > 80 or any(ord(c) < 32 for c in name):
+                raise EspressivoError("a take's name is text of at most 80 characters on one line")
+            take.name = name.strip()
+        if "star" in request:
+            if not isinstance(request["star"], bool):
+                raise EspressivoError("star must be true or false")
+            take.star = request["star"]
+        return take
+
+    def remove(self, take_id: str) -> None:
+        """Delete a take that is not being made (its files too); a queued or running one is cancelled instead."""
+        take = self.take(take_id)
+        if take.status in ("queued", "running"):
+            raise EspressivoError("the take is still being made: cancel it first")
+        with self.lock:
+            self.takes.pop(take.id, None)
+        import shutil
+
+        shutil.rmtree(self.store.root / take.id, ignore_errors=True)
+
     def take(self, take_id: str) -> Take:
         take = self.takes.get(take_id) if isinstance(take_id, str) else None
         if take is None:

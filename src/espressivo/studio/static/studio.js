@@ -45,6 +45,19 @@ async function init() {
   $("examples").innerHTML = data.examples.map((e) => `<option value="${e.id}">${e.label}</option>`).join("");
   $("examples-note").textContent = data.examples_note || "";
   modelChanged();
+  const workspace = /score=([0-9a-f]{16})/.exec(location.hash);  // a reloaded page: the score and its takes again
+  if (workspace) await restore(workspace[1]);
+}
+
+async function restore(id) {
+  let score;
+  try { score = await api("GET", `/api/scores/${id}`); } catch (err) {
+    history.replaceState(null, "", location.pathname);
+    throw new Error("this workspace is no longer in the studio (it was restarted, or its files were cleared): open the score again");
+  }
+  showScore(score);
+  showNotation(score);
+  for (const take of (await api("GET", `/api/scores/${id}/takes`)).takes) addTake(take, false);
 }
 
 function showScore(score) {
@@ -142,6 +155,7 @@ function escapeHtml(text) {
 }
 
 async function opened(score) {  // the score's facts, and beside the takes to come: its deadpan and its pianist
+  history.replaceState(null, "", `#score=${score.id}`);  // the workspace's address: a reload comes back to it
   showScore(score);
   showNotation(score);  // in the background: the takes need not wait for the engraving
   await submit({ kind: "deadpan" }, false);
@@ -240,7 +254,9 @@ function renderTakes() {
     return `<li data-id="${t.id}" class="${t.id === state.selected ? "selected" : ""}">
       ${(() => { const verb = t.id === state.selected && !$("audio").paused ? "Pause" : "Play";
         return `<button class="play" aria-label="${verb} ${escapeHtml(t.label)}" ${t.status === "done" ? "" : "disabled"}>${verb}</button>`; })()}
-      <span>${escapeHtml(t.label)}</span>
+      <button class="star" aria-label="${t.star ? "Unstar" : "Star"} ${escapeHtml(t.label)}" aria-pressed="${t.star}">${t.star ? "★" : "☆"}</button>
+      <span>${t.name ? `<b>${escapeHtml(t.name)}</b> · ` : ""}${escapeHtml(t.label)}</span>
+      ${busy ? "" : `<button class="rename" aria-label="Name ${escapeHtml(t.label)}">Name</button><button class="remove" aria-label="Delete ${escapeHtml(t.label)}">Delete</button>`}
       ${busy ? `<progress max="1" value="${t.progress}"></progress><span class="state">${t.stage}</span><button class="cancel" aria-label="Cancel ${escapeHtml(t.label)}">Cancel</button>` : ""}
       ${t.status === "failed" ? `<span class="state">failed: ${escapeHtml(t.error)}</span>` : ""}
       ${t.status === "cancelled" ? `<span class="state">cancelled</span>` : ""}
@@ -462,8 +478,23 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   $("takes").addEventListener("click", guarded(async (event) => {
     const item = event.target.closest("li");
     if (!item) return;
-    if (event.target.classList.contains("cancel")) await api("DELETE", `/api/takes/${item.dataset.id}`);
-    else if (event.target.classList.contains("play")) select(item.dataset.id, true);
+    const id = item.dataset.id, index = state.takes.findIndex((t) => t.id === id);
+    if (event.target.classList.contains("cancel")) await api("DELETE", `/api/takes/${id}`);
+    else if (event.target.classList.contains("play")) select(id, true);
+    else if (event.target.classList.contains("star")) {
+      Object.assign(state.takes[index], await api("PATCH", `/api/takes/${id}`, { star: !state.takes[index].star }));
+      renderTakes();
+    } else if (event.target.classList.contains("rename")) {
+      const name = prompt("Name this take", state.takes[index].name || "");
+      if (name === null) return;
+      Object.assign(state.takes[index], await api("PATCH", `/api/takes/${id}`, { name }));
+      renderTakes();
+    } else if (event.target.classList.contains("remove")) {
+      await api("DELETE", `/api/takes/${id}?remove=1`);
+      state.takes.splice(index, 1);
+      if (state.selected === id) { state.selected = null; $("audio").removeAttribute("src"); $("look").hidden = true; }
+      renderTakes();
+    }
   }));
   $("audio").addEventListener("seeked", draw);
   $("compare").addEventListener("change", draw);
