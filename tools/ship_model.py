@@ -51,7 +51,9 @@ def main(run: str, name: str, evaluation: str, system: str = "") -> None:
         "training": {
             "data": DATA.get(task, task),
             "steps": int(log["step"][-1]),
-            "tokens": int(log["tokens"][-1]),
+            # the log counts tokens per stretch of a resumed run: the whole run's from its steps
+            "tokens": int(log["step"][-1]) * int(train.get("batch_size", 1)) * int(train.get("grad_accum", 1))
+            * int(train.get("seq_len", 1)) if train.get("seq_len") else int(log["tokens"][-1]),
             "best_validation_nll": min(log["val_loss"]) if log["val_loss"] else None,
             "config": {k: v for k, v in train.items() if k not in ("data", "out")},
         },
