@@ -75,6 +75,7 @@ def test_studio_in_a_browser(server, tmp_path):
         page.set_input_files("#upload", str(EXAMPLES / "etude.musicxml"))
         page.wait_for_selector("#controls:not([hidden])")
         assert "84" in page.inner_text("#info") and "Measures" in page.inner_text("#info")
+        page.wait_for_selector("#reading", state="hidden")  # "reading etude.musicxml… N s" while it was read
         # the deadpan is listed beside the takes on opening
         page.wait_for_function("document.querySelector('#takes li') && "
                                "document.querySelector('#takes li').textContent.includes('deadpan')")  # fmt: skip

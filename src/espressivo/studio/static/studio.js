@@ -166,8 +166,17 @@ const upload = guarded(async () => {
   const file = $("upload").files[0];
   if (!file) return;
   if (state.maxUpload && file.size > state.maxUpload) throw new Error(`the file is larger than ${state.maxUpload / 1048576} MB`);
-  await opened(await api("POST", `/api/scores?name=${encodeURIComponent(file.name)}`, undefined, file));
+  await reading(file.name, async () => opened(await api("POST", `/api/scores?name=${encodeURIComponent(file.name)}`, undefined, file)));
 });
+
+async function reading(name, work) {  // a score being read says so, with the seconds it has taken
+  const started = Date.now(), status = $("reading");
+  const show = () => { status.textContent = `reading ${name}… ${Math.round((Date.now() - started) / 1000)} s`; };
+  show();
+  status.hidden = false;
+  const timer = setInterval(show, 500);
+  try { await work(); } finally { clearInterval(timer); status.hidden = true; }
+}
 
 const uploadReference = guarded(async () => {
   const file = $("reference").files[0];
@@ -179,7 +188,8 @@ const uploadReference = guarded(async () => {
 });
 
 const openExample = guarded(async () => {
-  await opened(await api("POST", `/api/examples/${encodeURIComponent($("examples").value)}`));
+  const which = $("examples").value;
+  await reading(which, async () => opened(await api("POST", `/api/examples/${encodeURIComponent(which)}`)));
 });
 
 // ------------------------------------------------------------------ takes
