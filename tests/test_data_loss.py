@@ -112,7 +112,10 @@ def test_a_killed_synth_leaves_no_writer_and_no_partial_file(tmp_path, how):
     n = 20_000  # about 40 minutes of music: fluidsynth writes for many seconds
     long = Performance.from_arrays(np.arange(n) * 0.12, np.full(n, 0.1), 40 + np.arange(n) % 48, 70)
     write_midi(long, tmp_path / "long.mid")
-    command = [sys.executable, "-m", "espressivo", "synth", str(tmp_path / "long.mid"), "-o", str(tmp_path / "o.wav")]
+    # as from a terminal, where Ctrl-C reaches it: a test run started in the background inherits SIGINT ignored
+    start = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from espressivo.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    command = [sys.executable, "-c", start, "synth", str(tmp_path / "long.mid"), "-o", str(tmp_path / "o.wav")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".o.wav.*.tmp.wav")):
