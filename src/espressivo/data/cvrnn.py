@@ -66,7 +66,6 @@ def piece_arrays(arrays: dict) -> dict:
 
 class CVRNNPairs:
     def __init__(self, root, split: str, config, notes: int = 120, augmentation: CVRNNAugmentation | None = None):
-
         self.c, self.notes, self.augmentation = config, int(notes), augmentation
         windows = PairWindows(root, split, notes=max(self.notes, 1), hop=max(self.notes, 1))
         self.pieces = []

@@ -91,7 +91,6 @@ def marks_of(score) -> np.ndarray:
 
 
 def _piece_job(job: tuple[list[dict], str, int]) -> list[dict]:
-
     items, out, min_matched = job
     results, score, features = [], None, None
     for item in items:
@@ -265,7 +264,6 @@ class RenderPairs:
     """
 
     def __init__(self, root, split: str, tokenizer, notes: int = 256, augmentation=None, score_tempo="written"):
-
         if score_tempo not in ("written", "performed"):
             raise EspressivoError("score_tempo must be written or performed")
         self.tok, self.notes, self.augmentation = tokenizer, int(notes), augmentation
@@ -301,7 +299,6 @@ class RenderPairs:
         self.weights = sizes / sizes.sum()
 
     def _window(self, piece: dict, start: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
-
         n, length = len(piece["pitch"]), self.notes
         first = max(start - 1, 0)  # one note before: the window's first IOI is measured from it
         sl = slice(first, min(start + length, n))

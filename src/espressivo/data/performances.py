@@ -66,7 +66,6 @@ class Item:
 
 
 def _read(source) -> tuple[object, np.ndarray | str]:
-
     try:
         return source, read_midi(source.path).notes
     except EspressivoError as err:

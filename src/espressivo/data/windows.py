@@ -41,7 +41,6 @@ class Track:
 
 
 def _read(source) -> tuple[object, Performance | str]:
-
     try:
         return source, read_midi(source.path)
     except EspressivoError as err:

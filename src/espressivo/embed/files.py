@@ -52,7 +52,6 @@ class FileEmbedder:
 
     @classmethod
     def load(cls, name_or_path: str, **settings) -> FileEmbedder:
-
         pretrained = load_pretrained(name_or_path)
         if not hasattr(pretrained.model, "pool"):  # pooled hidden states: an embedder, or a transformer's
             raise EspressivoError(
@@ -66,7 +65,6 @@ class FileEmbedder:
         return c.embed_dim if self.kind == "projection" else c.d_model
 
     def chunks(self, performance: Performance) -> list[Performance]:
-
         spans = chunk_spans(len(performance), self.chunk_notes, self.max_chunks)
         return [note_slice(performance.notes, start, count) for start, count in spans]
 

@@ -138,7 +138,6 @@ def feature_report(real: list[Performance], generated: list[Performance]) -> dic
 
 
 def plot_report(report: dict, real: list[Performance], generated: list[Performance], path) -> None:
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), layout="constrained")
     grid = np.linspace(21, 108, 200)

@@ -70,7 +70,6 @@ def regression_figures(pretrained, asap_root: Path | None = None, pieces: dict |
 
 
 def _renderer(pretrained, score_path: Path, performance_path: Path, alignment_path: Path) -> dict:
-
     score, performance, alignment = read_aligned(score_path, performance_path, alignment_path)
     human = note_view(score, encode_expression(score, performance, alignment).features)
     rendered = render(pretrained, score, RenderOptions.of(seed=0))[0].performance

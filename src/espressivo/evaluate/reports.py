@@ -116,7 +116,6 @@ def markdown_table(report: dict) -> str:
 
 
 def plot_report(report: dict, path) -> Path:
-
     plt = _pyplot()
     names = [n for n in report["systems"] if report["systems"][n]["per_note"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -172,7 +171,6 @@ def plot_tempo_curves(report: dict, path, piece: str | None = None) -> Path:
 
 
 def plot_histograms(stats: dict[str, list[dict]], path) -> Path:
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
     for ax, name in zip(axes, HIST_SPECS, strict=True):

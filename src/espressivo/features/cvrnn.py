@@ -286,7 +286,6 @@ def decode_performance(
 
 
 def _pedal_controls(notes: np.ndarray, patterns: np.ndarray) -> np.ndarray:
-
     times = pedal_sample_times(notes["onset_sec"], notes["duration_sec"]).reshape(-1)
     values = (((patterns[:, None] >> np.array([3, 2, 1, 0])[None, :]) & 1) * 127).reshape(-1)
     order = np.argsort(times, kind="stable")

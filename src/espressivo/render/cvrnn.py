@@ -21,8 +21,6 @@ relative to that, so no mean-tempo correction is applied afterwards (a steered "
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from espressivo.core import Alignment, Performance, Score
@@ -62,18 +60,6 @@ def _shift_rows(shift, n: int, z_dim: int) -> np.ndarray:
     if shift.shape != (n, z_dim) or not np.isfinite(shift).all():
         raise EspressivoError(f"the interpretation needs {z_dim} finite numbers (or one row of them per note)")
     return shift
-
-
-@contextmanager
-def one_thread():
-    """Note-by-note steps multiply tiny matrices: one thread is fastest (and leaves the machine to others)."""
-    torch = _torch()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run(
@@ -134,7 +120,7 @@ def reconstruct(model, context, x: np.ndarray) -> np.ndarray:
     torch = _torch()
     xs = torch.from_numpy(np.asarray(x, dtype=np.int64))[None]
     out = np.zeros_like(x)
-    with one_thread(), torch.inference_mode():
+    with torch_threads(1), torch.inference_mode():  # note by note: one thread is fastest
         state = model.new_state(1)
         for i in range(xs.size(1)):
             phi_x = model.embed_x(xs[:, i])
@@ -150,7 +136,7 @@ def render_cvrnn(
     reference_state=None,
 ) -> list:  # fmt: skip
     """Render ``score`` ``variations`` times (see the module docstring); ``Rendering`` objects as
-    :func:`espressivo.render.notewise` returns."""
+    :func:`espressivo.render.render` returns."""
 
     options = with_score_tempo(score, options)
     track = track_from_score(score, options.timing.tempo)
@@ -194,7 +180,7 @@ def interpret(pretrained, score: Score, performance: Performance, alignment: Ali
     track, x, _ = performed_track(score, performance, alignment)
     model = pretrained.model
     context = score_context(model, track)
-    with one_thread(), torch.inference_mode():
+    with torch_threads(1), torch.inference_mode():  # note by note: one thread is fastest
         state = model.new_state(1)
         zs = []
         xs = torch.from_numpy(x)[None]

@@ -75,7 +75,6 @@ def time_signatures(score: Score) -> list[tuple[float, int, int]]:
 
 
 def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) -> bytes:
-
     symusic = _symusic()
     quarters, seconds = anchors(score, perf, max_qpm=max_qpm)
     origin = min(0.0, float(quarters[0]))
@@ -119,5 +118,4 @@ def tempo_mapped_bytes(score: Score, perf: Performance, max_qpm: float = 300.0) 
 
 
 def write_tempo_mapped(score: Score, perf: Performance, path: str | os.PathLike, max_qpm: float = 300.0) -> None:
-
     atomic_write_bytes(path, tempo_mapped_bytes(score, perf, max_qpm))

@@ -12,7 +12,7 @@ Routes (all answers JSON unless a file; an error is ``{"error": "one line"}`` wi
 ``GET  /api/scores/{id}``              what ``espressivo info`` says, bars and dynamics
 ``POST /api/scores/{id}/takes``        queue a take: ``{"kind": "render", "model", "seed", "tempo", ...}``
 ``POST /api/scores/{id}/reference``    a performance MIDI of the score's opening, for CVRNN takes "like this"
-``GET  /api/scores/{id}/notation``  the score engraved (Verovio): how many SVG pages; ``/notation/K`` page K
+``GET  /api/scores/{id}/notation``    the score engraved (Verovio): how many SVG pages; ``/notation/K`` page K
 ``GET  /api/takes/{id}``               its state; ``?view=1`` adds notes, pedal and curves when done
 ``DELETE /api/takes/{id}``             cancel it; ``?remove=1``: delete a finished take and its files
 ``PATCH /api/takes/{id}``              ``{"name": "...", "star": true}``

@@ -1,7 +1,7 @@
 """The studio's work, apart from HTTP: scores opened, takes rendered in a bounded pool, their files and views.
 
 A *score* is an uploaded (or bundled) file read once (repeats unfolded, as ``espressivo render`` plays it).  A
-*take* is one performance of it: a rendering (any shipped renderer, through :func:`espressivo.render.notewise`
+*take* is one performance of it: a rendering (any shipped renderer, through :func:`espressivo.render.render`
 and its option groups), the deadpan, a pianist's performance (bundled and (n)ASAP examples), or a passage of
 another take rendered again (:mod:`espressivo.render.passage`).  Takes run in a pool of ``workers`` threads
 (each rendering on one torch thread, so never more model threads than cores), first come first served, at most
@@ -49,6 +49,7 @@ class ScoreEntry:
     warnings: tuple[str, ...] = ()  # what reading it had to say (repeats not expanded, markings not read, ...)
     source: Path | None = None  # the file it was read from (the store's copy of an upload, or the example's)
     notation_pages: int = 0  # pages engraved into the store (notation-K.svg), 0 before the first request
+    notation_total: int = 0  # pages the score has
 
 
 @dataclass
@@ -143,12 +144,10 @@ def take_label(settings: dict) -> str:
                       ("temperature", "variety ")):  # fmt: skip
         if settings.get(key, 1.0) not in (None, 1.0):
             words.append(f"{name}{settings[key]:g}")
-    shift = settings.get("interpretation")
+    shift = settings.get("interpretation")  # {"start": [...], "end": [...]} (_render_settings)
     if shift:
-        ends = [shift["start"], shift["end"]] if isinstance(shift, dict) else [shift, shift]
-        moved = " ".join(f"{v:+g} z{k + 1}" for k, v in enumerate(ends[0]) if v)
-        if ends[0] != ends[1]:
-            moved = (moved or "0") + " → " + (" ".join(f"{v:+g} z{k + 1}" for k, v in enumerate(ends[1]) if v) or "0")
+        start, end = (" ".join(f"{v:+g} z{k + 1}" for k, v in enumerate(shift[at]) if v) for at in ("start", "end"))
+        moved = start if shift["start"] == shift["end"] else f"{start or '0'} → {end or '0'}"
         if moved:
             words.append(f"interpretation {moved}")
     if settings.get("reference"):
@@ -204,10 +203,10 @@ def performance_view(score: Score, perf: Performance, alignment: Alignment | Non
     # each note's id in the score file (repeats unfolded carry "-K"): the notation lights these
     written = dict(zip(alignment.matches["performance_id"].astype(str).tolist(),
                        alignment.matches["score_id"].astype(str).tolist(), strict=True))  # fmt: skip
-    view["ids"] = [re.sub(r"-\d+$", "", written.get(str(i), "")) for i in notes["id"].tolist()]
+    played = [written.get(str(i), "") for i in notes["id"].tolist()]  # "" for an extra note
+    view["ids"] = [re.sub(r"-\d+$", "", s) for s in played]
     row = {str(k): r for r, k in enumerate(score.notes["id"].tolist())}  # and its score beat, as played
-    view["beats"] = [round(float(score.notes["onset_beat"][row[written[str(i)]]]), 4) if str(i) in written else None
-                     for i in notes["id"].tolist()]  # fmt: skip
+    view["beats"] = [round(float(score.notes["onset_beat"][row[s]]), 4) if s in row else None for s in played]
     try:
         curves = expression_curves(score, perf, alignment)
     except EspressivoError:
@@ -341,8 +340,8 @@ class Studio:
                     raise EspressivoError("this score's file was cleared from the studio's store: open it again")
                 folder = self.store.path(entry.id, "notation-1.svg").parent
                 folder.mkdir(parents=True, exist_ok=True)
-                entry.notation_pages, entry.summary["notation_total_pages"] = engrave(entry.source, folder)
-        return {"pages": entry.notation_pages, "total": entry.summary.get("notation_total_pages", 0)}
+                entry.notation_pages, entry.notation_total = engrave(entry.source, folder)
+        return {"pages": entry.notation_pages, "total": entry.notation_total}
 
     def notation_page(self, entry_id: str, page: int) -> Path:
         entry = self.score(entry_id)
@@ -403,9 +402,7 @@ class Studio:
             raise EspressivoError("the take is still being made: cancel it first")
         with self.lock:
             self.takes.pop(take.id, None)
-        import shutil
-
-        shutil.rmtree(self.store.root / take.id, ignore_errors=True)
+        self.store.remove(take.id)
 
     def take(self, take_id: str) -> Take:
         take = self.takes.get(take_id) if isinstance(take_id, str) else None

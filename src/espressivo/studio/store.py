@@ -50,6 +50,11 @@ class Store:
         atomic_write_bytes(path, data)
         return path
 
+    def remove(self, entry: str) -> None:
+        """Entry ``entry`` and all its files (a store id only)."""
+        if isinstance(entry, str) and ID.match(entry):
+            shutil.rmtree(self.root / entry, ignore_errors=True)
+
     def prune(self, in_use: set[str]) -> list[str]:
         """Bound the store by what it keeps: entries older than the age bound go; over the size bound, the audio
         of the least recently heard takes goes first (it is made again when asked for, from the take's MIDI), and

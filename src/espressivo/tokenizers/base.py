@@ -137,7 +137,6 @@ class Tokenizer(ABC):
         return {"tokenizer": self.name, "config": dataclasses.asdict(self.config), "vocab_size": len(self.vocab)}
 
     def save(self, path: str | os.PathLike, own: bool = False) -> None:
-
         atomic_write_bytes(path, json.dumps(self.to_dict(), indent=2).encode(), own=own)
 
 
@@ -168,7 +167,6 @@ def from_dict(spec: dict) -> Tokenizer:
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-
     try:
         spec = json.loads(read_bytes(path, 2**20))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -138,7 +138,6 @@ class _NoteTask:
         return out
 
     def model_settings(self) -> dict:
-
         return {"slot_sizes": slot_sizes(self.tokenizer), "time_step_ms": self.tokenizer.config.time_step_ms}
 
     weight_key = "loss_mask"  # the validation batches' weight: how many targets the loss counts
@@ -247,7 +246,6 @@ class PhraseTask(_NoteTask):
         self.val_windows = spread(list(validation.windows()), c.eval_windows)
 
     def model_settings(self) -> dict:
-
         return super().model_settings() | {
             "n_features": len(SCORE_FEATURES),
             "n_phrase_features": len(PHRASE_FEATURES) - len(SCORE_FEATURES),
@@ -289,7 +287,6 @@ class _SliceTask:
         return {"vocab_size": len(self.tokenizer.vocab), "pad_id": self.tokenizer.pad_id}
 
     def _rows(self, views, **extra) -> dict:
-
         idx, last = pack(self.tokenizer, views, self.c.seq_len)
         arrays = {"idx": idx, "last": last} | extra
         return {k: self.torch.from_numpy(np.asarray(v)).to(self.device) for k, v in arrays.items()}
@@ -305,7 +302,6 @@ class ContrastiveTask(_SliceTask):
     (``batch_size`` performances of distinct pieces) negatives; train files of the sources in ``data``."""
 
     def __init__(self, c, augmentation, device, rank: int):
-
         super().__init__(c, device)
         items, _ = load_items(c.data, splits=("train", "validation"))
         train = [i for i in items if i.split == "train"]
@@ -333,7 +329,6 @@ class ClassifyTask(_SliceTask):
         return bool(label)
 
     def __init__(self, c, augmentation, device, rank: int):
-
         super().__init__(c, device)
         if not c.label:
             raise EspressivoError("task classify needs `label`: composer, period or a labels CSV")

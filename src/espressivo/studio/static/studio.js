@@ -106,7 +106,6 @@ async function showNotation(score) {
     box.appendChild(page);
     box.hidden = false;
   }
-  markBars();
   if (info.total > info.pages) { note.textContent = `the first ${info.pages} of ${info.total} pages`; note.hidden = false; }
 }
 
@@ -128,12 +127,14 @@ function lightNotes() {  // the notes sounding at the playhead, lit on the notat
   }
 }
 
-function barOfBeat(beat) {  // the bar (as printed: 0 for a pickup) a score beat falls in
+function barIndex(beat) {  // the measure (as played, from 0) a score beat falls in
   const bars = state.score.info.bars || [];
   let k = 0;
   while (k + 1 < bars.length && bars[k + 1] <= beat + 1e-6) k++;
-  return k + (state.score.info.first_bar ?? 1);
+  return k;
 }
+
+function barOfBeat(beat) { return barIndex(beat) + (state.score.info.first_bar ?? 1); }  // as printed: a pickup is 0
 
 function markBars() {  // on the notation: the bars chosen to render again, and a passage take's re-rendered bars
   const take = selectedTake(), box = $("notation");
@@ -305,7 +306,6 @@ function select(id, play = false) {
   $("passage").hidden = !(take.kind === "render" || take.kind === "passage");
   renderTakes();
   draw();
-  markBars();
 }
 
 function selectedTake() { return state.takes.find((t) => t.id === state.selected); }
@@ -447,9 +447,7 @@ function position() {  // "bar 12, beat 2" under the playhead
   const beat = beatAt(selectedTake(), $("audio").currentTime || 0);
   const bars = state.score && state.score.info.bars || [];
   if (beat === null || !bars.length) return "";
-  let k = 0;
-  while (k + 1 < bars.length && bars[k + 1] <= beat + 1e-6) k++;
-  return `bar ${k + (state.score.info.first_bar ?? 1)}, beat ${Math.floor(beat - bars[k] + 1e-6) + 1}`;
+  return `bar ${barOfBeat(beat)}, beat ${Math.floor(beat - bars[barIndex(beat)] + 1e-6) + 1}`;
 }
 
 function loopCheck() {  // looping bars m-n: past the end of bar n, back to the start of bar m
@@ -463,7 +461,7 @@ function tick() {
   if (!$("audio").paused) { loopCheck(); draw(); }
   lightNotes();
   const marks = [state.selected, $("first-bar").value, $("last-bar").value, $("notation").childElementCount].join();
-  if (marks !== state.marks) { state.marks = marks; markBars(); }  // whatever changed them, and whenever
+  if (marks !== state.marks) { state.marks = marks; markBars(); }  // the one caller: whatever changed them
   $("position").textContent = position();
   $("loop-bars").textContent = `${$("first-bar").value}-${$("last-bar").value}`;
   requestAnimationFrame(tick);
@@ -508,7 +506,6 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
   }));
   $("audio").addEventListener("seeked", draw);
   $("compare").addEventListener("change", draw);
-  ["first-bar", "last-bar"].forEach((id) => $(id).addEventListener("input", markBars));
   document.addEventListener("keydown", (event) => {  // Space: play / pause, unless typing or on a control
     if (event.code !== "Space" || event.target.closest("input, select, textarea, button, audio")) return;
     event.preventDefault();
@@ -531,7 +528,6 @@ window.addEventListener("DOMContentLoaded", guarded(async () => {
       const bar = barOfBeat(take.view.beats[k]);
       if (event.shiftKey) $("last-bar").value = Math.max(bar, Number($("first-bar").value));
       else { $("first-bar").value = bar; $("last-bar").value = Math.max(bar, Number($("last-bar").value)); }
-      markBars();
       return;
     }
     const t = $("audio").currentTime || 0;
